@@ -1,0 +1,32 @@
+# `make demo` and `make test` each set up .venv on a fresh machine (once; re-runs skip the install).
+PY := .venv/bin/python
+STAMP := .venv/.installed
+FASHION := /usr/share/datasets/fashion-mnist
+
+.PHONY: demo test install data bench clean
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(PY) || python3 -m venv .venv
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt -e .
+	touch $(STAMP)
+
+install: $(STAMP) data
+
+# Fashion-MNIST (Debian package dataset-fashion-mnist) for the image recipes; skipped without apt-get.
+data:
+	@if [ ! -d $(FASHION) ] && command -v apt-get >/dev/null 2>&1; then \
+		(apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist >/dev/null) \
+		|| echo "warning: could not install dataset-fashion-mnist; image recipes will say so"; fi
+
+demo: install
+	$(PY) -m fmrecipes reproduce all --preset quick --out runs/demo
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+bench: $(STAMP)
+	$(PY) benchmarks/lm_throughput.py
+
+clean:
+	rm -rf runs .pytest_cache

@@ -1,0 +1,74 @@
+"""Atomic file and directory writes, and output-directory checks."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from ..errors import FmError
+
+
+def ensure_dir(path: str | Path, what: str = "output directory") -> Path:
+    """Create ``path`` as a directory; a clear error if a file is in the way."""
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise FmError(f"{what} {p} exists and is a file, not a directory")
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise FmError(f"{what} {p} cannot be created: a parent path is a file") from None
+    return p
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file and ``os.replace``: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+class AtomicDir:
+    """Context manager: fill a temporary sibling directory, then rename it to ``path`` on success.
+
+    A crash leaves only a ``.tmp-*`` directory, which readers ignore, so a half-written
+    directory is never mistaken for a complete one.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.tmp = self.path.parent / f".tmp-{self.path.name}-{os.getpid()}"
+
+    def __enter__(self) -> Path:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.tmp.exists():
+            shutil.rmtree(self.tmp)
+        self.tmp.mkdir()
+        return self.tmp
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            return
+        if self.path.exists():
+            old = self.path.parent / f".old-{self.path.name}-{os.getpid()}"
+            os.replace(self.path, old)
+            os.replace(self.tmp, self.path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(self.tmp, self.path)

@@ -1,0 +1,267 @@
+"""A decoder-only transformer (GPT) with the stability switches of arXiv 2410.16682.
+
+One readable file in the spirit of nanoGPT. The block is a standard pre-LN decoder
+(Megatron/NeMo style, the paper's baseline, Sec. B.2 of the notes):
+
+    h   = x + Proj(Attn(split(QKV(LN1(x)))))
+    out = h + FC2(act(FC1(LN2(h))))
+
+and each stability method is a named, combinable config field:
+
+* ``qk_norm``: normalise queries and keys before q·kᵀ. ``qk_norm_style="per_head"`` is the
+  Megatron-core / Rybakov et al. placement: a LayerNorm over ``head_dim`` applied to each head,
+  after the split and before RoPE. ``qk_norm_style="olmo2"`` is OLMo-2's: an RMSNorm over the full
+  projection width (all heads jointly), before the reshape into heads and before RoPE.
+* ``qkv_norm``: remove LN1 and normalise the QKV projection output instead. The paper does not say
+  whether that norm spans the fused QKV output or each of q, k, v separately (unverified), so
+  ``qkv_norm_style`` offers ``"fused"`` (one norm over 3·d) and ``"per_tensor"`` (one norm each for
+  q, k and v over d).
+* ``post_proj_norm`` / ``post_fc2_norm``: a norm on the attention output projection and on FC2's
+  output, before the residual add (QK_FC_norm = qk_norm + both).
+* ``attn_logit_cap``: soft-capping z -> c·tanh(z/c) of the scaled attention logits, before the mask
+  (c = 50 in the paper and Gemma 2). ``final_logit_cap`` caps the LM-head logits (30 in Gemma 2).
+
+Without a cap, attention runs through ``F.scaled_dot_product_attention`` (fused kernels); with a
+cap it needs the logits, so it runs an explicit path.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..errors import ConfigError
+
+
+@dataclass
+class GPTConfig:
+    vocab_size: int = 4096
+    seq_len: int = 128
+    n_layer: int = 4
+    n_head: int = 4
+    d_model: int = 128
+    mlp_ratio: float = 4.0
+    dropout: float = 0.0
+    bias: bool = False
+    tie_embeddings: bool = True
+    rope_theta: float = 10000.0
+    norm_type: Literal["layernorm", "rmsnorm"] = "layernorm"
+    norm_eps: float = 1e-5
+    init_std: float = 0.02
+    # Stability switches (arXiv 2410.16682); all off = the paper's baseline.
+    qk_norm: bool = False
+    qk_norm_style: Literal["per_head", "olmo2"] = "per_head"
+    qkv_norm: bool = False
+    qkv_norm_style: Literal["fused", "per_tensor"] = "fused"
+    post_proj_norm: bool = False
+    post_fc2_norm: bool = False
+    attn_logit_cap: float | None = None
+    final_logit_cap: float | None = None
+
+    def validate(self) -> None:
+        if self.d_model % self.n_head:
+            raise ConfigError(f"model.d_model={self.d_model} must be divisible by model.n_head={self.n_head}")
+        if (self.d_model // self.n_head) % 2:
+            raise ConfigError(f"model head_dim={self.d_model // self.n_head} must be even for RoPE")
+        for name in ("attn_logit_cap", "final_logit_cap"):
+            cap = getattr(self, name)
+            if cap is not None and cap <= 0:
+                raise ConfigError(f"model.{name}={cap} must be positive (or null for no cap)")
+        for name in ("vocab_size", "seq_len", "n_layer", "n_head", "d_model"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"model.{name}={getattr(self, name)} must be positive")
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_model // self.n_head
+
+
+def make_norm(kind: str, dim: int, eps: float, bias: bool) -> nn.Module:
+    """LayerNorm (mean-subtracting; Megatron, ViT-22B) or RMSNorm (OLMo 2, Gemma)."""
+    if kind == "layernorm":
+        return nn.LayerNorm(dim, eps=eps, bias=bias)
+    return nn.RMSNorm(dim, eps=eps)
+
+
+def softcap(z: torch.Tensor, cap: float) -> torch.Tensor:
+    """Soft-capping c·tanh(z/c) (Gemma 2; arXiv 2410.16682 'softmax capping')."""
+    return cap * torch.tanh(z / cap)
+
+
+def rope_cache(seq_len: int, head_dim: int, theta: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos/sin tables for rotary embeddings, half-rotation layout (as in Llama / OLMo 2)."""
+    inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim))
+    freqs = torch.outer(torch.arange(seq_len, dtype=torch.float32), inv_freq)
+    emb = torch.cat([freqs, freqs], dim=-1)
+    return emb.cos(), emb.sin()
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate (B, H, T, D) queries or keys by position."""
+    half = x.shape[-1] // 2
+    rotated = torch.cat([-x[..., half:], x[..., :half]], dim=-1)
+    return x * cos + rotated * sin
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, cfg: GPTConfig):
+        super().__init__()
+        self.cfg = cfg
+        d, hd = cfg.d_model, cfg.head_dim
+        self.qkv = nn.Linear(d, 3 * d, bias=cfg.bias)
+        self.proj = nn.Linear(d, d, bias=cfg.bias)
+        self.proj.residual_out = True  # type: ignore[attr-defined]
+        norm = lambda dim, kind=cfg.norm_type: make_norm(kind, dim, cfg.norm_eps, cfg.bias)  # noqa: E731
+        if cfg.qk_norm:
+            dim, kind = (hd, cfg.norm_type) if cfg.qk_norm_style == "per_head" else (d, "rmsnorm")
+            self.q_norm, self.k_norm = norm(dim, kind), norm(dim, kind)
+        if cfg.qkv_norm:
+            if cfg.qkv_norm_style == "fused":
+                self.qkv_ln = norm(3 * d)
+            else:
+                self.q_ln, self.k_ln, self.v_ln = norm(d), norm(d), norm(d)
+        self.post_proj_ln = norm(d) if cfg.post_proj_norm else None
+        # Set by the stability monitor: the largest attention logit of the last forward.
+        self.track_max_logit = False
+        self.last_max_logit: torch.Tensor | None = None
+
+    def _heads(self, t: torch.Tensor) -> torch.Tensor:
+        B, T, _ = t.shape
+        return t.view(B, T, self.cfg.n_head, self.cfg.head_dim).transpose(1, 2)
+
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        cfg = self.cfg
+        B, T, C = x.shape
+        qkv = self.qkv(x)
+        if cfg.qkv_norm and cfg.qkv_norm_style == "fused":
+            qkv = self.qkv_ln(qkv)
+        q, k, v = qkv.split(C, dim=-1)
+        if cfg.qkv_norm and cfg.qkv_norm_style == "per_tensor":
+            q, k, v = self.q_ln(q), self.k_ln(k), self.v_ln(v)
+        if cfg.qk_norm and cfg.qk_norm_style == "olmo2":
+            q, k = self.q_norm(q), self.k_norm(k)
+        q, k, v = self._heads(q), self._heads(k), self._heads(v)
+        if cfg.qk_norm and cfg.qk_norm_style == "per_head":
+            q, k = self.q_norm(q), self.k_norm(k)
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        dropout = cfg.dropout if self.training else 0.0
+        if cfg.attn_logit_cap is None and not self.track_max_logit:
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True)
+        else:
+            y = self._explicit_attention(q, k, v, dropout)
+        y = self.proj(y.transpose(1, 2).reshape(B, T, C))
+        return self.post_proj_ln(y) if self.post_proj_ln is not None else y
+
+    def _explicit_attention(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout: float) -> torch.Tensor:
+        """Attention with the logits materialised: scale, soft-cap, then mask (Gemma-2 eager order)."""
+        T = q.shape[-2]
+        z = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(q.shape[-1]))
+        if self.cfg.attn_logit_cap is not None:
+            z = softcap(z, self.cfg.attn_logit_cap)
+        if self.track_max_logit:
+            self.last_max_logit = z.detach().amax()
+        causal = torch.ones(T, T, dtype=torch.bool, device=q.device).tril()
+        z = z.masked_fill(~causal, float("-inf"))
+        att = torch.softmax(z.float(), dim=-1).to(q.dtype)
+        att = F.dropout(att, p=dropout, training=self.training)
+        return att @ v
+
+
+class MLP(nn.Module):
+    def __init__(self, cfg: GPTConfig):
+        super().__init__()
+        hidden = int(cfg.mlp_ratio * cfg.d_model)
+        self.fc1 = nn.Linear(cfg.d_model, hidden, bias=cfg.bias)
+        self.fc2 = nn.Linear(hidden, cfg.d_model, bias=cfg.bias)
+        self.fc2.residual_out = True  # type: ignore[attr-defined]
+        self.post_fc2_ln = make_norm(cfg.norm_type, cfg.d_model, cfg.norm_eps, cfg.bias) if cfg.post_fc2_norm else None
+        self.dropout = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.fc2(F.gelu(self.fc1(x)))
+        if self.post_fc2_ln is not None:
+            y = self.post_fc2_ln(y)
+        return self.dropout(y)
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: GPTConfig):
+        super().__init__()
+        # QKV_norm removes the attention pre-norm (its norm sits after the QKV projection instead).
+        self.ln_1 = None if cfg.qkv_norm else make_norm(cfg.norm_type, cfg.d_model, cfg.norm_eps, cfg.bias)
+        self.attn = CausalSelfAttention(cfg)
+        self.ln_2 = make_norm(cfg.norm_type, cfg.d_model, cfg.norm_eps, cfg.bias)
+        self.mlp = MLP(cfg)
+
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x) if self.ln_1 is not None else x, cos, sin)
+        return x + self.mlp(self.ln_2(x))
+
+
+class GPT(nn.Module):
+    """Decoder LM: ``forward(idx) -> logits`` of shape (B, T, vocab)."""
+
+    def __init__(self, cfg: GPTConfig):
+        super().__init__()
+        cfg.validate()
+        self.config = cfg
+        self.wte = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
+        self.ln_f = make_norm(cfg.norm_type, cfg.d_model, cfg.norm_eps, cfg.bias)
+        self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+        if cfg.tie_embeddings:
+            self.lm_head.weight = self.wte.weight
+        cos, sin = rope_cache(cfg.seq_len, cfg.head_dim, cfg.rope_theta)
+        self.register_buffer("rope_cos", cos, persistent=False)
+        self.register_buffer("rope_sin", sin, persistent=False)
+        self.apply(self._init_weights)
+
+    def _init_weights(self, module: nn.Module) -> None:
+        # GPT-2 init: N(0, 0.02), residual-output projections scaled by 1/sqrt(2·n_layer).
+        std = self.config.init_std
+        if isinstance(module, nn.Linear):
+            scale = 1 / math.sqrt(2 * self.config.n_layer) if getattr(module, "residual_out", False) else 1.0
+            nn.init.normal_(module.weight, mean=0.0, std=std * scale)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, mean=0.0, std=std)
+
+    def num_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        T = idx.shape[1]
+        if T > self.config.seq_len:
+            raise ValueError(f"sequence of length {T} exceeds model.seq_len={self.config.seq_len}")
+        cos, sin = self.rope_cos[:T].to(self.wte.weight.dtype), self.rope_sin[:T].to(self.wte.weight.dtype)
+        x = self.drop(self.wte(idx))
+        for block in self.blocks:
+            x = block(x, cos, sin)
+        logits = self.lm_head(self.ln_f(x))
+        if self.config.final_logit_cap is not None:
+            logits = softcap(logits, self.config.final_logit_cap)
+        return logits
+
+    @torch.no_grad()
+    def generate(self, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0,
+                 top_k: int | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Sample ``max_new_tokens`` tokens after ``idx`` (temperature 0 = greedy)."""
+        for _ in range(max_new_tokens):
+            logits = self(idx[:, -self.config.seq_len:])[:, -1, :].float()
+            if temperature <= 0:
+                nxt = logits.argmax(-1, keepdim=True)
+            else:
+                logits = logits / temperature
+                if top_k is not None:
+                    kth = torch.topk(logits, min(top_k, logits.shape[-1])).values[:, [-1]]
+                    logits = logits.masked_fill(logits < kth, float("-inf"))
+                nxt = torch.multinomial(torch.softmax(logits, -1), 1, generator=generator)
+            idx = torch.cat([idx, nxt], dim=1)
+        return idx

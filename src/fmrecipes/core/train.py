@@ -1,0 +1,267 @@
+"""One training loop for every recipe.
+
+AdamW with decay / no-decay parameter groups, linear warm-up + cosine decay, gradient clipping,
+gradient accumulation, bf16 autocast on GPU, DDP under torchrun, NaN/Inf detection, periodic
+atomic checkpoints and exact resume.
+
+Determinism: the examples of optimizer step ``s`` are drawn from a generator seeded by
+``(seed, s)``, and the global RNG (dropout) is reseeded every step, so a run resumed from a
+checkpoint replays exactly the batches and dropout masks of an uninterrupted run; the global batch is
+split across ranks, so N processes see the same examples as one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from ..errors import ConfigError, FmError, TrainingDiverged
+from . import dist
+from .checkpoint import latest_checkpoint, load_trainer_state, save_checkpoint, unwrap
+from .metrics import MetricsWriter, plot_curves, read_jsonl
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 200
+    batch_size: int = 16  # sequences per optimizer step, over all processes
+    micro_batch_size: int = 16  # sequences per forward/backward on one process
+    lr: float = 1e-3
+    min_lr_ratio: float = 0.1  # cosine decays to lr · min_lr_ratio
+    warmup_steps: int = 20
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.95
+    eps: float = 1e-8
+    grad_clip: float | None = 1.0
+    seed: int = 0
+    log_every: int = 10
+    eval_every: int = 50
+    eval_batches: int = 4
+    ckpt_every: int = 50
+    keep_checkpoints: int = 2
+    device: str = "auto"
+    precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast on GPU, fp32 on CPU
+    progress: bool = True
+    tensorboard: bool = False
+
+    def validate(self) -> None:
+        for name in ("steps", "batch_size", "micro_batch_size", "log_every", "eval_every", "ckpt_every",
+                     "eval_batches", "keep_checkpoints"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"train.{name}={getattr(self, name)} must be positive")
+        if self.lr <= 0:
+            raise ConfigError(f"train.lr={self.lr} must be positive")
+        if self.warmup_steps < 0:
+            raise ConfigError(f"train.warmup_steps={self.warmup_steps} must be >= 0")
+
+
+@dataclass
+class TrainResult:
+    step: int
+    val_loss: float | None
+    resumed_from: int | None
+    checkpoint: Path | None
+
+
+class Dataset(Protocol):
+    def __len__(self) -> int: ...
+
+    def batch(self, indices) -> Any: ...
+
+
+def lm_loss(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    """Mean next-token cross-entropy; works for our GPT (returns logits) and HF models (``.logits``)."""
+    x, y = batch
+    out = model(x)
+    logits = out.logits if hasattr(out, "logits") else out
+    return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1))
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Linear warm-up to ``lr`` over ``warmup_steps``, then cosine decay to ``lr·min_lr_ratio``."""
+    if step <= cfg.warmup_steps:
+        return cfg.lr * step / max(1, cfg.warmup_steps)
+    progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps))
+    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Weight decay on matrices (linear and embedding weights); none on biases and norm gains."""
+    decay, no_decay, seen = [], [], set()
+    for p in model.parameters():
+        if not p.requires_grad or id(p) in seen:
+            continue
+        seen.add(id(p))
+        (decay if p.dim() >= 2 else no_decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
+    return torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
+                             eps=cfg.eps)
+
+
+def _to(batch: Any, device: torch.device) -> Any:
+    if isinstance(batch, (tuple, list)):
+        return type(batch)(_to(b, device) for b in batch)
+    return batch.to(device, non_blocking=True) if isinstance(batch, torch.Tensor) else batch
+
+
+def _autocast(env: dist.DistEnv, precision: str):
+    use_bf16 = precision == "bf16" or (precision == "auto" and env.device.type == "cuda")
+    if use_bf16:
+        return torch.autocast(device_type=env.device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def step_indices(step: int, cfg: TrainConfig, n: int, env: dist.DistEnv) -> torch.Tensor:
+    """This rank's example indices for optimizer step ``step`` (a slice of the global batch)."""
+    g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
+    global_idx = torch.randint(n, (cfg.batch_size,), generator=g)
+    per_rank = cfg.batch_size // env.world_size
+    return global_idx[env.rank * per_rank:(env.rank + 1) * per_rank]
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, data: Dataset, cfg: TrainConfig, env: dist.DistEnv,
+             loss_fn: Callable = lm_loss) -> float:
+    """Mean loss over a fixed validation subset (the first ``eval_batches`` micro-batches)."""
+    was_training = model.training
+    model.eval()
+    n = min(len(data), cfg.eval_batches * cfg.micro_batch_size)
+    mine = list(range(env.rank, n, env.world_size))
+    total = torch.zeros(2, dtype=torch.float64, device=env.device)
+    for i in range(0, len(mine), cfg.micro_batch_size):
+        chunk = mine[i:i + cfg.micro_batch_size]
+        with _autocast(env, cfg.precision):
+            loss = loss_fn(model, _to(data.batch(chunk), env.device))
+        total += torch.stack([loss.double() * len(chunk), torch.tensor(float(len(chunk)), dtype=torch.float64,
+                                                                      device=env.device)])
+    total = dist.all_reduce_sum(total, env)
+    model.train(was_training)
+    return (total[0] / total[1]).item()
+
+
+def _load_weights(model: nn.Module, checkpoint: Path) -> None:
+    """Load a checkpoint's weights into ``model``; tied weights saved once are restored by the tie."""
+    from safetensors.torch import load_file
+
+    files = sorted(checkpoint.glob("*.safetensors"))
+    state: dict[str, torch.Tensor] = {}
+    for f in files:
+        state.update(load_file(str(f)))
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    aliases: dict[int, set[str]] = {}
+    for name, p in model.named_parameters(remove_duplicate=False):
+        aliases.setdefault(id(p), set()).add(name)
+    loaded = set(state)
+    really_missing = sorted(n for n, p in model.named_parameters(remove_duplicate=False)
+                            if n in missing and not aliases[id(p)] & loaded)
+    if unexpected or really_missing:
+        raise FmError(f"checkpoint {checkpoint} does not match the model (missing {really_missing[:3]}, "
+                      f"unexpected {sorted(unexpected)[:3]})")
+
+
+def train(model: nn.Module, train_data: Dataset, val_data: Dataset | None, cfg: TrainConfig,
+          run_dir: str | Path, env: dist.DistEnv | None = None, loss_fn: Callable = lm_loss,
+          tokens_per_example: int = 0,
+          on_step: Callable[[int, nn.Module], dict[str, float]] | None = None) -> TrainResult:
+    """Train ``model`` in ``run_dir`` for ``cfg.steps`` optimizer steps, resuming if a checkpoint exists.
+
+    ``on_step(step, model)`` may return extra metrics to log (the stability monitor uses it).
+    Raises :class:`TrainingDiverged` when the loss becomes NaN/Inf, before applying that update.
+    """
+    env = env or dist.setup(cfg.device)
+    run_dir = Path(run_dir)
+    micro = min(cfg.micro_batch_size, cfg.batch_size // env.world_size)
+    if micro < 1 or cfg.batch_size % (micro * env.world_size):
+        raise ConfigError(f"train.batch_size={cfg.batch_size} must be a multiple of train.micro_batch_size="
+                          f"{micro} x {env.world_size} processes")
+    accum = cfg.batch_size // (micro * env.world_size)
+    model.to(env.device)
+    optimizer = make_optimizer(model, cfg)
+    start, resumed = 0, None
+    ckpt = latest_checkpoint(run_dir)
+    if ckpt is not None:
+        state = load_trainer_state(ckpt)
+        _load_weights(model, ckpt)
+        optimizer.load_state_dict(state["optimizer"])
+        start = resumed = int(state["step"])
+    ddp_model = dist.wrap(model, env)
+    tb_dir = run_dir / "tensorboard" if cfg.tensorboard else None
+    metrics = MetricsWriter(run_dir / "metrics.jsonl", resume_step=start if resumed is not None else None,
+                            tensorboard_dir=tb_dir, enabled=env.is_main)
+    val_loss = None
+    bar = tqdm(total=cfg.steps, initial=start, disable=not (cfg.progress and env.is_main), desc=run_dir.name,
+               dynamic_ncols=True, leave=False)
+    ddp_model.train()
+    t_last, tokens_since = time.perf_counter(), 0
+    try:
+        for step in range(start + 1, cfg.steps + 1):
+            lr = lr_at(step, cfg)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            torch.manual_seed(cfg.seed * 1_000_003 + step)
+            idx = step_indices(step, cfg, len(train_data), env)
+            loss_sum = torch.zeros((), device=env.device)
+            for m in range(accum):
+                chunk = idx[m * micro:(m + 1) * micro]
+                sync = contextlib.nullcontext() if (m == accum - 1 or not env.distributed) else ddp_model.no_sync()
+                with sync:
+                    with _autocast(env, cfg.precision):
+                        loss = loss_fn(ddp_model, _to(train_data.batch(chunk), env.device))
+                    (loss / accum).backward()
+                loss_sum += loss.detach() / accum
+            loss_value = dist.all_reduce_mean(loss_sum, env).item()
+            grad_norm = (torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip or float("inf"))).item()
+            if not math.isfinite(loss_value) or not math.isfinite(grad_norm):
+                bad = loss_value if not math.isfinite(loss_value) else grad_norm
+                raise TrainingDiverged(step, bad, str(latest_checkpoint(run_dir) or "") or None)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            tokens_since += cfg.batch_size * tokens_per_example
+            bar.update(1)
+            record: dict[str, Any] = {}
+            if on_step is not None:
+                record.update(on_step(step, model))
+            if step % cfg.log_every == 0 or step == cfg.steps or step == 1:
+                now = time.perf_counter()
+                tps = tokens_since / max(now - t_last, 1e-9)
+                t_last, tokens_since = now, 0
+                record.update({"loss": loss_value, "lr": lr, "grad_norm": grad_norm, "tokens_per_s": tps})
+                bar.set_postfix(loss=f"{loss_value:.3f}", tok_s=f"{tps:,.0f}")
+            if val_data is not None and (step % cfg.eval_every == 0 or step == cfg.steps):
+                val_loss = evaluate(ddp_model, val_data, cfg, env, loss_fn)
+                record["val_loss"] = val_loss
+                if not math.isfinite(val_loss):
+                    raise TrainingDiverged(step, val_loss, str(latest_checkpoint(run_dir) or "") or None)
+            if record:
+                metrics.log({"step": step, **record})
+            if step % cfg.ckpt_every == 0 or step == cfg.steps:
+                if env.is_main:
+                    save_checkpoint(run_dir, step, model, optimizer, {"seed": cfg.seed}, keep=cfg.keep_checkpoints)
+                dist.barrier(env)
+    finally:
+        bar.close()
+        metrics.close()
+    if val_data is not None and val_loss is None:  # already complete: report the final validation loss
+        val_loss = evaluate(ddp_model, val_data, cfg, env, loss_fn)
+    if env.is_main:
+        records = read_jsonl(run_dir / "metrics.jsonl")
+        plot_curves(records, ["loss", "val_loss"], run_dir / "loss_curve.png", title=f"{run_dir.name}: loss")
+    return TrainResult(cfg.steps, val_loss, resumed, latest_checkpoint(run_dir))
+
+
+__all__ = ["TrainConfig", "TrainResult", "train", "evaluate", "lm_loss", "lr_at", "param_groups", "make_optimizer",
+           "unwrap"]

@@ -1,0 +1,66 @@
+"""``fmrecipes reproduce <recipe|all>``: run recipes' small-scale comparisons and write the report."""
+
+from __future__ import annotations
+
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+from .core.fileio import atomic_write_json, ensure_dir
+from .errors import FmError
+from .recipes import RECIPES, recipe_module
+
+PRESETS = ("smoke", "quick", "full")
+
+
+def machine() -> str:
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return f"{platform.node() or 'host'}: {platform.machine()}, {torch.get_num_threads()} threads, {gpu}, " \
+           f"Python {platform.python_version()}, torch {torch.__version__}"
+
+
+def run_recipe(name: str, preset: str, out: Path) -> dict:
+    """Run one recipe's ``reproduce`` and write ``out/<name>/summary.json``."""
+    module = recipe_module(name)
+    if module is None:
+        raise FmError(f"recipe '{name}' is not implemented yet")
+    recipe_dir = ensure_dir(out / name)
+    t0 = time.perf_counter()
+    summary = dict(module.reproduce(preset, recipe_dir))
+    summary.update({"preset": preset, "wall_time_s": round(time.perf_counter() - t0, 1), "machine": machine()})
+    atomic_write_json(recipe_dir / "summary.json", summary)
+    (recipe_dir / "failed.json").unlink(missing_ok=True)
+    return summary
+
+
+def reproduce(target: str, preset: str, out: str | Path) -> int:
+    """Run one recipe or all; ``all`` also writes the report. Returns the number of failed recipes."""
+    if preset not in PRESETS:
+        raise FmError(f"--preset {preset!r} is unknown; choose one of {', '.join(PRESETS)}")
+    if target != "all" and target not in RECIPES:
+        raise FmError(f"unknown recipe '{target}'; choose one of {', '.join(RECIPES)} or all")
+    out_dir = ensure_dir(out)
+    names = list(RECIPES) if target == "all" else [target]
+    failures = 0
+    for name in names:
+        if recipe_module(name) is None:
+            if target != "all":
+                raise FmError(f"recipe '{name}' is not implemented yet")
+            print(f"[{name}] not implemented yet")
+            continue
+        print(f"[{name}] reproducing with preset {preset} ...", flush=True)
+        try:
+            summary = run_recipe(name, preset, out_dir)
+            print(f"[{name}] done in {summary['wall_time_s']} s -> {out_dir / name / 'summary.json'}")
+        except FmError as exc:
+            failures += 1
+            atomic_write_json(ensure_dir(out_dir / name) / "failed.json", {"error": str(exc)})
+            print(f"[{name}] failed: {exc}")
+    if target == "all":
+        from .report import write_report
+
+        md, html = write_report(out_dir)
+        print(f"report: {md} and {html}")
+    return failures

@@ -1,0 +1,69 @@
+import json
+import shutil
+import subprocess
+
+import pytest
+
+from fmrecipes.recipes import RECIPES, implemented
+from fmrecipes.report import write_report
+from fmrecipes.reproduce import reproduce
+
+
+def _fake_summary(out, name):
+    d = out / name
+    d.mkdir(parents=True)
+    (d / "summary.json").write_text(json.dumps({"ppl.baseline": 11.5, "paper.ppl.baseline": 11.19,
+                                                "paper.only": 3, "preset": "smoke", "wall_time_s": 1.0,
+                                                "machine": "test"}))
+    (d / "config.yaml").write_text("lr: 0.1\n")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.plot([1, 2])
+    plt.savefig(d / "curve.png")
+    plt.close()
+
+
+def test_reproduce_all_reports_unimplemented_recipes(tmp_path):
+    failures = reproduce("all", "smoke", tmp_path)
+    assert failures == 0
+    md = (tmp_path / "report.md").read_text()
+    page = (tmp_path / "report.html").read_text()
+    for name in RECIPES:
+        assert f"## {name}" in md and f"<section id='{name}'>" in page
+        if name not in implemented():
+            assert "not implemented" in md.split(f"## {name}")[1].split("## ")[0]
+
+
+def test_report_tables_put_paper_numbers_beside_ours(tmp_path):
+    _fake_summary(tmp_path, "sim")
+    (tmp_path / "sso").mkdir()
+    (tmp_path / "sso" / "failed.json").write_text(json.dumps({"error": "boom <x>"}))
+    md, page = write_report(tmp_path)
+    text = md.read_text()
+    assert "| ppl.baseline | 11.5 | 11.19 |" in text
+    assert "| only |  | 3 |" in text
+    assert "**failed**: boom <x>" in text and "![curve](sim/curve.png)" in text
+    html = page.read_text()
+    assert "boom &lt;x&gt;" in html and "data:image/png;base64," in html and "src='sim/" not in html
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium is not installed (Debian package chromium)")
+def test_report_page_loads_in_headless_chromium(tmp_path):
+    _fake_summary(tmp_path, "sim")
+    _, page = write_report(tmp_path)
+    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+           "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'prof'}",
+           "--enable-logging=stderr", "--v=0", "--dump-dom", page.as_uri()]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    for name in RECIPES:
+        assert f'<section id="{name}">' in res.stdout
+    assert "<table>" in res.stdout
+    console_errors = [l for l in res.stderr.splitlines() if "CONSOLE" in l and "ERROR" in l.upper()]
+    assert not console_errors, console_errors

@@ -1,0 +1,169 @@
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from conftest import ROOT, run_cli, tiny_lm_args
+from fmrecipes.core.checkpoint import latest_checkpoint, load_lm, save_checkpoint
+from fmrecipes.core.gpt import GPT, GPTConfig
+from fmrecipes.core.train import TrainConfig, lr_at, param_groups, train
+from fmrecipes.errors import FmError, TrainingDiverged
+
+
+def test_lr_schedule_hand_values():
+    cfg = TrainConfig(lr=1.0, warmup_steps=10, steps=110, min_lr_ratio=0.1)
+    assert lr_at(5, cfg) == pytest.approx(0.5)
+    assert lr_at(10, cfg) == pytest.approx(1.0)
+    assert lr_at(60, cfg) == pytest.approx(0.1 + 0.9 * 0.5)  # half-way through the cosine
+    assert lr_at(110, cfg) == pytest.approx(0.1)
+
+
+def test_param_groups_decay_only_matrices():
+    model = GPT(GPTConfig(vocab_size=20, seq_len=8, n_layer=1, n_head=2, d_model=8, bias=True))
+    decay, no_decay = param_groups(model, 0.1)
+    assert all(p.dim() >= 2 for p in decay["params"]) and all(p.dim() < 2 for p in no_decay["params"])
+    n = sum(p.numel() for g in (decay, no_decay) for p in g["params"])
+    assert n == model.num_params()  # the tied embedding is counted once
+
+
+class Toy:
+    """A tiny learnable dataset: rows count up from a random start, modulo the vocabulary."""
+
+    def __init__(self, n=32, L=8, vocab=20):
+        g = torch.Generator().manual_seed(0)
+        self.rows = (torch.randint(0, vocab, (n, 1), generator=g) + torch.arange(L + 1)) % vocab
+
+    def __len__(self):
+        return len(self.rows)
+
+    def batch(self, idx):
+        r = self.rows[torch.as_tensor(list(idx))]
+        return r[:, :-1], r[:, 1:]
+
+
+def _toy_model():
+    torch.manual_seed(0)
+    return GPT(GPTConfig(vocab_size=20, seq_len=8, n_layer=1, n_head=2, d_model=16))
+
+
+def test_loss_decreases_and_checkpoints_written(tmp_path):
+    cfg = TrainConfig(steps=30, batch_size=8, micro_batch_size=4, lr=1e-2, warmup_steps=2, eval_every=10,
+                      ckpt_every=10, progress=False, device="cpu", log_every=1)
+    result = train(_toy_model(), Toy(), Toy(), cfg, tmp_path, tokens_per_example=8)
+    rows = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["loss"] < rows[0]["loss"] - 0.3
+    assert result.checkpoint == tmp_path / "checkpoints" / "step_00000030"
+    assert len(list((tmp_path / "checkpoints").iterdir())) == 2  # keep_checkpoints
+    assert (tmp_path / "loss_curve.png").stat().st_size > 1000
+
+
+def test_accumulation_matches_one_big_batch(tmp_path):
+    common = dict(steps=5, batch_size=8, lr=1e-2, warmup_steps=0, progress=False, device="cpu", log_every=1,
+                  eval_every=100, ckpt_every=100)
+    a = _toy_model()
+    train(a, Toy(), None, TrainConfig(micro_batch_size=8, **common), tmp_path / "a")
+    b = _toy_model()
+    train(b, Toy(), None, TrainConfig(micro_batch_size=2, **common), tmp_path / "b")
+    for pa, pb in zip(a.parameters(), b.parameters()):
+        assert torch.allclose(pa, pb, atol=1e-5)
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
+    cfg = TrainConfig(steps=30, batch_size=4, micro_batch_size=4, lr=1e-3, warmup_steps=0, ckpt_every=5,
+                      progress=False, device="cpu", eval_every=100)
+    model = _toy_model()
+
+    def poison(step, m):
+        if step == 12:  # corrupt a weight after step 12's update: step 13's loss is NaN
+            with torch.no_grad():
+                m.blocks[0].mlp.fc1.weight[0, 0] = float("nan")
+        return {}
+
+    with pytest.raises(TrainingDiverged, match=r"loss is nan at step 13; last good checkpoint kept at .*step_00000010"):
+        train(model, Toy(), None, cfg, tmp_path, on_step=poison)
+    good = latest_checkpoint(tmp_path)
+    assert good.name == "step_00000010"
+    assert all(torch.isfinite(t).all() for t in load_file(str(good / "model.safetensors")).values())
+
+
+def test_checkpoint_roundtrip_and_bad_dirs(tmp_path):
+    model = _toy_model()
+    opt = torch.optim.AdamW(model.parameters())
+    path = save_checkpoint(tmp_path, 3, model, opt, {})
+    back = load_lm(path)
+    x = torch.randint(0, 20, (2, 8))
+    assert torch.equal(back(x), model(x))
+    with pytest.raises(FmError, match="does not exist"):
+        load_lm(tmp_path / "nope")
+    half = tmp_path / "half"
+    half.mkdir()
+    (half / "config.json").write_text((path / "config.json").read_text())
+    with pytest.raises(FmError, match=r"incomplete or half-written \(missing model.safetensors\)"):
+        load_lm(half)
+    (half / "model.safetensors").write_bytes((path / "model.safetensors").read_bytes()[:100])
+    with pytest.raises(FmError, match="cannot be read"):
+        load_lm(half)
+
+
+def test_hidden_tmp_checkpoint_is_ignored(tmp_path):
+    (tmp_path / "checkpoints" / ".tmp-step_00000050-1").mkdir(parents=True)
+    (tmp_path / "checkpoints" / "step_00000040").mkdir()  # no trainer_state.pt: half-written
+    assert latest_checkpoint(tmp_path) is None
+
+
+def _weights(run: Path) -> dict:
+    return load_file(str(latest_checkpoint(run) / "model.safetensors"))
+
+
+def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path, corpus):
+    args = tiny_lm_args(corpus, tmp_path / "ref", **{"train.steps": 60, "train.ckpt_every": 10,
+                                                     "model.d_model": 64, "model.seq_len": 64})
+    ref = run_cli("lm", "train", *args)
+    assert ref.returncode == 0, ref.stderr
+    killed_args = [str(tmp_path / "killed") if a == str(tmp_path / "ref") else a for a in args]
+    proc = subprocess.Popen([sys.executable, "-m", "fmrecipes", "lm", "train", *killed_args], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    target = tmp_path / "killed" / "checkpoints" / "step_00000020"
+    deadline = time.time() + 120
+    while not target.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "training finished before it could be killed"
+    assert latest_checkpoint(tmp_path / "killed").name != "step_00000060"
+    resumed = run_cli("lm", "train", *killed_args)
+    assert resumed.returncode == 0, resumed.stderr
+    a, b = _weights(tmp_path / "ref"), _weights(tmp_path / "killed")
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.allclose(a[k], b[k], atol=1e-6), k
+    ref_rows = [json.loads(l) for l in (tmp_path / "ref" / "metrics.jsonl").read_text().splitlines()]
+    res_rows = [json.loads(l) for l in (tmp_path / "killed" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in ref_rows] == [r["step"] for r in res_rows]
+    assert [r["loss"] for r in ref_rows] == pytest.approx([r["loss"] for r in res_rows], abs=1e-6)
+
+
+def test_ddp_two_processes_match_one(tmp_path, corpus):
+    one = run_cli("lm", "train", *tiny_lm_args(corpus, tmp_path / "one"))
+    assert one.returncode == 0, one.stderr
+    torchrun = Path(sys.executable).with_name("torchrun")
+    two = subprocess.run([str(torchrun), "--nproc_per_node", "2", "-m", "fmrecipes", "lm", "train",
+                          *tiny_lm_args(corpus, tmp_path / "two")], capture_output=True, text=True, cwd=ROOT,
+                         timeout=300)
+    assert two.returncode == 0, two.stderr[-3000:]
+    r1 = [json.loads(l) for l in (tmp_path / "one" / "metrics.jsonl").read_text().splitlines()]
+    r2 = [json.loads(l) for l in (tmp_path / "two" / "metrics.jsonl").read_text().splitlines()]
+    assert len(r1) == len(r2) == 12
+    for a, b in zip(r1, r2):
+        assert a["loss"] == pytest.approx(b["loss"], abs=1e-4)
+        if "val_loss" in a:
+            assert a["val_loss"] == pytest.approx(b["val_loss"], abs=1e-4)
+    assert not math.isclose(r1[0]["loss"], r1[-1]["loss"])
