@@ -38,7 +38,7 @@ def test_help_lists_recipes_and_verbs(capsys):
     out = capsys.readouterr().out
     for word in ("stability", "miniplm", "sso", "tips", "altogether", "sim", "lm", "reproduce", "report"):
         assert word in out
-    for verb in (["lm", "train"], ["lm", "eval"], ["lm", "sample"], ["reproduce"], ["report"]):
+    for verb in (["lm", "train"], ["lm", "eval"], ["lm", "sample"], ["reproduce"], ["report"], ["stability", "sweep"]):
         with pytest.raises(SystemExit) as e:
             main([*verb, "--help"])
         assert e.value.code == 0
@@ -115,3 +115,8 @@ def test_rerun_of_finished_run_is_a_noop_and_eval_sample_work(capsys, finished_r
     assert '"val_ppl"' in capsys.readouterr().out
     assert main(["lm", "sample", str(finished_run), "--prompt", "The", "--max-new-tokens", "4"]) == 0
     assert capsys.readouterr().out.startswith("The")
+
+
+def test_stability_sweep_bad_variant(capsys, tmp_path):
+    _fails_with(capsys, ["stability", "sweep", "--out", str(tmp_path), "variants=[baseline, qk_nrom]"],
+                r"error: variants: unknown qk_nrom; choose from baseline, qk_norm, ")

@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 from conftest import ROOT, run_cli, tiny_lm_args
 from fmrecipes.core.checkpoint import latest_checkpoint, load_lm, save_checkpoint
 from fmrecipes.core.gpt import GPT, GPTConfig
-from fmrecipes.core.train import TrainConfig, lr_at, param_groups, train
+from fmrecipes.core.train import StepHooks, TrainConfig, lr_at, param_groups, train
 from fmrecipes.errors import FmError, TrainingDiverged
 
 
@@ -81,14 +81,15 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
                       progress=False, device="cpu", eval_every=100)
     model = _toy_model()
 
-    def poison(step, m):
-        if step == 12:  # corrupt a weight after step 12's update: step 13's loss is NaN
-            with torch.no_grad():
-                m.blocks[0].mlp.fc1.weight[0, 0] = float("nan")
-        return {}
+    class Poison(StepHooks):
+        def after_step(self, step, m):
+            if step == 12:  # corrupt a weight after step 12's update: step 13's loss is NaN
+                with torch.no_grad():
+                    m.blocks[0].mlp.fc1.weight[0, 0] = float("nan")
+            return {}
 
     with pytest.raises(TrainingDiverged, match=r"loss is nan at step 13; last good checkpoint kept at .*step_00000010"):
-        train(model, Toy(), None, cfg, tmp_path, on_step=poison)
+        train(model, Toy(), None, cfg, tmp_path, hooks=Poison())
     good = latest_checkpoint(tmp_path)
     assert good.name == "step_00000010"
     assert all(torch.isfinite(t).all() for t in load_file(str(good / "model.safetensors")).values())

@@ -161,10 +161,10 @@ class CausalSelfAttention(nn.Module):
         """Attention with the logits materialised: scale, soft-cap, then mask (Gemma-2 eager order)."""
         T = q.shape[-2]
         z = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(q.shape[-1]))
+        if self.track_max_logit:  # the raw logit, before capping: the quantity that grows when unstable
+            self.last_max_logit = z.detach().amax()
         if self.cfg.attn_logit_cap is not None:
             z = softcap(z, self.cfg.attn_logit_cap)
-        if self.track_max_logit:
-            self.last_max_logit = z.detach().amax()
         causal = torch.ones(T, T, dtype=torch.bool, device=q.device).tril()
         z = z.masked_fill(~causal, float("-inf"))
         att = torch.softmax(z.float(), dim=-1).to(q.dtype)

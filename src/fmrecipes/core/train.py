@@ -74,6 +74,17 @@ class TrainResult:
     checkpoint: Path | None
 
 
+class StepHooks:
+    """Optional per-step hooks: ``before_step`` runs before the step's forward passes, ``after_step``
+    after the optimizer update and returns extra metrics to log (the stability monitor uses both)."""
+
+    def before_step(self, step: int, model: nn.Module) -> None:
+        pass
+
+    def after_step(self, step: int, model: nn.Module) -> dict[str, float]:
+        return {}
+
+
 class Dataset(Protocol):
     def __len__(self) -> int: ...
 
@@ -176,13 +187,14 @@ def _load_weights(model: nn.Module, checkpoint: Path) -> None:
 def train(model: nn.Module, train_data: Dataset, val_data: Dataset | None, cfg: TrainConfig,
           run_dir: str | Path, env: dist.DistEnv | None = None, loss_fn: Callable = lm_loss,
           tokens_per_example: int = 0,
-          on_step: Callable[[int, nn.Module], dict[str, float]] | None = None) -> TrainResult:
+          hooks: StepHooks | None = None) -> TrainResult:
     """Train ``model`` in ``run_dir`` for ``cfg.steps`` optimizer steps, resuming if a checkpoint exists.
 
-    ``on_step(step, model)`` may return extra metrics to log (the stability monitor uses it).
+    ``hooks`` (a :class:`StepHooks`) may observe each step and add metrics to its record.
     Raises :class:`TrainingDiverged` when the loss becomes NaN/Inf, before applying that update.
     """
     env = env or dist.setup(cfg.device)
+    hooks = hooks or StepHooks()
     run_dir = Path(run_dir)
     micro = min(cfg.micro_batch_size, cfg.batch_size // env.world_size)
     if micro < 1 or cfg.batch_size % (micro * env.world_size):
@@ -214,6 +226,7 @@ def train(model: nn.Module, train_data: Dataset, val_data: Dataset | None, cfg: 
                 group["lr"] = lr
             torch.manual_seed(cfg.seed * 1_000_003 + step)
             idx = step_indices(step, cfg, len(train_data), env)
+            hooks.before_step(step, model)
             loss_sum = torch.zeros((), device=env.device)
             for m in range(accum):
                 chunk = idx[m * micro:(m + 1) * micro]
@@ -233,8 +246,7 @@ def train(model: nn.Module, train_data: Dataset, val_data: Dataset | None, cfg: 
             tokens_since += cfg.batch_size * tokens_per_example
             bar.update(1)
             record: dict[str, Any] = {}
-            if on_step is not None:
-                record.update(on_step(step, model))
+            record.update(hooks.after_step(step, model))
             if step % cfg.log_every == 0 or step == cfg.steps or step == 1:
                 now = time.perf_counter()
                 tps = tokens_since / max(now - t_last, 1e-9)
@@ -263,5 +275,5 @@ def train(model: nn.Module, train_data: Dataset, val_data: Dataset | None, cfg: 
     return TrainResult(cfg.steps, val_loss, resumed, latest_checkpoint(run_dir))
 
 
-__all__ = ["TrainConfig", "TrainResult", "train", "evaluate", "lm_loss", "lr_at", "param_groups", "make_optimizer",
+__all__ = ["TrainConfig", "TrainResult", "StepHooks", "train", "evaluate", "lm_loss", "lr_at", "param_groups", "make_optimizer",
            "unwrap"]

@@ -20,7 +20,7 @@ from ..core.hf import context_length, load_causal_lm
 from ..core.train import TrainResult, evaluate, train
 from ..errors import FmError
 from .config import LMConfig
-from .data import packed, prepare
+from ..data.prepared import packed, prepare
 
 
 def _build_model(cfg: LMConfig) -> tuple[nn.Module, int, int]:

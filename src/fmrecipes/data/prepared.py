@@ -10,8 +10,8 @@ from pathlib import Path
 from ..core import dist
 from ..core.fileio import atomic_write_json
 from ..core.tokenizer import load_tokenizer, train_bpe
-from ..data.corpora import CorpusConfig, load_documents, split
-from ..data.tokens import PackedDataset, TokenShard, write_shard
+from .corpora import CorpusConfig, load_documents, split
+from .tokens import PackedDataset, TokenShard, write_shard
 from ..errors import FmError
 
 

@@ -1,0 +1,77 @@
+"""``fmrecipes stability sweep`` / ``reproduce stability``: sweep, label, summarise, plot."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from .. import config as configlib
+from ..core.fileio import atomic_write_json, atomic_write_text, ensure_dir
+from ..presets import preset_path
+from . import plots
+from .config import StabilityConfig
+from .sweep import Run, aggregate, classify, run_sweep, stable_range
+from .variants import paper_numbers
+
+
+def summarize(cfg: StabilityConfig, results: list[dict[str, Any]]) -> tuple[dict[str, Any], dict, dict]:
+    """``max_stable_lr``, ``first_diverged_lr``, ``lr_gain`` (vs qk_norm) and ``ppl`` per variant."""
+    agg = aggregate(results)
+    labels = classify(agg, cfg.divergence)
+    grid = sorted(set(cfg.lrs))
+    summary: dict[str, Any] = {}
+    for v in cfg.variants:
+        largest, first_bad = stable_range(labels, v, grid)
+        summary[f"max_stable_lr.{v}"] = largest
+        summary[f"first_diverged_lr.{v}"] = first_bad
+        final = agg[(v, cfg.ppl_lr)]["final"]
+        summary[f"ppl.{v}"] = round(math.exp(final), 3) if math.isfinite(final) else None
+    ref = summary.get("max_stable_lr.qk_norm")
+    for v in cfg.variants:
+        ours = summary[f"max_stable_lr.{v}"]
+        summary[f"lr_gain.{v}"] = round(ours / ref, 3) if ours and ref else None
+    for (v, lr), label in sorted(labels.items()):
+        summary[f"label.{v}.lr_{lr:g}"] = label
+        summary[f"final_val_loss.{v}.lr_{lr:g}"] = round(agg[(v, lr)]["final"], 4)
+    summary["ppl_lr"] = cfg.ppl_lr
+    summary["seeds"] = len(cfg.seeds)
+    summary.update({k: v for k, v in paper_numbers().items() if k.split(".")[-1] in cfg.variants})
+    return summary, agg, labels
+
+
+def norm_plot_pair(cfg: StabilityConfig, labels: dict) -> tuple[Run, Run] | None:
+    """A diverging and a converging run at the same LR (baseline first), for the output-norm plot."""
+    for lr in sorted(set(cfg.lrs)):
+        bad = [v for v in cfg.variants if labels[(v, lr)] != "converged"]
+        good = [v for v in cfg.variants if labels[(v, lr)] == "converged"]
+        if bad and good:
+            b = "baseline" if "baseline" in bad else bad[0]
+            g = "qk_norm" if "qk_norm" in good else good[0]
+            return Run(b, lr, cfg.seeds[0]), Run(g, lr, cfg.seeds[0])
+    return None
+
+
+def run_experiment(cfg: StabilityConfig) -> dict[str, Any]:
+    out = ensure_dir(cfg.out)
+    configlib.dump_yaml(cfg, out / "config.yaml")
+    results = run_sweep(cfg)
+    summary, agg, labels = summarize(cfg, results)
+    plots.loss_vs_lr(agg, labels, cfg.variants, out / "final_loss_vs_lr.png")
+    pair = norm_plot_pair(cfg, labels)
+    if pair is not None:
+        runs = out / "runs"
+        plots.output_norms(runs / pair[0].name, runs / pair[1].name,
+                           (f"{pair[0].variant} (diverged)", f"{pair[1].variant} (converged)"),
+                           out / f"output_norms_lr_{pair[0].lr:g}.png")
+    records = [json.dumps({**r, "label": labels[(r["variant"], r["lr"])]}) + "\n" for r in results]
+    atomic_write_text(out / "metrics.jsonl", "".join(records))  # one record per run
+    atomic_write_json(out / "sweep_summary.json", summary)
+    return summary
+
+
+def reproduce(preset: str, out_dir: Path) -> dict[str, Any]:
+    """The paper's comparison at small scale with the preset config (``configs/stability/<preset>.yaml``)."""
+    cfg = configlib.load(StabilityConfig, preset_path("stability", preset), [f"out={out_dir}"])
+    return run_experiment(cfg)
