@@ -43,7 +43,7 @@ def test_report_tables_put_paper_numbers_beside_ours(tmp_path):
     (tmp_path / "sso" / "failed.json").write_text(json.dumps({"error": "boom <x>"}))
     md, page = write_report(tmp_path)
     text = md.read_text()
-    assert "| ppl.baseline | 11.5 | 11.19 |" in text
+    assert "| | ppl (ours) | ppl (paper) |" in text and "| baseline | 11.5 | 11.19 |" in text
     assert "| only |  | 3 |" in text
     assert "**failed**: boom <x>" in text and "![curve](sim/curve.png)" in text
     html = page.read_text()

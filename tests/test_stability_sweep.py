@@ -87,3 +87,19 @@ def test_reproduce_smoke_writes_summary_plots_and_resumes(tmp_path):
     assert json.loads((out / "summary.json").read_text())["ppl.baseline"] == summary["ppl.baseline"]
     report = (tmp_path / "report.md")
     assert not report.exists()  # only `reproduce all` writes the report
+
+
+def test_summary_by_hand():
+    from fmrecipes.stability.config import StabilityConfig
+    from fmrecipes.stability.experiment import summarize
+
+    cfg = StabilityConfig(variants=["baseline", "qk_norm"], lrs=[1e-3, 1e-2, 1e-1], ppl_lr=1e-3)
+    results = [_r("baseline", 1e-3, 4.0), _r("baseline", 1e-2, 4.9), _r("baseline", 1e-1, float("nan"), nan=True),
+               _r("qk_norm", 1e-3, 4.1), _r("qk_norm", 1e-2, 3.9), _r("qk_norm", 1e-1, 4.2)]
+    s, _, _ = summarize(cfg, results)
+    assert s["max_stable_lr.baseline"] == 1e-3 and s["first_diverged_lr.baseline"] == 1e-2
+    assert s["max_stable_lr.qk_norm"] == 1e-1 and s["first_diverged_lr.qk_norm"] == "none in grid"
+    assert s["lr_gain.baseline"] == 0.01 and s["lr_gain.qk_norm"] == 1.0
+    assert s["ppl.baseline"] == pytest.approx(math.exp(4.0), abs=1e-3)
+    assert s["label.baseline.lr_0.1"] == "nan" and s["paper.max_stable_lr.qk_norm"] == 0.04
+    assert "paper.ppl.qkv_norm" not in s  # only the variants that ran

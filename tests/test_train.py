@@ -168,3 +168,15 @@ def test_ddp_two_processes_match_one(tmp_path, corpus):
         if "val_loss" in a:
             assert a["val_loss"] == pytest.approx(b["val_loss"], abs=1e-4)
     assert not math.isclose(r1[0]["loss"], r1[-1]["loss"])
+
+
+def test_tensorboard_is_optional_with_a_clear_error(tmp_path):
+    cfg = TrainConfig(steps=2, batch_size=4, micro_batch_size=4, progress=False, device="cpu", tensorboard=True)
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        with pytest.raises(FmError, match=r"train.tensorboard=true needs the tensorboard package"):
+            train(_toy_model(), Toy(), None, cfg, tmp_path)
+    else:
+        train(_toy_model(), Toy(), None, cfg, tmp_path)
+        assert list((tmp_path / "tensorboard").glob("events.*"))

@@ -24,14 +24,15 @@ def summarize(cfg: StabilityConfig, results: list[dict[str, Any]]) -> tuple[dict
     summary: dict[str, Any] = {}
     for v in cfg.variants:
         largest, first_bad = stable_range(labels, v, grid)
-        summary[f"max_stable_lr.{v}"] = largest
-        summary[f"first_diverged_lr.{v}"] = first_bad
+        summary[f"max_stable_lr.{v}"] = largest if largest is not None else "below grid"
+        summary[f"first_diverged_lr.{v}"] = first_bad if first_bad is not None else "none in grid"
         final = agg[(v, cfg.ppl_lr)]["final"]
         summary[f"ppl.{v}"] = round(math.exp(final), 3) if math.isfinite(final) else None
     ref = summary.get("max_stable_lr.qk_norm")
     for v in cfg.variants:
         ours = summary[f"max_stable_lr.{v}"]
-        summary[f"lr_gain.{v}"] = round(ours / ref, 3) if ours and ref else None
+        numeric = isinstance(ours, float) and isinstance(ref, float)
+        summary[f"lr_gain.{v}"] = round(ours / ref, 3) if numeric else None
     for (v, lr), label in sorted(labels.items()):
         summary[f"label.{v}.lr_{lr:g}"] = label
         summary[f"final_val_loss.{v}.lr_{lr:g}"] = round(agg[(v, lr)]["final"], 4)

@@ -22,16 +22,17 @@ VARIANTS: dict[str, dict] = {
 # secondary sources, §B.4). QK_norm_cap did not diverge anywhere in the sweep (>= 60e-3).
 PAPER_MAX_STABLE_LR = {"baseline": 6e-3, "qk_norm": 40e-3, "qk_fc_norm": 40e-3, "qkv_norm": 60e-3,
                        "qk_norm_cap": 60e-3, "soft_cap": 40e-3}
-PAPER_FIRST_DIVERGED_LR = {"baseline": 8e-3, "qk_norm": 60e-3, "qk_fc_norm": 60e-3, "qkv_norm": 80e-3,
-                           "soft_cap": 60e-3}
+PAPER_FIRST_DIVERGED_LR: dict[str, float | str] = {"baseline": 8e-3, "qk_norm": 60e-3, "qk_fc_norm": 60e-3,
+                                                   "qkv_norm": 80e-3, "soft_cap": 60e-3,
+                                                   "qk_norm_cap": "none in grid"}
 # Perplexity at LR 3e-4 after 0.2T tokens (Table 4, ±0.1 at 95%; §B.5).
 PAPER_PPL = {"baseline": 11.19, "soft_cap": 11.24, "qkv_norm": 10.85, "qk_norm_cap": 11.00, "qk_norm": 10.84,
              "qk_fc_norm": 10.87}
 
 
-def paper_numbers() -> dict[str, float]:
+def paper_numbers() -> dict[str, float | str]:
     """The paper's numbers as ``paper.<metric>.<variant>`` summary keys."""
-    out: dict[str, float] = {}
+    out: dict[str, float | str] = {}
     for v, lr in PAPER_MAX_STABLE_LR.items():
         out[f"paper.max_stable_lr.{v}"] = lr
         out[f"paper.lr_gain.{v}"] = round(lr / PAPER_MAX_STABLE_LR["qk_norm"], 3)
