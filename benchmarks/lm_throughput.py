@@ -24,13 +24,10 @@ from fmrecipes.core.gpt import GPT, GPTConfig
 
 
 def llama(args) -> torch.nn.Module:
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from fmrecipes.core.hf import llama_like
 
-    cfg = LlamaConfig(vocab_size=args.vocab, hidden_size=args.d_model, intermediate_size=round(8 * args.d_model / 3),
-                      num_hidden_layers=args.n_layer, num_attention_heads=args.n_head,
-                      num_key_value_heads=args.n_head, max_position_embeddings=args.seq_len,
-                      tie_word_embeddings=False, attn_implementation="sdpa")
-    return LlamaForCausalLM(cfg)
+    return llama_like(GPTConfig(vocab_size=args.vocab, seq_len=args.seq_len, n_layer=args.n_layer,
+                                n_head=args.n_head, d_model=args.d_model, tie_embeddings=False))
 
 
 def ours(args, **switches) -> torch.nn.Module:

@@ -88,6 +88,13 @@ def test_shard_roundtrip_and_packing(tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp")]
 
 
+def test_domains_and_raw_rows(tmp_path):
+    shard = write_shard(tmp_path / "s", [[1, 2, 3], [4, 5]], eos_id=0, vocab_size=10, domains=["wiki", "bible"])
+    assert shard.domain_at(np.array([0, 3, 4, 6])) == ["wiki", "wiki", "bible", "bible"]
+    raw = write_shard(tmp_path / "r", [[1, 2], [3, 4]], eos_id=None, vocab_size=10)
+    assert list(raw.tokens) == [1, 2, 3, 4] and raw.domain_at(np.array([0])) == ["unknown"]
+
+
 def test_uint32_for_large_vocab(tmp_path):
     assert write_shard(tmp_path / "s", [[70000]], 0, 100000).tokens.dtype == np.uint32
 

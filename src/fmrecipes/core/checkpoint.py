@@ -38,6 +38,9 @@ def save_lm(model: nn.Module, directory: str | Path) -> None:
     model = unwrap(model)
     directory = Path(directory)
     if hasattr(model, "save_pretrained"):
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # one bar per checkpoint would drown the training bar
         model.save_pretrained(str(directory), safe_serialization=True)
         return
     if not isinstance(getattr(model, "config", None), GPTConfig):

@@ -30,3 +30,16 @@ def context_length(model: nn.Module) -> int | None:
         if isinstance(value, int):
             return value
     return None
+
+
+def llama_like(gpt_cfg) -> nn.Module:
+    """A randomly initialised ``LlamaForCausalLM`` with a GPT config's width, depth, heads, vocabulary and
+    length; SwiGLU's three matrices get intermediate size 8/3·d so parameters match a 4·d GELU MLP."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    d = gpt_cfg.d_model
+    cfg = LlamaConfig(vocab_size=gpt_cfg.vocab_size, hidden_size=d, intermediate_size=round(8 * d / 3),
+                      num_hidden_layers=gpt_cfg.n_layer, num_attention_heads=gpt_cfg.n_head,
+                      num_key_value_heads=gpt_cfg.n_head, max_position_embeddings=gpt_cfg.seq_len,
+                      tie_word_embeddings=gpt_cfg.tie_embeddings, attn_implementation="sdpa")
+    return LlamaForCausalLM(cfg)

@@ -61,8 +61,7 @@ def _build(data: CorpusConfig, vocab_size: int, data_dir: Path, tokenizer_src: s
         raise FmError(f"tokenizer has {len(tok)} tokens but the model's vocab_size is {vocab_size}")
     for name, part in (("train", train_docs), ("val", val_docs)):
         ids = tok([d.text for d in part], add_special_tokens=False)["input_ids"]
-        domains = sorted({d.domain for d in part})
-        write_shard(data_dir / name, ids, tok.eos_token_id, vocab_size, {"domains": domains})
+        write_shard(data_dir / name, ids, tok.eos_token_id, vocab_size, domains=[d.domain for d in part])
     atomic_write_json(data_dir / "prepared.json", {"fingerprint": fp, "num_docs": len(docs),
                                                    "train_docs": len(train_docs), "val_docs": len(val_docs)})
 

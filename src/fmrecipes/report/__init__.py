@@ -1,8 +1,9 @@
 """Collect every recipe's ``summary.json`` and plots into ``report.md`` and a self-contained ``report.html``.
 
-A summary is a flat mapping of dotted keys; a key ``paper.<k>`` holds the paper's number for ``<k>``
-and is shown beside ours. Keys ``<metric>.<entity>`` (e.g. ``ppl.qk_norm``) form the main table, one row per
-entity; other keys are listed below it. Recipes without a summary show as "not implemented" or "failed".
+A summary is a flat mapping of dotted keys; ``paper.<k>`` holds the paper's number for ``<k>`` and is shown
+beside ours. Keys ``<metric>.<entity>`` (``ppl.qk_norm``) form the main table, one row per entity;
+keys ``<metric>.<entity>.<column>`` (``val_loss.miniplm.small``) form one table per metric; other keys are
+listed last. Recipes without a summary show as "not implemented", "not run" or "failed".
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -26,28 +28,48 @@ def _fmt(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def split_summary(summary: dict[str, Any]) -> tuple[list[str], list[str], dict, list[tuple[str, str, str]]]:
-    """Pivot ``metric.entity`` keys into a table (entities x metrics, each cell (ours, paper)).
+@dataclass
+class Table:
+    title: str
+    header: list[str]
+    rows: list[list[str]] = field(default_factory=list)
 
-    Returns (entities, metrics, cells, details); keys of any other shape go to the details rows
-    (metric, ours, paper).
-    """
+
+def _grid(title: str, cells: dict[tuple[str, str], str], row_order: list[str], col_order: list[str],
+          corner: str = "") -> Table:
+    return Table(title, [corner, *col_order], [[r, *[cells.get((r, c), "") for c in col_order]] for r in row_order])
+
+
+def tables(summary: dict[str, Any]) -> list[Table]:
+    """The summary as tables (see the module docstring)."""
     ours = {k: v for k, v in summary.items() if not k.startswith("paper.") and k not in META_KEYS}
     paper = {k[len("paper."):]: v for k, v in summary.items() if k.startswith("paper.")}
-    entities: list[str] = []
-    metrics: list[str] = []
-    cells: dict[tuple[str, str], tuple[str, str]] = {}
-    details = []
-    for key in list(ours) + [k for k in paper if k not in ours]:
+    keys = list(ours) + [k for k in paper if k not in ours]
+    main: dict[tuple[str, str], str] = {}
+    main_rows: list[str] = []
+    main_cols: list[str] = []
+    per_metric: dict[str, tuple[dict, list[str], list[str]]] = {}
+    scalars = Table("other measurements", ["metric", "ours", "paper"])
+    for key in keys:
+        o, p = _fmt(ours.get(key)), _fmt(paper.get(key))
         parts = key.split(".")
         if len(parts) == 2:
             metric, entity = parts
-            metrics += [metric] if metric not in metrics else []
-            entities += [entity] if entity not in entities else []
-            cells[(entity, metric)] = (_fmt(ours.get(key)), _fmt(paper.get(key)))
+            for col, val in ((f"{metric} (ours)", o), (f"{metric} (paper)", p)):
+                main_cols += [col] if col not in main_cols else []
+                main[(entity, col)] = val
+            main_rows += [entity] if entity not in main_rows else []
+        elif len(parts) >= 3:
+            metric, entity, col = parts[0], parts[1], ".".join(parts[2:])
+            cells, rows, cols = per_metric.setdefault(metric, ({}, [], []))
+            rows += [entity] if entity not in rows else []
+            cols += [col] if col not in cols else []
+            cells[(entity, col)] = o if not p else (f"{o} (paper {p})" if o else f"(paper {p})")
         else:
-            details.append((key, _fmt(ours.get(key)), _fmt(paper.get(key))))
-    return entities, metrics, cells, details
+            scalars.rows.append([key, o, p])
+    out = [_grid("results", main, main_rows, main_cols)] if main_rows else []
+    out += [_grid(metric, cells, rows, cols) for metric, (cells, rows, cols) in per_metric.items()]
+    return out + ([scalars] if scalars.rows else [])
 
 
 def recipe_status(out_dir: Path, name: str) -> tuple[str, dict[str, Any]]:
@@ -69,6 +91,11 @@ def _config_text(out_dir: Path, name: str) -> str:
     return p.read_text() if p.is_file() else ""
 
 
+def _run_line(summary: dict[str, Any]) -> str:
+    return (f"Preset {summary.get('preset')}, wall time {summary.get('wall_time_s')} s, "
+            f"machine: {summary.get('machine')}.")
+
+
 def markdown(out_dir: Path) -> str:
     lines = ["# fmrecipes report", "", f"Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}.", ""]
     for name, desc in RECIPES.items():
@@ -78,19 +105,10 @@ def markdown(out_dir: Path) -> str:
             detail = f": {summary['error']}" if status == "failed" else ""
             lines += [f"**{status}**{detail}", ""]
             continue
-        lines += [f"Preset `{summary.get('preset')}`, wall time {summary.get('wall_time_s')} s, "
-                  f"machine: {summary.get('machine')}.", ""]
-        entities, metrics, cells, details = split_summary(summary)
-        if entities:
-            lines += ["| | " + " | ".join(f"{m} (ours) | {m} (paper)" for m in metrics) + " |",
-                      "| --- " * (1 + 2 * len(metrics)) + "|"]
-            for e in entities:
-                row = [x for m in metrics for x in cells.get((e, m), ("", ""))]
-                lines.append(f"| {e} | " + " | ".join(row) + " |")
-            lines.append("")
-        if details:
-            lines += ["| metric | ours | paper |", "| --- | --- | --- |"]
-            lines += [f"| {k} | {o} | {p} |" for k, o, p in details]
+        lines += [_run_line(summary), ""]
+        for t in tables(summary):
+            lines += [f"**{t.title}**", "", "| " + " | ".join(t.header) + " |", "|" + " --- |" * len(t.header)]
+            lines += ["| " + " | ".join(r) + " |" for r in t.rows]
             lines.append("")
         lines += [f"![{p.stem}]({name}/{p.name})" for p in _plots(out_dir, name)]
         if _config_text(out_dir, name):
@@ -100,10 +118,10 @@ def markdown(out_dir: Path) -> str:
     return "\n".join(lines)
 
 
-CSS = """body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;color:#222}
-table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}
+CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:.5em 0 1.2em}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}
 th{background:#f3f3f3}.status{font-weight:bold;color:#a33}img{max-width:100%;display:block;margin:8px 0}
-pre{background:#f6f6f6;padding:8px;overflow:auto}"""
+pre{background:#f6f6f6;padding:8px;overflow:auto}h3{font-size:1em;margin-bottom:0}"""
 
 
 def html_page(out_dir: Path) -> str:
@@ -118,21 +136,12 @@ def html_page(out_dir: Path) -> str:
             detail = f": {e(summary['error'])}" if status == "failed" else ""
             parts.append(f"<p class='status'>{e(status)}{detail}</p></section>")
             continue
-        parts.append(f"<p>Preset <code>{e(str(summary.get('preset')))}</code>, wall time "
-                     f"{e(str(summary.get('wall_time_s')))} s, machine: {e(str(summary.get('machine')))}.</p>")
-        entities, metrics, cells, details = split_summary(summary)
-        if entities:
-            parts.append("<table><tr><th></th>" + "".join(f"<th>{e(m)} (ours)</th><th>{e(m)} (paper)</th>"
-                                                         for m in metrics) + "</tr>")
-            for ent in entities:
-                row = "".join(f"<td>{e(x)}</td>" for m in metrics for x in cells.get((ent, m), ("", "")))
-                parts.append(f"<tr><th>{e(ent)}</th>{row}</tr>")
+        parts.append(f"<p>{e(_run_line(summary))}</p>")
+        for t in tables(summary):
+            parts.append(f"<h3>{e(t.title)}</h3><table><tr>" + "".join(f"<th>{e(h)}</th>" for h in t.header) + "</tr>")
+            parts += ["<tr><th>" + e(r[0]) + "</th>" + "".join(f"<td>{e(c)}</td>" for c in r[1:]) + "</tr>"
+                      for r in t.rows]
             parts.append("</table>")
-        if details:
-            parts.append("<details><summary>all measurements</summary><table><tr><th>metric</th><th>ours</th>"
-                         "<th>paper</th></tr>")
-            parts += [f"<tr><td>{e(k)}</td><td>{e(o)}</td><td>{e(p)}</td></tr>" for k, o, p in details]
-            parts.append("</table></details>")
         for p in _plots(out_dir, name):
             data = base64.b64encode(p.read_bytes()).decode()
             parts.append(f"<img alt='{e(p.stem)}' title='{e(p.stem)}' src='data:image/png;base64,{data}'>")

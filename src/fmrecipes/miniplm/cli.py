@@ -1,0 +1,161 @@
+"""``fmrecipes miniplm train-ref | train-teacher | score | select | pretrain``."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from pathlib import Path
+
+from ..core import dist
+from ..core.checkpoint import latest_checkpoint, load_lm
+from ..core.gpt import GPT
+from ..data.tokens import PackedDataset, TokenShard
+from ..errors import FmError
+from .config import SELECTORS, MiniPLMConfig
+from .pool import Subset, build_pool
+from .score import load_scores, model_vocab, score
+from .select import selector_scores, top_alpha, write_refined
+from .stages import compute_matched_steps, num_params, sized, train_model
+
+
+def _cfg(args: argparse.Namespace) -> MiniPLMConfig:
+    from ..cli import load_config
+
+    return load_config(MiniPLMConfig, args)
+
+
+def _load_model(path: str):
+    """A checkpoint directory, a run directory (its latest checkpoint) or a Hugging Face model directory."""
+    p = Path(path)
+    ckpt = latest_checkpoint(p) if (p / "checkpoints").is_dir() else p
+    if ckpt is None:
+        raise FmError(f"run directory {p} has no complete checkpoint yet")
+    return load_lm(ckpt)
+
+
+def _train_ref(args: argparse.Namespace) -> int:
+    cfg = _cfg(args)
+    pool = build_pool(cfg)
+    train_model(sized(cfg.reference, cfg.vocab_size, cfg.seq_len), cfg.reference_train,
+                Subset(pool.train, pool.ref_indices), pool.val, Path(cfg.out) / "models" / "reference")
+    print(Path(cfg.out) / "models" / "reference")
+    return 0
+
+
+def _train_teacher(args: argparse.Namespace) -> int:
+    cfg = _cfg(args)
+    pool = build_pool(cfg)
+    train_model(sized(cfg.teacher, cfg.vocab_size, cfg.seq_len), cfg.teacher_train, pool.train, pool.val,
+                Path(cfg.out) / "models" / "teacher")
+    print(Path(cfg.out) / "models" / "teacher")
+    return 0
+
+
+def _score(args: argparse.Namespace) -> int:
+    cfg = _cfg(args)
+    env = dist.setup(cfg.student_train.device)
+    pool = build_pool(cfg, env)
+    model = _load_model(args.model)
+    text = None
+    own_tok = Path(args.model) / "tokenizer.json"
+    if own_tok.is_file() and not (Path(args.model) / "checkpoints").is_dir():
+        from ..core.tokenizer import load_tokenizer
+
+        model_tok = load_tokenizer(args.model)
+        if model_tok.get_vocab() != pool.tokenizer.get_vocab():
+            text = (pool.tokenizer, model_tok)  # another family: score the text with its own tokenizer
+            if model_vocab(model) < len(model_tok):
+                raise FmError(f"model {args.model} has a vocabulary of {model_vocab(model)} tokens, which does "
+                              f"not cover its own tokenizer's {len(model_tok)}")
+    if text is None and model_vocab(model) < len(pool.tokenizer):
+        raise FmError(f"model {args.model} has a vocabulary of {model_vocab(model)} tokens, which does not cover "
+                      f"the corpus tokenizer's {len(pool.tokenizer)}; give the model directory its own tokenizer")
+    out = Path(cfg.out) / "scores" / args.name
+    scores = score(model, pool.train, pool.pool_indices, out, pool.pool_hash, args.name, cfg.score_batch_size,
+                   cfg.score_chunk, env, text)
+    dist.teardown(env)
+    if env.is_main:
+        print(json.dumps({"scores": str(out / "scores.npy"), "count": len(scores), "mean_nll": float(scores.mean())}))
+    return 0
+
+
+def _select(args: argparse.Namespace) -> int:
+    cfg = _cfg(args)
+    if not 0.0 < args.alpha <= 1.0:
+        raise FmError(f"--alpha {args.alpha} must be in (0, 1]")
+    pool = build_pool(cfg)
+    root, n = Path(cfg.out) / "scores", len(pool.pool_indices)
+    get = lambda name: load_scores(root / name, pool.pool_hash, n)  # noqa: E731
+    needs = {"miniplm": ("teacher", "reference"), "teacher-loss": ("teacher",), "rho": ("rho_proxy", "reference"),
+             "random": ()}[args.method]
+    nll = {name: get(name) for name in needs}
+    scores = selector_scores(args.method, nll.get("teacher"), nll.get("reference"), nll.get("rho_proxy"), n=n,
+                             seed=cfg.student_train.seed)
+    kept = top_alpha(scores, args.alpha)
+    out = Path(cfg.out) / "refined" / args.method
+    report = write_refined(out, pool.train, pool.pool_indices, kept, pool.domains(pool.train, pool.pool_indices),
+                           cfg.vocab_size, args.method, args.alpha)
+    print(json.dumps(report))
+    return 0
+
+
+def _pretrain(args: argparse.Namespace) -> int:
+    cfg = _cfg(args)
+    pool = build_pool(cfg)
+    students = {s.name: s for s in cfg.students}
+    if args.student not in students:
+        raise FmError(f"--student {args.student!r} is not in the config's students ({', '.join(students)})")
+    L = cfg.seq_len
+    model_cfg = sized(students[args.student].model, cfg.vocab_size, L)
+    if args.data == "full":
+        data = Subset(pool.train, pool.pool_indices)
+    else:
+        data = PackedDataset(TokenShard(Path(cfg.out) / "refined" / args.data / "shard"), L,
+                             f"refined corpus {args.data}", stride=L + 1)
+    train_cfg, teacher = cfg.student_train, None
+    if args.kd == "vanilla":
+        if not args.teacher:
+            raise FmError("--kd vanilla needs --teacher PATH")
+        teacher = _load_model(args.teacher)
+        if args.compute_matched:
+            steps = compute_matched_steps(train_cfg.steps, num_params(GPT(model_cfg)), num_params(teacher))
+            train_cfg = dataclasses.replace(train_cfg, steps=steps)
+    tag = f"{args.data.replace('/', '_')}{'_kd' if teacher is not None else ''}"
+    run = Path(cfg.out) / "students" / args.student / tag
+    _, result = train_model(model_cfg, train_cfg, data, pool.val, run, teacher=teacher, kd_ratio=cfg.kd_ratio,
+                            temperature=cfg.kd_temperature)
+    print(json.dumps({"run": str(run), "val_loss": result.val_loss}))
+    return 0
+
+
+def register_cli(sub) -> None:
+    from ..cli import add_config_args
+
+    p = sub.add_parser("miniplm", help="knowledge distillation for pre-training by difference sampling "
+                                       "(arXiv 2410.17215)")
+    verbs = p.add_subparsers(dest="verb", required=True, metavar="<verb>", parser_class=type(p))
+    v = verbs.add_parser("train-ref", help="train the reference LM on D_ref (held out from scoring)")
+    add_config_args(v)
+    v.set_defaults(func=_train_ref)
+    v = verbs.add_parser("train-teacher", help="train the teacher LM on every training instance")
+    add_config_args(v)
+    v.set_defaults(func=_train_teacher)
+    v = verbs.add_parser("score", help="per-instance mean token log-likelihood of D under a model (torchrun-able)")
+    add_config_args(v)
+    v.add_argument("--model", required=True, help="run dir, checkpoint dir, or Hugging Face causal-LM dir")
+    v.add_argument("--name", required=True, help="score set name (teacher, reference, ...) under OUT/scores/")
+    v.set_defaults(func=_score)
+    v = verbs.add_parser("select", help="keep the top-alpha instances of D by a selector; write the refined corpus")
+    add_config_args(v)
+    v.add_argument("--alpha", type=float, default=0.5)
+    v.add_argument("--method", choices=SELECTORS, default="miniplm")
+    v.set_defaults(func=_select)
+    v = verbs.add_parser("pretrain", help="pretrain a student on D ('full') or a refined corpus")
+    add_config_args(v)
+    v.add_argument("--student", required=True, help="a student name from the config")
+    v.add_argument("--data", default="full", help="'full' or the selector name of a refined corpus")
+    v.add_argument("--kd", choices=["none", "vanilla"], default="none", help="online Vanilla KD")
+    v.add_argument("--teacher", help="teacher model for --kd vanilla")
+    v.add_argument("--compute-matched", action="store_true", help="Vanilla KD steps x 3Ns/(3Ns+Nt)")
+    v.set_defaults(func=_pretrain)

@@ -1,0 +1,55 @@
+"""Configuration of the MiniPLM recipe (arXiv 2410.17215)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..core.gpt import GPTConfig
+from ..core.train import TrainConfig
+from ..data.corpora import CorpusConfig
+from ..errors import ConfigError
+
+METHODS = ("no_kd", "vanilla_kd", "vanilla_kd_steps", "random", "miniplm", "rho")
+SELECTORS = ("miniplm", "random", "teacher-loss", "rho")
+
+
+@dataclass
+class StudentSpec:
+    name: str = "small"
+    model: GPTConfig = field(default_factory=GPTConfig)
+
+
+@dataclass
+class MiniPLMConfig:
+    out: str = "runs/miniplm"
+    data: CorpusConfig = field(default_factory=CorpusConfig)
+    # Every model here shares the corpus tokenizer, vocab_size and seq_len (they override the model sections).
+    vocab_size: int = 2048
+    seq_len: int = 64
+    ref_fraction: float = 0.1  # D_ref: instances held out from scoring; the reference LM trains on them
+    teacher: GPTConfig = field(default_factory=GPTConfig)
+    teacher_train: TrainConfig = field(default_factory=TrainConfig)
+    reference: GPTConfig = field(default_factory=GPTConfig)
+    reference_train: TrainConfig = field(default_factory=TrainConfig)
+    students: list[StudentSpec] = field(default_factory=lambda: [StudentSpec()])
+    student_train: TrainConfig = field(default_factory=TrainConfig)  # the no-KD budget: steps x batch tokens
+    alpha: float = 0.5
+    methods: list[str] = field(default_factory=lambda: list(METHODS))
+    kd_ratio: float = 0.5  # Vanilla KD: (1 - kd_ratio)·CE + kd_ratio·soft-label CE (the official trainer)
+    kd_temperature: float = 1.0
+    rho_proxy_steps: int = 50  # RHO's student proxy: a student trained this many steps on a random slice of D
+    cross_family: bool = True  # also train a Llama student (Hugging Face class) on no_kd and miniplm data
+    score_batch_size: int = 32
+    score_chunk: int = 512  # instances per resumable scoring chunk
+
+    def validate(self) -> None:
+        if not 0.0 < self.alpha <= 1.0:
+            raise ConfigError(f"alpha={self.alpha} must be in (0, 1]")
+        if not 0.0 < self.ref_fraction < 1.0:
+            raise ConfigError(f"ref_fraction={self.ref_fraction} must be in (0, 1)")
+        bad = [m for m in self.methods if m not in METHODS]
+        if bad:
+            raise ConfigError(f"methods: unknown {', '.join(bad)}; choose from {', '.join(METHODS)}")
+        names = [s.name for s in self.students]
+        if not names or len(set(names)) != len(names):
+            raise ConfigError(f"students must have distinct names, got {names}")

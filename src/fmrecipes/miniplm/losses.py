@@ -1,0 +1,41 @@
+"""MiniPLM's losses and scores as pure functions (arXiv 2410.17215)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def instance_nll(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-instance mean token negative log-likelihood (nats), shape (B,): the length-normalised score the
+    official scorer computes (fp32 cross-entropy summed under the mask, divided by the mask's sum)."""
+    nll = F.cross_entropy(logits.float().transpose(1, 2), targets, reduction="none")  # (B, T)
+    if mask is None:
+        return nll.mean(dim=1)
+    mask = mask.to(nll.dtype)
+    return (nll * mask).sum(1) / mask.sum(1).clamp_min(1)
+
+
+def difference_score(nll_teacher: torch.Tensor, nll_ref: torch.Tensor) -> torch.Tensor:
+    """r(x) = log p(x)/p_ref(x) per token = NLL_ref(x) - NLL_teacher(x) (Eq. 4, length-normalised as in the code).
+
+    High r: hard for the small reference but learnable by the teacher (kept); r < 0: noise (dropped).
+    """
+    return nll_ref - nll_teacher
+
+
+def rho_score(nll_student: torch.Tensor, nll_irreducible: torch.Tensor) -> torch.Tensor:
+    """RHO-LOSS (arXiv 2206.07137): training loss of the (proxy) student minus the irreducible-loss model's."""
+    return nll_student - nll_irreducible
+
+
+def vanilla_kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, targets: torch.Tensor,
+                    kd_ratio: float = 0.5, temperature: float = 1.0) -> torch.Tensor:
+    """(1 - kd_ratio)·CE(targets) + kd_ratio·(-Σ_v p_teacher(v) log q(v)), per-token mean (the official
+    VanillaKDPreTrainer, temperature 1 by default)."""
+    V = student_logits.shape[-1]
+    s = student_logits.float().reshape(-1, V)
+    ce = F.cross_entropy(s, targets.reshape(-1))
+    p_t = torch.softmax(teacher_logits.float().reshape(-1, V) / temperature, dim=-1)
+    soft = -(p_t * torch.log_softmax(s / temperature, dim=-1)).sum(-1).mean()
+    return (1 - kd_ratio) * ce + kd_ratio * soft

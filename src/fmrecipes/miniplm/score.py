@@ -1,0 +1,138 @@
+"""Stage 2: per-instance mean token log-likelihood of every instance of D, resumable and rank-sharded.
+
+Micro-batches of ``batch_size`` instances are dealt round-robin to ranks, so every instance is computed in
+exactly the same micro-batch whatever the number of processes (2-rank scores equal 1-rank scores bit for
+bit). Each chunk of ``chunk`` instances is saved atomically; a killed run resumes at the first missing chunk.
+The result ``scores.npy`` (float32, aligned with D's order) comes with ``meta.json`` holding the hash of
+the instance index, which ``select`` checks.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+from tqdm.auto import tqdm
+
+from ..core import dist
+from ..core.fileio import atomic_write_json, ensure_dir
+from ..errors import FmError
+from .losses import instance_nll
+
+
+def model_vocab(model: nn.Module) -> int:
+    return model.get_input_embeddings().num_embeddings if hasattr(model, "get_input_embeddings") \
+        else model.config.vocab_size
+
+
+def _logits(model: nn.Module, x: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+    if attention_mask is None:
+        out = model(x)
+    else:
+        out = model(input_ids=x, attention_mask=attention_mask, use_cache=False)
+    return out.logits if hasattr(out, "logits") else out
+
+
+@torch.inference_mode()
+def score_batch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.device,
+                text_tokenizers: tuple | None = None) -> np.ndarray:
+    """Mean token NLL of each instance. With ``text_tokenizers=(corpus_tok, model_tok)`` the instance is
+    decoded to text and re-encoded with the model's own tokenizer (a teacher of another family)."""
+    use_bf16 = device.type == "cuda"
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+        if text_tokenizers is None:
+            nll = instance_nll(_logits(model, x.to(device)), y.to(device))
+        else:
+            corpus_tok, model_tok = text_tokenizers
+            rows = torch.cat([x[:, :1], y], dim=1)
+            texts = corpus_tok.batch_decode(rows.tolist())
+            enc = model_tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+            ids, mask = enc["input_ids"].to(device), enc["attention_mask"].to(device)
+            logits = _logits(model, ids, mask)
+            nll = instance_nll(logits[:, :-1], ids[:, 1:], mask[:, 1:])
+    return nll.float().cpu().numpy()
+
+
+def score(model: nn.Module, data, indices: np.ndarray, out_dir: str | Path, pool_hash: str, name: str,
+          batch_size: int = 32, chunk: int = 512, env: dist.DistEnv | None = None,
+          text_tokenizers: tuple | None = None, progress: bool = True) -> np.ndarray:
+    """Score ``data`` rows ``indices`` with ``model`` into ``out_dir`` (scores.npy + meta.json)."""
+    env = env or dist.DistEnv()
+    out = Path(out_dir)
+    final = out / "scores.npy"
+    if (out / "meta.json").is_file():
+        meta = json.loads((out / "meta.json").read_text())
+        if meta["pool_hash"] != pool_hash:
+            raise FmError(f"score file {out} was computed on another corpus or instance order "
+                          f"(hash {meta['pool_hash'][:12]} != {pool_hash[:12]}); use a new output directory")
+        return np.load(final)
+    if env.is_main:
+        ensure_dir(out / "chunks")
+    dist.barrier(env)
+    model.eval().to(env.device)
+    n = len(indices)
+    n_chunks = math.ceil(n / chunk)
+    bar = tqdm(total=n, desc=f"score {name}", unit="inst", disable=not (progress and env.is_main))
+    for c in range(n_chunks):
+        path = out / "chunks" / f"chunk_{c:06d}.npy"
+        lo, hi = c * chunk, min(n, (c + 1) * chunk)
+        if path.is_file():
+            bar.update(hi - lo)
+            continue
+        starts = list(range(lo, hi, batch_size))
+        mine = np.full(hi - lo, np.nan, dtype=np.float32)
+        for j, s in enumerate(starts):
+            if j % env.world_size != env.rank:
+                continue
+            e = min(hi, s + batch_size)
+            x, y = data.batch(indices[s:e])
+            mine[s - lo:e - lo] = score_batch(model, x, y, env.device, text_tokenizers)
+        merged = _merge(mine, env)
+        if env.is_main:
+            tmp = path.with_suffix(".tmp.npy")
+            np.save(tmp, merged)
+            tmp.replace(path)
+        dist.barrier(env)
+        bar.update(hi - lo)
+    bar.close()
+    scores = np.concatenate([np.load(out / "chunks" / f"chunk_{c:06d}.npy") for c in range(n_chunks)]) \
+        if n_chunks else np.zeros(0, np.float32)
+    if env.is_main:
+        tmp = out / "scores.tmp.npy"
+        np.save(tmp, scores)
+        tmp.replace(final)
+        atomic_write_json(out / "meta.json", {"pool_hash": pool_hash, "count": int(n), "name": name,
+                                              "mean_nll": float(scores.mean()) if n else None})
+    dist.barrier(env)
+    return scores
+
+
+def _merge(mine: np.ndarray, env: dist.DistEnv) -> np.ndarray:
+    """Each rank filled its own micro-batches (NaN elsewhere); combine them into one array."""
+    if not env.distributed:
+        return mine
+    t = torch.from_numpy(np.nan_to_num(mine, nan=0.0)).double()
+    filled = torch.from_numpy(~np.isnan(mine)).double()
+    t, filled = dist.all_reduce_sum(t, env), dist.all_reduce_sum(filled, env)
+    assert bool((filled == 1).all()), "every instance must be scored by exactly one rank"
+    return t.float().numpy()
+
+
+def load_scores(out_dir: str | Path, expected_hash: str | None = None, expected_count: int | None = None) -> np.ndarray:
+    """Scores of a finished ``score`` run; one-line errors for missing, partial or mismatched files."""
+    out = Path(out_dir)
+    if not (out / "meta.json").is_file() or not (out / "scores.npy").is_file():
+        raise FmError(f"score directory {out} is missing or incomplete (no meta.json/scores.npy); run `score` first")
+    meta = json.loads((out / "meta.json").read_text())
+    scores = np.load(out / "scores.npy")
+    if len(scores) != meta["count"] or (expected_count is not None and len(scores) != expected_count):
+        raise FmError(f"score file {out / 'scores.npy'} has {len(scores)} scores, expected "
+                      f"{expected_count if expected_count is not None else meta['count']}")
+    if expected_hash is not None and meta["pool_hash"] != expected_hash:
+        raise FmError(f"score file {out} comes from another corpus or instance order "
+                      f"(hash {meta['pool_hash'][:12]}, expected {expected_hash[:12]})")
+    return scores

@@ -1,0 +1,74 @@
+"""Stages 1 and 4: train an LM on a set of instances (reference, teacher, students, with optional online
+Vanilla KD), and evaluate a student on the held-out split, overall and per domain."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from ..core import dist
+from ..core.gpt import GPT, GPTConfig
+from ..core.hf import llama_like
+from ..core.train import TrainConfig, TrainResult, lm_loss, train
+from .losses import vanilla_kd_loss
+from .score import _logits, score_batch
+
+
+def sized(model_cfg: GPTConfig, vocab_size: int, seq_len: int) -> GPTConfig:
+    return dataclasses.replace(model_cfg, vocab_size=vocab_size, seq_len=seq_len)
+
+
+def kd_loss_fn(teacher: nn.Module, kd_ratio: float, temperature: float):
+    """A ``loss_fn`` for the core loop: online Vanilla KD against a frozen teacher."""
+    teacher.eval()
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+
+    def loss(model: nn.Module, batch) -> torch.Tensor:
+        x, y = batch
+        with torch.no_grad():
+            t = _logits(teacher, x)
+        return vanilla_kd_loss(_logits(model, x), t, y, kd_ratio, temperature)
+
+    return loss
+
+
+def train_model(model_cfg: GPTConfig | None, train_cfg: TrainConfig, data, val, run_dir: Path,
+                env: dist.DistEnv | None = None, teacher: nn.Module | None = None, kd_ratio: float = 0.5,
+                temperature: float = 1.0, hf_llama: bool = False) -> tuple[nn.Module, TrainResult]:
+    """Train a fresh GPT (or a Llama of the same shape) on ``data``; resumes/finishes like ``lm train``."""
+    env = env or dist.DistEnv(device=dist.resolve_device(train_cfg.device))
+    torch.manual_seed(train_cfg.seed)
+    model = llama_like(model_cfg) if hf_llama else GPT(model_cfg)
+    loss = kd_loss_fn(teacher.to(env.device), kd_ratio, temperature) if teacher is not None else lm_loss
+    result = train(model, data, val, train_cfg, run_dir, env, loss_fn=loss, tokens_per_example=model_cfg.seq_len)
+    return model, result
+
+
+def compute_matched_steps(steps: int, n_student: int, n_teacher: int) -> int:
+    """Vanilla KD's step budget at equal training FLOPs: steps·3N_s/(3N_s + N_t) (the paper's rule)."""
+    return max(1, round(steps * 3 * n_student / (3 * n_student + n_teacher)))
+
+
+def num_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
+
+
+@torch.inference_mode()
+def val_losses(model: nn.Module, val, domains: list[str], batch_size: int, device: torch.device,
+               limit: int | None = None) -> dict[str, float]:
+    """Mean per-instance validation loss over the first ``limit`` instances, overall ('all') and per domain."""
+    n = len(val) if limit is None else min(limit, len(val))
+    per = np.concatenate([score_batch(model, *val.batch(range(s, min(n, s + batch_size))), device)
+                          for s in range(0, n, batch_size)])
+    by_domain: dict[str, list[float]] = defaultdict(list)
+    for v, d in zip(per, domains[:n]):
+        by_domain[d].append(float(v))
+    out = {"all": float(per.mean())}
+    out.update({d: float(np.mean(v)) for d, v in sorted(by_domain.items())})
+    return out

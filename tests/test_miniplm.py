@@ -1,0 +1,223 @@
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from conftest import ROOT, run_cli
+from fmrecipes.data.tokens import PackedDataset, TokenShard, write_shard
+from fmrecipes.errors import FmError
+from fmrecipes.miniplm.losses import difference_score, instance_nll, rho_score, vanilla_kd_loss
+from fmrecipes.miniplm.score import load_scores, score
+from fmrecipes.miniplm.select import selector_scores, top_alpha
+from fmrecipes.miniplm.stages import compute_matched_steps
+
+SMOKE = ROOT / "configs" / "miniplm" / "smoke.yaml"
+
+
+def test_instance_nll_by_hand():
+    # One instance, two positions, vocabulary 2: logits (0, ln 3) -> p = (1/4, 3/4).
+    logits = torch.tensor([[[0.0, math.log(3)], [0.0, math.log(3)]]])
+    targets = torch.tensor([[1, 0]])
+    expected = (-math.log(0.75) - math.log(0.25)) / 2
+    assert instance_nll(logits, targets).item() == pytest.approx(expected, abs=1e-6)
+    masked = instance_nll(logits, targets, torch.tensor([[1, 0]]))  # only the first position counts
+    assert masked.item() == pytest.approx(-math.log(0.75), abs=1e-6)
+
+
+def test_difference_score_matches_the_paper_example():
+    # Appendix example: -log p = 1.26, -log p_ref = 4.20 per token -> r = 2.94 (selected).
+    r = difference_score(torch.tensor([1.26]), torch.tensor([4.20]))
+    assert r.item() == pytest.approx(2.94, abs=1e-6)
+    assert rho_score(torch.tensor([3.0]), torch.tensor([2.5])).item() == pytest.approx(0.5)
+
+
+def test_vanilla_kd_loss_by_hand():
+    torch.manual_seed(0)
+    s, t, y = torch.randn(2, 3, 5), torch.randn(2, 3, 5), torch.randint(0, 5, (2, 3))
+    ce = F.cross_entropy(s.reshape(-1, 5), y.reshape(-1))
+    soft = -(torch.softmax(t, -1) * torch.log_softmax(s, -1)).sum(-1).mean()
+    assert vanilla_kd_loss(s, t, y, 0.5).item() == pytest.approx((0.5 * ce + 0.5 * soft).item(), abs=1e-6)
+    assert vanilla_kd_loss(s, t, y, 0.0).item() == pytest.approx(ce.item(), abs=1e-6)
+    one_hot_teacher = F.one_hot(y, 5).float() * 100  # a teacher certain of the label: KD term = CE
+    assert vanilla_kd_loss(s, one_hot_teacher, y, 1.0).item() == pytest.approx(ce.item(), abs=1e-4)
+
+
+def test_compute_matched_steps():
+    assert compute_matched_steps(100, n_student=100, n_teacher=900) == 25  # 300 / 1200 of the budget
+    assert compute_matched_steps(10, 1, 10**9) == 1
+
+
+def test_top_alpha_is_deterministic_and_keeps_order():
+    scores = np.array([0.1, 5.0, 3.0, 5.0, -1.0, 2.0])
+    assert top_alpha(scores, 0.5).tolist() == [1, 2, 3]
+    assert top_alpha(np.array([1.0, 1.0, 1.0, 1.0]), 0.5).tolist() == [0, 1]  # ties: earlier first
+    assert top_alpha(scores, 1.0).tolist() == list(range(6))
+    for bad in (0.0, -0.5, 1.5):
+        with pytest.raises(FmError, match="alpha=.* must be in \\(0, 1\\]"):
+            top_alpha(scores, bad)
+    nll_t, nll_r = np.array([2.0, 1.0, 3.0]), np.array([2.5, 4.0, 2.0])
+    assert selector_scores("miniplm", nll_t, nll_r).tolist() == [0.5, 3.0, -1.0]
+    assert top_alpha(selector_scores("teacher-loss", nll_t, nll_r), 0.34).tolist() == [1]
+    r1 = selector_scores("random", n=10, seed=3)
+    assert np.array_equal(r1, selector_scores("random", n=10, seed=3))
+
+
+class Tiny(torch.nn.Module):
+    """A bigram model: logits depend only on the current token."""
+
+    def __init__(self, vocab=50):
+        super().__init__()
+        torch.manual_seed(0)
+        self.emb = torch.nn.Embedding(vocab, vocab)
+
+    def forward(self, x):
+        return self.emb(x)
+
+
+@pytest.fixture()
+def shard_data(tmp_path):
+    rng = np.random.default_rng(0)
+    write_shard(tmp_path / "shard", [rng.integers(1, 50, 400).tolist()], 0, 50)
+    return PackedDataset(TokenShard(tmp_path / "shard"), 8)
+
+
+def test_score_resumes_after_losing_chunks_with_identical_scores(tmp_path, shard_data):
+    idx = np.arange(0, len(shard_data), 2)
+    full = score(Tiny(), shard_data, idx, tmp_path / "a", "h", "t", batch_size=4, chunk=6, progress=False)
+    assert full.shape == (len(idx),)
+    manual = instance_nll(Tiny()(shard_data.batch(idx[:3])[0]), shard_data.batch(idx[:3])[1])
+    assert np.allclose(full[:3], manual.detach().numpy(), atol=1e-6)
+    # Simulate a kill: the final files and the last chunks never got written.
+    out = tmp_path / "a"
+    (out / "meta.json").unlink()
+    (out / "scores.npy").unlink()
+    chunks = sorted((out / "chunks").iterdir())
+    kept = {c: c.stat().st_mtime_ns for c in chunks[:2]}
+    for c in chunks[2:]:
+        c.unlink()
+    again = score(Tiny(), shard_data, idx, out, "h", "t", batch_size=4, chunk=6, progress=False)
+    assert np.array_equal(again, full)
+    assert all(c.stat().st_mtime_ns == t for c, t in kept.items())
+
+
+def test_score_alignment_is_checked(tmp_path, shard_data):
+    idx = np.arange(len(shard_data))
+    score(Tiny(), shard_data, idx, tmp_path / "s", "hash-a", "t", progress=False)
+    with pytest.raises(FmError, match="comes from another corpus or instance order"):
+        load_scores(tmp_path / "s", expected_hash="hash-b")
+    with pytest.raises(FmError, match=r"has \d+ scores, expected 3"):
+        load_scores(tmp_path / "s", expected_hash="hash-a", expected_count=3)
+    with pytest.raises(FmError, match="computed on another corpus or instance order"):
+        score(Tiny(), shard_data, idx, tmp_path / "s", "hash-b", "t", progress=False)
+    with pytest.raises(FmError, match="missing or incomplete"):
+        load_scores(tmp_path / "nothing")
+
+
+def test_truncated_shard_is_a_clear_error(tmp_path):
+    write_shard(tmp_path / "s", [[1, 2, 3, 4]], 0, 10)
+    with open(tmp_path / "s" / "tokens.bin", "r+b") as f:
+        f.truncate(4)
+    with pytest.raises(FmError, match="is truncated or corrupt"):
+        TokenShard(tmp_path / "s")
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    from fmrecipes.reproduce import reproduce
+
+    out = tmp_path_factory.mktemp("mp")
+    assert reproduce("miniplm", "smoke", out) == 0
+    return out / "miniplm"
+
+
+def test_reproduce_smoke_summary(smoke_run):
+    s = json.loads((smoke_run / "summary.json").read_text())
+    for method in ("no_kd", "vanilla_kd", "vanilla_kd_steps", "random", "miniplm", "rho"):
+        assert math.isfinite(s[f"val_loss.{method}.s16"]) and s[f"flops.{method}"] > 0
+    assert s["flops.vanilla_kd"] < s["flops.vanilla_kd_steps"]  # fewer steps at matched compute
+    assert s["flops.miniplm"] > s["flops.random"]  # the offline teacher forward is counted once
+    assert "val_loss.miniplm.llama" in s and "val_loss_news.no_kd.s16" in s
+    assert s["kept_fraction_miniplm.news"] == pytest.approx(0.5, abs=0.01)
+    assert (smoke_run / "val_loss_vs_tokens.png").stat().st_size > 5000
+    sel = json.loads((smoke_run / "refined" / "miniplm" / "selection.json").read_text())
+    kept = np.load(smoke_run / "refined" / "miniplm" / "kept.npy")
+    assert sel["kept"] == len(kept) and np.all(np.diff(kept) > 0)  # corpus order kept
+
+
+def test_refined_shard_holds_exactly_the_selected_instances(smoke_run):
+    from fmrecipes.miniplm.config import MiniPLMConfig
+    from fmrecipes import config as configlib
+    from fmrecipes.miniplm.pool import build_pool
+
+    cfg = configlib.load(MiniPLMConfig, smoke_run / "config.yaml")
+    pool = build_pool(cfg)
+    kept = np.load(smoke_run / "refined" / "miniplm" / "kept.npy")
+    refined = PackedDataset(TokenShard(smoke_run / "refined" / "miniplm" / "shard"), cfg.seq_len,
+                            stride=cfg.seq_len + 1)
+    assert len(refined) == len(kept)
+    for j in (0, len(kept) // 2, len(kept) - 1):
+        assert np.array_equal(refined.row(j), pool.train.row(int(pool.pool_indices[kept[j]])))
+    t = np.load(smoke_run / "scores" / "teacher" / "scores.npy")
+    r = np.load(smoke_run / "scores" / "reference" / "scores.npy")
+    assert np.array_equal(np.sort(kept), top_alpha(r - t, 0.5))
+
+
+def _cli_args(out):
+    return ["--config", str(SMOKE), "--out", str(out)]
+
+
+def test_cli_stages_bad_input_and_two_rank_scoring(smoke_run, tmp_path):
+    out = smoke_run  # reuse the prepared data and models
+    teacher = out / "models" / "teacher"
+    one = run_cli("miniplm", "score", *_cli_args(out), "--model", str(teacher), "--name", "cli_one")
+    assert one.returncode == 0, one.stderr
+    torchrun = Path(sys.executable).with_name("torchrun")
+    two = subprocess.run([str(torchrun), "--nproc_per_node", "2", "-m", "fmrecipes", "miniplm", "score",
+                          *_cli_args(out), "--model", str(teacher), "--name", "cli_two"],
+                         capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert two.returncode == 0, two.stderr[-3000:]
+    a = np.load(out / "scores" / "cli_one" / "scores.npy")
+    b = np.load(out / "scores" / "cli_two" / "scores.npy")
+    assert np.array_equal(a, b)  # bit for bit
+    assert np.array_equal(a, np.load(out / "scores" / "teacher" / "scores.npy"))
+    bad = run_cli("miniplm", "select", *_cli_args(out), "--alpha", "1.5")
+    assert bad.returncode == 2 and "--alpha 1.5 must be in (0, 1]" in bad.stderr
+    sel = run_cli("miniplm", "select", *_cli_args(out), "--alpha", "0.25", "--method", "teacher-loss")
+    assert sel.returncode == 0, sel.stderr
+    assert json.loads(sel.stdout)["alpha"] == 0.25
+
+
+def test_score_rejects_a_model_whose_vocabulary_is_too_small(smoke_run, tmp_path):
+    from fmrecipes.core.checkpoint import save_lm
+    from fmrecipes.core.gpt import GPT, GPTConfig
+
+    small = tmp_path / "small_vocab"
+    small.mkdir()
+    save_lm(GPT(GPTConfig(vocab_size=100, seq_len=32, n_layer=1, n_head=2, d_model=16)), small)
+    res = run_cli("miniplm", "score", *_cli_args(smoke_run), "--model", str(small), "--name", "x")
+    assert res.returncode == 2
+    assert "has a vocabulary of 100 tokens, which does not cover the corpus tokenizer's" in res.stderr
+
+
+def test_cross_family_teacher_scores_text_with_its_own_tokenizer(smoke_run, tmp_path):
+    from fmrecipes.core.gpt import GPTConfig
+    from fmrecipes.core.hf import llama_like
+    from fmrecipes.core.tokenizer import train_bpe
+    from fmrecipes.data.corpora import news_documents
+
+    hf_dir = tmp_path / "other_family"
+    tok = train_bpe((d.text for d in news_documents()[:40]), 300, hf_dir)  # a different tokenizer
+    llama_like(GPTConfig(vocab_size=len(tok), seq_len=128, n_layer=1, n_head=2, d_model=16)).save_pretrained(str(hf_dir))
+    res = run_cli("miniplm", "score", *_cli_args(smoke_run), "--model", str(hf_dir), "--name", "foreign")
+    assert res.returncode == 0, res.stderr
+    scores = np.load(smoke_run / "scores" / "foreign" / "scores.npy")
+    teacher = np.load(smoke_run / "scores" / "teacher" / "scores.npy")
+    assert scores.shape == teacher.shape and np.isfinite(scores).all()
+    assert abs(scores.mean() - math.log(len(tok))) < 0.5  # an untrained model over its own vocabulary
