@@ -27,6 +27,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/lm_throughput.py
+	$(PY) benchmarks/miniplm_score.py
 
 clean:
 	rm -rf runs .pytest_cache

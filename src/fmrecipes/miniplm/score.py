@@ -30,11 +30,10 @@ def model_vocab(model: nn.Module) -> int:
 
 
 def _logits(model: nn.Module, x: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-    if attention_mask is None:
-        out = model(x)
-    else:
-        out = model(input_ids=x, attention_mask=attention_mask, use_cache=False)
-    return out.logits if hasattr(out, "logits") else out
+    """Logits of our GPT or of a Hugging Face causal LM (no KV cache: scoring never generates)."""
+    if not hasattr(model, "can_generate"):
+        return model(x)
+    return model(input_ids=x, attention_mask=attention_mask, use_cache=False).logits
 
 
 @torch.inference_mode()
