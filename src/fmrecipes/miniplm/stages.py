@@ -62,12 +62,14 @@ def num_params(model: nn.Module) -> int:
 @torch.inference_mode()
 def val_losses(model: nn.Module, val, domains: list[str], batch_size: int, device: torch.device,
                limit: int | None = None) -> dict[str, float]:
-    """Mean per-instance validation loss over the first ``limit`` instances, overall ('all') and per domain."""
+    """Mean per-instance validation loss over ``limit`` evenly spaced instances (all when None), overall
+    ('all') and per domain; spacing them over the whole split keeps every domain in the sample."""
     n = len(val) if limit is None else min(limit, len(val))
-    per = np.concatenate([score_batch(model, *val.batch(range(s, min(n, s + batch_size))), device)
-                          for s in range(0, n, batch_size)])
+    idx = np.unique(np.linspace(0, len(val) - 1, n).round().astype(np.int64))
+    per = np.concatenate([score_batch(model, *val.batch(idx[s:s + batch_size]), device)
+                          for s in range(0, len(idx), batch_size)])
     by_domain: dict[str, list[float]] = defaultdict(list)
-    for v, d in zip(per, domains[:n]):
+    for v, d in zip(per, [domains[i] for i in idx]):
         by_domain[d].append(float(v))
     out = {"all": float(per.mean())}
     out.update({d: float(np.mean(v)) for d, v in sorted(by_domain.items())})
