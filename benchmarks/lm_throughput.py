@@ -12,7 +12,6 @@ Prints one JSON object with both figures and their ratio (ours / Hugging Face).
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import time
@@ -21,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from fmrecipes.core.gpt import GPT, GPTConfig
+from shape_args import shape_parser
 
 
 def llama(args) -> torch.nn.Module:
@@ -62,16 +62,8 @@ def time_steps(step, x, y, n: int, device: torch.device) -> float:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--d-model", type=int, default=256)
-    p.add_argument("--n-layer", type=int, default=4)
-    p.add_argument("--n-head", type=int, default=4)
-    p.add_argument("--vocab", type=int, default=4096)
-    p.add_argument("--seq-len", type=int, default=256)
-    p.add_argument("--batch", type=int, default=8)
+    p = shape_parser(__doc__.splitlines()[0], seq_len=256, batch=8, rounds=6)
     p.add_argument("--steps", type=int, default=5, help="timed steps per round")
-    p.add_argument("--rounds", type=int, default=6)
     args = p.parse_args()
     device = torch.device(args.device)
     bf16 = device.type == "cuda"

@@ -11,7 +11,6 @@ process. Prints one JSON object with both rates and their ratio.
 
 from __future__ import annotations
 
-import argparse
 import json
 import tempfile
 import time
@@ -23,8 +22,9 @@ import torch.nn.functional as F
 
 from fmrecipes.core.gpt import GPTConfig
 from fmrecipes.core.hf import llama_like
-from fmrecipes.data.tokens import PackedDataset, write_shard
+from fmrecipes.data.tokens import PackedDataset, TokenShard, write_shard
 from fmrecipes.miniplm.score import score
+from shape_args import shape_parser
 
 
 @torch.no_grad()
@@ -41,16 +41,8 @@ def plain_loop(model, data, indices: np.ndarray, batch: int, device: torch.devic
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--d-model", type=int, default=256)
-    p.add_argument("--n-layer", type=int, default=4)
-    p.add_argument("--n-head", type=int, default=4)
-    p.add_argument("--vocab", type=int, default=4096)
-    p.add_argument("--seq-len", type=int, default=128)
+    p = shape_parser(__doc__.splitlines()[0], seq_len=128, batch=32, rounds=3)
     p.add_argument("--instances", type=int, default=512)
-    p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--rounds", type=int, default=3)
     args = p.parse_args()
     device = torch.device(args.device)
     torch.manual_seed(0)
@@ -60,8 +52,6 @@ def main() -> None:
         rng = np.random.default_rng(0)
         write_shard(Path(tmp) / "s", [rng.integers(0, args.vocab, args.instances * args.seq_len + 1).tolist()],
                     None, args.vocab)
-        from fmrecipes.data.tokens import TokenShard
-
         data = PackedDataset(TokenShard(Path(tmp) / "s"), args.seq_len)
         idx = np.arange(args.instances)
         plain_loop(model, data, idx[: args.batch], args.batch, device)  # warm-up
