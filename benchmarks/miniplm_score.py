@@ -35,7 +35,8 @@ def plain_loop(model, data, indices: np.ndarray, batch: int, device: torch.devic
         x, y = x.to(device), y.to(device)
         mask = torch.ones_like(x)
         logits = model(input_ids=x, attention_mask=mask).logits
-        loss = F.cross_entropy(logits.float().transpose(1, 2), y, reduction="none")
+        V = logits.shape[-1]
+        loss = F.cross_entropy(logits.float().reshape(-1, V), y.reshape(-1), reduction="none").view(y.shape)
         out.append(((loss * mask).sum(1) / mask.sum(1)).cpu().numpy())
     return np.concatenate(out)
 
