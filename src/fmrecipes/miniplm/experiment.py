@@ -10,7 +10,6 @@ run resumes where it stopped.
 from __future__ import annotations
 
 import dataclasses
-import math
 from pathlib import Path
 from typing import Any
 
