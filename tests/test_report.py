@@ -12,7 +12,7 @@ from fmrecipes.reproduce import reproduce
 def _fake_summary(out, name):
     d = out / name
     d.mkdir(parents=True)
-    (d / "summary.json").write_text(json.dumps({"ppl.baseline": 11.5, "paper.ppl.baseline": 11.19,
+    (d / "summary.json").write_text(json.dumps({"ppl.baseline": 11.5, "paper.ppl.baseline": 11.19, "flops.baseline": 2,
                                                 "val_loss.miniplm.small": 4.2, "paper.val_loss.miniplm.200M": 3.3,
                                                 "val_loss.no_kd.small": 4.3,
                                                 "paper.only": 3, "preset": "smoke", "wall_time_s": 1.0,
@@ -45,7 +45,7 @@ def test_report_tables_put_paper_numbers_beside_ours(tmp_path):
     (tmp_path / "sso" / "failed.json").write_text(json.dumps({"error": "boom <x>"}))
     md, page = write_report(tmp_path)
     text = md.read_text()
-    assert "|  | ppl (ours) | ppl (paper) |" in text and "| baseline | 11.5 | 11.19 |" in text
+    assert "|  | ppl (ours) | ppl (paper) | flops |" in text and "| baseline | 11.5 | 11.19 | 2 |" in text
     assert "|  | small | 200M |" in text  # one table per 3-part metric: rows = entity, columns = last part
     assert "| miniplm | 4.2 | (paper 3.3) |" in text and "| no_kd | 4.3 |  |" in text
     assert "| only |  | 3 |" in text

@@ -67,6 +67,14 @@ def tables(summary: dict[str, Any]) -> list[Table]:
             cells[(entity, col)] = o if not p else (f"{o} (paper {p})" if o else f"(paper {p})")
         else:
             scalars.rows.append([key, o, p])
+    # A "(paper)" column only where the paper has a number; then the metric's own column drops "(ours)".
+    has_paper = {c[: -len(" (paper)")] for c in main_cols if c.endswith(" (paper)") and any(
+        main.get((r, c)) for r in main_rows)}
+    keep = [c for c in main_cols if not c.endswith(" (paper)") or c[: -len(" (paper)")] in has_paper]
+    renamed = {c: (c if c[: -len(" (ours)")] in has_paper else c[: -len(" (ours)")]) for c in keep
+               if c.endswith(" (ours)")}
+    main = {(r, renamed.get(c, c)): v for (r, c), v in main.items() if c in keep}
+    main_cols = [renamed.get(c, c) for c in keep]
     out = [_grid("results", main, main_rows, main_cols)] if main_rows else []
     out += [_grid(metric, cells, rows, cols) for metric, (cells, rows, cols) in per_metric.items()]
     return out + ([scalars] if scalars.rows else [])
