@@ -220,3 +220,20 @@ def test_cross_family_teacher_scores_text_with_its_own_tokenizer(smoke_run, tmp_
     teacher = np.load(smoke_run / "scores" / "teacher" / "scores.npy")
     assert scores.shape == teacher.shape and np.isfinite(scores).all()
     assert abs(scores.mean() - math.log(len(tok))) < 0.5  # an untrained model over its own vocabulary
+
+
+def test_cli_train_ref_and_pretrain_with_vanilla_kd(smoke_run):
+    ref = run_cli("miniplm", "train-ref", *_cli_args(smoke_run))
+    assert ref.returncode == 0 and ref.stdout.strip().endswith("models/reference"), ref.stderr
+    res = run_cli("miniplm", "pretrain", *_cli_args(smoke_run), "--student", "s16", "--data", "random", "--kd",
+                  "vanilla", "--teacher", str(smoke_run / "models" / "teacher"), "--compute-matched")
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert out["run"].endswith("students/s16/random_kd") and math.isfinite(out["val_loss"])
+    rows = [json.loads(line) for line in (smoke_run / "students" / "s16" / "random_kd" / "metrics.jsonl")
+            .read_text().splitlines()]
+    assert rows[-1]["step"] < 6  # compute-matched: fewer steps than the 6 of the no-KD budget
+    bad = run_cli("miniplm", "pretrain", *_cli_args(smoke_run), "--student", "nobody")
+    assert bad.returncode == 2 and "--student 'nobody' is not in the config's students (s16)" in bad.stderr
+    no_teacher = run_cli("miniplm", "pretrain", *_cli_args(smoke_run), "--student", "s16", "--kd", "vanilla")
+    assert no_teacher.returncode == 2 and "--kd vanilla needs --teacher PATH" in no_teacher.stderr
