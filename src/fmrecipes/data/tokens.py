@@ -60,7 +60,7 @@ class TokenShard:
             size = bin_path.stat().st_size if bin_path.is_file() else 0
             raise FmError(f"token shard {self.path} is truncated or corrupt (tokens.bin has {size} bytes, "
                           f"expected {expected})")
-        self.tokens = np.memmap(self.path / "tokens.bin", dtype=self.meta["dtype"], mode="r", shape=(n,)) if n else \
+        self.tokens = np.memmap(bin_path, dtype=self.meta["dtype"], mode="r", shape=(n,)) if n else \
             np.zeros(0, dtype=self.meta["dtype"])
         self.doc_index = np.load(self.path / "doc_index.npy")
 

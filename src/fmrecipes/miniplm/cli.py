@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 from pathlib import Path
 
 from ..core import dist
 from ..core.checkpoint import latest_checkpoint, load_lm
-from ..core.gpt import GPT
-from ..data.tokens import PackedDataset, TokenShard
 from ..errors import FmError
 from .config import SELECTORS, MiniPLMConfig
 from .pool import Subset, build_pool
 from .score import load_scores, model_vocab, score
-from .select import selector_scores, top_alpha, write_refined
-from .stages import compute_matched_steps, num_params, sized, train_model
+from .select import refined_dataset, selector_scores, top_alpha, write_refined
+from .stages import compute_matched, num_params, sized, train_model
 
 
 def _cfg(args: argparse.Namespace) -> MiniPLMConfig:
@@ -111,16 +108,14 @@ def _pretrain(args: argparse.Namespace) -> int:
     if args.data == "full":
         data = Subset(pool.train, pool.pool_indices)
     else:
-        data = PackedDataset(TokenShard(Path(cfg.out) / "refined" / args.data / "shard"), L,
-                             f"refined corpus {args.data}", stride=L + 1)
+        data = refined_dataset(cfg.out, args.data, L)
     train_cfg, teacher = cfg.student_train, None
     if args.kd == "vanilla":
         if not args.teacher:
             raise FmError("--kd vanilla needs --teacher PATH")
         teacher = _load_model(args.teacher)
         if args.compute_matched:
-            steps = compute_matched_steps(train_cfg.steps, num_params(GPT(model_cfg)), num_params(teacher))
-            train_cfg = dataclasses.replace(train_cfg, steps=steps)
+            train_cfg = compute_matched(train_cfg, model_cfg, num_params(teacher))
     tag = f"{args.data.replace('/', '_')}{'_kd' if teacher is not None else ''}"
     run = Path(cfg.out) / "students" / args.student / tag
     _, result = train_model(model_cfg, train_cfg, data, pool.val, run, teacher=teacher, kd_ratio=cfg.kd_ratio,

@@ -18,16 +18,14 @@ import numpy as np
 from .. import config as configlib
 from ..core import dist
 from ..core.fileio import atomic_write_json, ensure_dir
-from ..core.gpt import GPT
 from ..core.metrics import read_jsonl
-from ..data.tokens import PackedDataset, TokenShard
 from ..presets import preset_path
 from .config import MiniPLMConfig
 from .plots import val_loss_vs_tokens
 from .pool import Pool, Subset, build_pool
 from .score import score
-from .select import selector_scores, top_alpha, write_refined
-from .stages import compute_matched_steps, num_params, sized, train_model, val_losses
+from .select import refined_dataset, selector_scores, top_alpha, write_refined
+from .stages import compute_matched, num_params, sized, train_model, val_losses
 
 # Table 2 of the paper: DCLM test loss extrapolated to 1T tokens (teacher Qwen1.5-1.8B), and Table 1's
 # average zero-shot accuracy; students 200M / 500M / 1.2B.
@@ -104,13 +102,11 @@ def run_experiment(cfg: MiniPLMConfig) -> dict[str, Any]:
         for method in methods:
             train_cfg, teacher_arg, data = cfg.student_train, None, full
             if method in SELECTED:
-                data = PackedDataset(TokenShard(out / "refined" / method / "shard"), L, f"refined corpus {method}",
-                                     stride=L + 1)
+                data = refined_dataset(out, method, L)
             if method.startswith("vanilla_kd"):
                 teacher_arg = teacher
                 if method == "vanilla_kd":
-                    n_s = num_params(GPT(model_cfg))
-                    train_cfg = dataclasses.replace(train_cfg, steps=compute_matched_steps(train_cfg.steps, n_s, n_t))
+                    train_cfg = compute_matched(train_cfg, model_cfg, n_t)
             model, _ = train_model(model_cfg, train_cfg, data, pool.val, out / "students" / name / method, env,
                                    teacher=teacher_arg, kd_ratio=cfg.kd_ratio, temperature=cfg.kd_temperature,
                                    hf_llama=is_llama)

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..core import dist
 from ..data.prepared import packed, prepare
-from ..data.tokens import PackedDataset, TokenShard
+from ..data.tokens import PackedDataset
 
 
 class Subset:
@@ -49,7 +49,7 @@ class Pool:
 
     def domains(self, data: PackedDataset, indices: np.ndarray) -> list[str]:
         """The domain of each instance (that of the document holding its first token)."""
-        return data.shard.domain_at(np.asarray(indices, dtype=np.int64) * data.seq_len)
+        return data.shard.domain_at(np.asarray(indices, dtype=np.int64) * data.stride)
 
 
 def ref_split(n: int, ref_fraction: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -68,6 +68,3 @@ def build_pool(cfg, env: dist.DistEnv | None = None) -> Pool:
     corpus_id = (data_dir / "prepared.json").read_text()
     return Pool(tok, train, val, ref, pool, hashlib.sha1(corpus_id.encode()).hexdigest()[:16])
 
-
-def load_shard_dataset(path: str | Path, seq_len: int) -> PackedDataset:
-    return PackedDataset(TokenShard(path), seq_len, f"token shard {path}")

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.fileio import atomic_write_json
-from ..data.tokens import write_shard
+from ..data.tokens import PackedDataset, TokenShard, write_shard
 from ..errors import FmError
 from .losses import difference_score, rho_score
 
@@ -57,7 +57,7 @@ def selector_scores(method: str, nll_teacher: np.ndarray | None = None, nll_ref:
 def write_refined(out_dir: str | Path, data, pool_indices: np.ndarray, kept: np.ndarray, domains: list[str],
                   vocab_size: int, method: str, alpha: float) -> dict:
     """Write the kept instances (rows of seq_len+1 tokens, no EOS added; read back with
-    ``PackedDataset(shard, seq_len, stride=seq_len + 1)``) as a token shard, plus ``kept.npy`` (positions in
+    :func:`refined_dataset`) as a token shard, plus ``kept.npy`` (positions in
     D) and a per-domain report ``selection.json``."""
     out = Path(out_dir)
     rows = (data.row(int(i)) for i in pool_indices[kept])
@@ -71,3 +71,9 @@ def write_refined(out_dir: str | Path, data, pool_indices: np.ndarray, kept: np.
               "share_of_refined": {d: round(kept_count[d] / max(1, len(kept)), 4) for d in sorted(total)}}
     atomic_write_json(out / "selection.json", report)
     return report
+
+
+def refined_dataset(root: str | Path, method: str, seq_len: int) -> PackedDataset:
+    """The refined corpus that :func:`write_refined` wrote for ``method`` under ``root/refined/``."""
+    shard = TokenShard(Path(root) / "refined" / method / "shard")
+    return PackedDataset(shard, seq_len, f"refined corpus {method}", stride=seq_len + 1)

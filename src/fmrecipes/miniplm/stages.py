@@ -55,6 +55,12 @@ def compute_matched_steps(steps: int, n_student: int, n_teacher: int) -> int:
     return max(1, round(steps * 3 * n_student / (3 * n_student + n_teacher)))
 
 
+def compute_matched(train_cfg: TrainConfig, student_cfg: GPTConfig, n_teacher: int) -> TrainConfig:
+    """``train_cfg`` with its steps cut to Vanilla KD's FLOPs-matched budget for this student and teacher."""
+    steps = compute_matched_steps(train_cfg.steps, num_params(GPT(student_cfg)), n_teacher)
+    return dataclasses.replace(train_cfg, steps=steps)
+
+
 def num_params(model: nn.Module) -> int:
     return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
 
