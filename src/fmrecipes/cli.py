@@ -20,6 +20,14 @@ def add_config_args(p: argparse.ArgumentParser, default_out: bool = True) -> Non
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, dotted for nesting")
 
 
+def add_verb(verbs, name: str, help: str, func) -> argparse.ArgumentParser:
+    """A recipe verb taking the common config arguments; returns its parser for extra options."""
+    v = verbs.add_parser(name, help=help)
+    add_config_args(v)
+    v.set_defaults(func=func)
+    return v
+
+
 def load_config(cls, args: argparse.Namespace):
     overrides = list(args.overrides)
     if getattr(args, "out", None):

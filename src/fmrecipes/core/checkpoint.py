@@ -43,10 +43,11 @@ def save_lm(model: nn.Module, directory: str | Path) -> None:
         hf_logging.disable_progress_bar()  # one bar per checkpoint would drown the training bar
         model.save_pretrained(str(directory), safe_serialization=True)
         return
-    if not isinstance(getattr(model, "config", None), GPTConfig):
-        raise TypeError(f"cannot save {type(model).__name__}: neither a GPT nor a Hugging Face model")
     save_model(model, str(directory / "model.safetensors"))
-    config = {"architecture": GPT_ARCH, "gpt": dataclasses.asdict(model.config)}
+    if isinstance(getattr(model, "config", None), GPTConfig):
+        config = {"architecture": GPT_ARCH, "gpt": dataclasses.asdict(model.config)}
+    else:  # another module (e.g. a reward model): its weights, named; it is rebuilt in code, then loaded
+        config = {"architecture": f"{type(model).__module__}.{type(model).__qualname__}"}
     (directory / "config.json").write_text(json.dumps(config, indent=2))
 
 

@@ -72,3 +72,18 @@ class AtomicDir:
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(self.tmp, self.path)
+
+
+def iter_jsonl(path: Path, text: str, what: str):
+    """``(line_number, record)`` for each non-blank line of a JSON-lines ``text`` read from ``path``; a line
+    that is not a JSON object is a one-line :class:`FmError` naming the ``what`` file and the line."""
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            raise FmError(f"{what} {path} line {n} is not valid JSON") from None
+        if not isinstance(row, dict):
+            raise FmError(f"{what} {path} line {n} is not a JSON object")
+        yield n, row

@@ -108,6 +108,23 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
     return x * cos + rotated * sin
 
 
+class LayerCache:
+    """One block's cached keys and values (B, H, T, D) during generation."""
+
+    def __init__(self) -> None:
+        self.k: torch.Tensor | None = None
+        self.v: torch.Tensor | None = None
+
+    @property
+    def length(self) -> int:
+        return 0 if self.k is None else self.k.shape[-2]
+
+    def extend(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        self.k = k if self.k is None else torch.cat([self.k, k], dim=-2)
+        self.v = v if self.v is None else torch.cat([self.v, v], dim=-2)
+        return self.k, self.v
+
+
 class CausalSelfAttention(nn.Module):
     def __init__(self, cfg: GPTConfig):
         super().__init__()
@@ -134,7 +151,10 @@ class CausalSelfAttention(nn.Module):
         B, T, _ = t.shape
         return t.view(B, T, self.cfg.n_head, self.cfg.head_dim).transpose(1, 2)
 
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
+                mask: torch.Tensor | None = None, cache: LayerCache | None = None) -> torch.Tensor:
+        """``mask`` (B, 1, T, T_keys), True = may attend, replaces the plain causal mask (left padding, or
+        new tokens attending to ``cache``d keys and values of earlier positions, which it then extends)."""
         cfg = self.cfg
         B, T, C = x.shape
         qkv = self.qkv(x)
@@ -149,15 +169,18 @@ class CausalSelfAttention(nn.Module):
         if cfg.qk_norm and cfg.qk_norm_style == "per_head":
             q, k = self.q_norm(q), self.k_norm(k)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        if cache is not None:
+            k, v = cache.extend(k, v)
         dropout = cfg.dropout if self.training else 0.0
         if cfg.attn_logit_cap is None and not self.track_max_logit:
-            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, is_causal=mask is None)
         else:
-            y = self._explicit_attention(q, k, v, dropout)
+            y = self._explicit_attention(q, k, v, dropout, mask)
         y = self.proj(y.transpose(1, 2).reshape(B, T, C))
         return self.post_proj_ln(y) if self.post_proj_ln is not None else y
 
-    def _explicit_attention(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout: float) -> torch.Tensor:
+    def _explicit_attention(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout: float,
+                            mask: torch.Tensor | None = None) -> torch.Tensor:
         """Attention with the logits materialised: scale, soft-cap, then mask (Gemma-2 eager order)."""
         T = q.shape[-2]
         z = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(q.shape[-1]))
@@ -165,8 +188,9 @@ class CausalSelfAttention(nn.Module):
             self.last_max_logit = z.detach().amax()
         if self.cfg.attn_logit_cap is not None:
             z = softcap(z, self.cfg.attn_logit_cap)
-        causal = torch.ones(T, T, dtype=torch.bool, device=q.device).tril()
-        z = z.masked_fill(~causal, float("-inf"))
+        if mask is None:
+            mask = torch.ones(T, k.shape[-2], dtype=torch.bool, device=q.device).tril()
+        z = z.masked_fill(~mask, float("-inf"))
         att = torch.softmax(z.float(), dim=-1).to(q.dtype)
         att = F.dropout(att, p=dropout, training=self.training)
         return att @ v
@@ -198,8 +222,9 @@ class Block(nn.Module):
         self.ln_2 = make_norm(cfg.norm_type, cfg.d_model, cfg.norm_eps, cfg.bias)
         self.mlp = MLP(cfg)
 
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.ln_1(x) if self.ln_1 is not None else x, cos, sin)
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
+                mask: torch.Tensor | None = None, cache: LayerCache | None = None) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x) if self.ln_1 is not None else x, cos, sin, mask, cache)
         return x + self.mlp(self.ln_2(x))
 
 
@@ -236,32 +261,80 @@ class GPT(nn.Module):
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
-    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+    def hidden(self, idx: torch.Tensor, pad_mask: torch.Tensor | None = None,
+               cache: list[LayerCache] | None = None) -> torch.Tensor:
+        """Final-norm hidden states (B, T, d_model). ``pad_mask`` (B, T_past + T), True at real tokens, hides
+        left padding from attention; RoPE is relative, so a left-padded row equals the unpadded one. With a
+        ``cache`` (one :class:`LayerCache` per block) ``idx`` continues the cached positions."""
         T = idx.shape[1]
-        if T > self.config.seq_len:
-            raise ValueError(f"sequence of length {T} exceeds model.seq_len={self.config.seq_len}")
-        cos, sin = self.rope_cos[:T].to(self.wte.weight.dtype), self.rope_sin[:T].to(self.wte.weight.dtype)
+        past = cache[0].length if cache else 0
+        if past + T > self.config.seq_len:
+            raise ValueError(f"sequence of length {past + T} exceeds model.seq_len={self.config.seq_len}")
+        dtype = self.wte.weight.dtype
+        cos, sin = self.rope_cos[past:past + T].to(dtype), self.rope_sin[past:past + T].to(dtype)
+        mask = None
+        if pad_mask is not None or cache is not None:
+            rows = torch.arange(past, past + T, device=idx.device)[:, None]
+            cols = torch.arange(past + T, device=idx.device)[None, :]
+            mask = (cols <= rows)[None, None]
+            if pad_mask is not None:
+                # A padded query row attends to itself only, so no softmax row is empty (its output is unused).
+                mask = (mask & pad_mask[:, None, None, :].bool()) | (cols == rows)[None, None]
         x = self.drop(self.wte(idx))
-        for block in self.blocks:
-            x = block(x, cos, sin)
-        logits = self.lm_head(self.ln_f(x))
+        for i, block in enumerate(self.blocks):
+            x = block(x, cos, sin, mask, cache[i] if cache else None)
+        return self.ln_f(x)
+
+    def forward(self, idx: torch.Tensor, pad_mask: torch.Tensor | None = None,
+                cache: list[LayerCache] | None = None) -> torch.Tensor:
+        logits = self.lm_head(self.hidden(idx, pad_mask, cache))
         if self.config.final_logit_cap is not None:
             logits = softcap(logits, self.config.final_logit_cap)
         return logits
 
     @torch.no_grad()
     def generate(self, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0,
-                 top_k: int | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Sample ``max_new_tokens`` tokens after ``idx`` (temperature 0 = greedy)."""
+                 top_k: int | None = None, top_p: float | None = None, pad_mask: torch.Tensor | None = None,
+                 eos_id: int | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Sample up to ``max_new_tokens`` tokens after ``idx`` (temperature 0 = greedy).
+
+        Rows may be left-padded (``pad_mask`` False at padding). With ``eos_id``, a row that has emitted
+        EOS keeps emitting EOS, and sampling stops early once every row has.
+        """
+        L = self.config.seq_len
+        # Keys and values are cached while the whole sequence fits the context; beyond it, a sliding window.
+        cache = [LayerCache() for _ in self.blocks] if idx.shape[1] + max_new_tokens <= L else None
+        done = torch.zeros(idx.shape[0], dtype=torch.bool, device=idx.device)
         for _ in range(max_new_tokens):
-            logits = self(idx[:, -self.config.seq_len:])[:, -1, :].float()
-            if temperature <= 0:
-                nxt = logits.argmax(-1, keepdim=True)
+            if cache is not None:
+                logits = self(idx[:, cache[0].length:], pad_mask, cache)[:, -1, :].float()
             else:
-                logits = logits / temperature
-                if top_k is not None:
-                    kth = torch.topk(logits, min(top_k, logits.shape[-1])).values[:, [-1]]
-                    logits = logits.masked_fill(logits < kth, float("-inf"))
-                nxt = torch.multinomial(torch.softmax(logits, -1), 1, generator=generator)
-            idx = torch.cat([idx, nxt], dim=1)
+                window_mask = pad_mask[:, -L:] if pad_mask is not None else None
+                logits = self(idx[:, -L:], window_mask)[:, -1, :].float()
+            nxt = sample_next(logits, temperature, top_k, top_p, generator)
+            if eos_id is not None:
+                nxt = torch.where(done, torch.full_like(nxt, eos_id), nxt)
+                done |= nxt == eos_id
+            idx = torch.cat([idx, nxt[:, None]], dim=1)
+            if pad_mask is not None:
+                pad_mask = torch.cat([pad_mask, torch.ones_like(pad_mask[:, :1])], dim=1)
+            if eos_id is not None and bool(done.all()):
+                break
         return idx
+
+
+def sample_next(logits: torch.Tensor, temperature: float, top_k: int | None = None, top_p: float | None = None,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+    """One token per row from (B, V) logits: greedy at temperature 0, else temperature, top-k and nucleus
+    (top-p: the smallest set of most likely tokens whose probability reaches ``top_p``) sampling."""
+    if temperature <= 0:
+        return logits.argmax(-1)
+    logits = logits / temperature
+    if top_k is not None:
+        kth = torch.topk(logits, min(top_k, logits.shape[-1])).values[:, [-1]]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p is not None and top_p < 1.0:
+        probs, order = torch.softmax(logits, -1).sort(-1, descending=True)
+        outside = probs.cumsum(-1) - probs >= top_p  # the mass before this token already reaches top_p
+        logits = logits.masked_fill(torch.zeros_like(outside).scatter(-1, order, outside), float("-inf"))
+    return torch.multinomial(torch.softmax(logits, -1), 1, generator=generator)[:, 0]

@@ -10,8 +10,10 @@ from ..errors import FmError
 EOS = "<|endoftext|>"
 
 
-def train_bpe(texts: Iterable[str], vocab_size: int, out_dir: str | Path):
-    """Train a byte-level BPE of ``vocab_size`` on ``texts`` and save it to ``out_dir`` (HF layout)."""
+def train_bpe(texts: Iterable[str], vocab_size: int, out_dir: str | Path, special_tokens: tuple[str, ...] = (),
+              chat_template: str | None = None):
+    """Train a byte-level BPE of ``vocab_size`` on ``texts`` and save it to ``out_dir`` (HF layout), with
+    optional extra special tokens (e.g. chat role markers) and a Jinja chat template."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
     tok = Tokenizer(models.BPE())
@@ -19,12 +21,14 @@ def train_bpe(texts: Iterable[str], vocab_size: int, out_dir: str | Path):
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
-        special_tokens=[EOS],
+        special_tokens=[EOS, *special_tokens],
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
     tok.train_from_iterator(texts, trainer=trainer)
     hf = wrap(tok)
+    if chat_template is not None:
+        hf.chat_template = chat_template
     hf.save_pretrained(str(out_dir))
     return hf
 

@@ -54,6 +54,9 @@ class TrainConfig:
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast on GPU, fp32 on CPU
     progress: bool = True
     tensorboard: bool = False
+    # "random": each step draws its examples independently (with replacement); "epochs": steps walk
+    # through a fresh permutation of the data each epoch (a preference "epoch" sees every pair once).
+    sampling: Literal["random", "epochs"] = "random"
 
     def validate(self) -> None:
         for name in ("steps", "batch_size", "micro_batch_size", "log_every", "eval_every", "ckpt_every",
@@ -89,6 +92,11 @@ class Dataset(Protocol):
     def __len__(self) -> int: ...
 
     def batch(self, indices) -> Any: ...
+
+
+def split_loss(out: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """A loss function may return the loss alone or ``(loss, metrics)`` (TRL style: rewards, margins ...)."""
+    return out if isinstance(out, tuple) else (out, {})
 
 
 def lm_loss(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
@@ -138,8 +146,16 @@ def _autocast(env: dist.DistEnv, precision: str):
 
 def step_indices(step: int, cfg: TrainConfig, n: int, env: dist.DistEnv) -> torch.Tensor:
     """This rank's example indices for optimizer step ``step`` (a slice of the global batch)."""
-    g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
-    global_idx = torch.randint(n, (cfg.batch_size,), generator=g)
+    if cfg.sampling == "epochs":
+        positions = torch.arange((step - 1) * cfg.batch_size, step * cfg.batch_size)
+        global_idx = torch.empty(cfg.batch_size, dtype=torch.long)
+        for epoch in positions.div(n, rounding_mode="floor").unique().tolist():
+            perm = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch))
+            here = positions // n == epoch
+            global_idx[here] = perm[positions[here] % n]
+    else:
+        g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
+        global_idx = torch.randint(n, (cfg.batch_size,), generator=g)
     per_rank = cfg.batch_size // env.world_size
     return global_idx[env.rank * per_rank:(env.rank + 1) * per_rank]
 
@@ -156,7 +172,7 @@ def evaluate(model: nn.Module, data: Dataset, cfg: TrainConfig, env: dist.DistEn
     for i in range(0, len(mine), cfg.micro_batch_size):
         chunk = mine[i:i + cfg.micro_batch_size]
         with _autocast(env, cfg.precision):
-            loss = loss_fn(model, _to(data.batch(chunk), env.device))
+            loss, _ = split_loss(loss_fn(model, _to(data.batch(chunk), env.device)))
         total += torch.stack([loss.double() * len(chunk), torch.tensor(float(len(chunk)), dtype=torch.float64,
                                                                       device=env.device)])
     total = dist.all_reduce_sum(total, env)
@@ -201,6 +217,8 @@ def train(model: nn.Module, train_data: Dataset, val_data: Dataset | None, cfg: 
         raise ConfigError(f"train.batch_size={cfg.batch_size} must be a multiple of train.micro_batch_size="
                           f"{micro} x {env.world_size} processes")
     accum = cfg.batch_size // (micro * env.world_size)
+    if len(train_data) == 0:
+        raise FmError(f"{run_dir}: the training set is empty")
     model.to(env.device)
     optimizer = make_optimizer(model, cfg)
     start, resumed = 0, None
@@ -228,14 +246,17 @@ def train(model: nn.Module, train_data: Dataset, val_data: Dataset | None, cfg: 
             idx = step_indices(step, cfg, len(train_data), env)
             hooks.before_step(step, model)
             loss_sum = torch.zeros((), device=env.device)
+            extra_sum: dict[str, torch.Tensor] = {}
             for m in range(accum):
                 chunk = idx[m * micro:(m + 1) * micro]
                 sync = contextlib.nullcontext() if (m == accum - 1 or not env.distributed) else ddp_model.no_sync()
                 with sync:
                     with _autocast(env, cfg.precision):
-                        loss = loss_fn(ddp_model, _to(train_data.batch(chunk), env.device))
+                        loss, extra = split_loss(loss_fn(ddp_model, _to(train_data.batch(chunk), env.device)))
                     (loss / accum).backward()
                 loss_sum += loss.detach() / accum
+                for k, v in extra.items():
+                    extra_sum[k] = extra_sum.get(k, 0.0) + v.detach().float().mean() / accum
             loss_value = dist.all_reduce_mean(loss_sum, env).item()
             grad_norm = (torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip or float("inf"))).item()
             if not math.isfinite(loss_value) or not math.isfinite(grad_norm):
@@ -252,6 +273,7 @@ def train(model: nn.Module, train_data: Dataset, val_data: Dataset | None, cfg: 
                 tps = tokens_since / max(now - t_last, 1e-9)
                 t_last, tokens_since = now, 0
                 record.update({"loss": loss_value, "lr": lr, "grad_norm": grad_norm, "tokens_per_s": tps})
+                record.update({k: dist.all_reduce_mean(v, env).item() for k, v in extra_sum.items()})
                 bar.set_postfix(loss=f"{loss_value:.3f}", tok_s=f"{tps:,.0f}")
             if val_data is not None and (step % cfg.eval_every == 0 or step == cfg.steps):
                 val_loss = evaluate(ddp_model, val_data, cfg, env, loss_fn)

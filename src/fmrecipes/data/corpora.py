@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import bz2
 import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..core.fileio import iter_jsonl
 from ..errors import FmError
 
 BUNDLED = ("bible", "wiki", "news")
@@ -127,14 +127,8 @@ def file_documents(source: str, text_key: str) -> list[Document]:
             texts = [_read_text(f) for f in files]
     elif path.suffix == ".jsonl":
         texts = []
-        for n, line in enumerate(_read_text(path).splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                raise FmError(f"corpus file {path} line {n} is not valid JSON") from None
-            if not isinstance(row, dict) or text_key not in row:
+        for n, row in iter_jsonl(path, _read_text(path), "corpus file"):
+            if text_key not in row:
                 raise FmError(f"corpus file {path} line {n} has no key '{text_key}'")
             texts.append(str(row[text_key]))
     elif path.suffix == ".parquet":

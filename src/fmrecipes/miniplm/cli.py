@@ -125,32 +125,22 @@ def _pretrain(args: argparse.Namespace) -> int:
 
 
 def register_cli(sub) -> None:
-    from ..cli import add_config_args
+    from ..cli import add_verb
 
     p = sub.add_parser("miniplm", help="knowledge distillation for pre-training by difference sampling "
                                        "(arXiv 2410.17215)")
     verbs = p.add_subparsers(dest="verb", required=True, metavar="<verb>", parser_class=type(p))
-    v = verbs.add_parser("train-ref", help="train the reference LM on D_ref (held out from scoring)")
-    add_config_args(v)
-    v.set_defaults(func=_train_ref)
-    v = verbs.add_parser("train-teacher", help="train the teacher LM on every training instance")
-    add_config_args(v)
-    v.set_defaults(func=_train_teacher)
-    v = verbs.add_parser("score", help="per-instance mean token log-likelihood of D under a model (torchrun-able)")
-    add_config_args(v)
+    add_verb(verbs, "train-ref", "train the reference LM on D_ref (held out from scoring)", _train_ref)
+    add_verb(verbs, "train-teacher", "train the teacher LM on every training instance", _train_teacher)
+    v = add_verb(verbs, "score", "per-instance mean token log-likelihood of D under a model (torchrun-able)", _score)
     v.add_argument("--model", required=True, help="run dir, checkpoint dir, or Hugging Face causal-LM dir")
     v.add_argument("--name", required=True, help="score set name (teacher, reference, ...) under OUT/scores/")
-    v.set_defaults(func=_score)
-    v = verbs.add_parser("select", help="keep the top-alpha instances of D by a selector; write the refined corpus")
-    add_config_args(v)
+    v = add_verb(verbs, "select", "keep the top-alpha instances of D by a selector; write the refined corpus", _select)
     v.add_argument("--alpha", type=float, default=0.5)
     v.add_argument("--method", choices=SELECTORS, default="miniplm")
-    v.set_defaults(func=_select)
-    v = verbs.add_parser("pretrain", help="pretrain a student on D ('full') or a refined corpus")
-    add_config_args(v)
+    v = add_verb(verbs, "pretrain", "pretrain a student on D ('full') or a refined corpus", _pretrain)
     v.add_argument("--student", required=True, help="a student name from the config")
     v.add_argument("--data", default="full", help="'full' or the selector name of a refined corpus")
     v.add_argument("--kd", choices=["none", "vanilla"], default="none", help="online Vanilla KD")
     v.add_argument("--teacher", help="teacher model for --kd vanilla")
     v.add_argument("--compute-matched", action="store_true", help="Vanilla KD steps x 3Ns/(3Ns+Nt)")
-    v.set_defaults(func=_pretrain)

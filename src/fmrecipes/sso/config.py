@@ -1,0 +1,67 @@
+"""Configuration of the SSO recipe (arXiv 2410.17131)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Literal
+
+from ..core.gpt import GPTConfig
+from ..core.train import TrainConfig
+from ..errors import ConfigError
+from .generate import GenerationConfig
+from .losses import LossConfig
+
+METHODS = ("sso", "pbaa", "dpo")
+# The baselines are the same code with the SSO terms off: "modified PBAA" = IPO on (x, y+, y-) only;
+# DPO = the DPO loss on the same pairs.
+METHOD_LOSS = {"sso": {}, "pbaa": {"steering": False, "weight": False, "sft_weight": 0.0},
+               "dpo": {"base": "dpo", "steering": False, "weight": False, "sft_weight": 0.0, "beta": None}}
+
+
+@dataclass
+class RewardConfig:
+    train: TrainConfig = field(default_factory=TrainConfig)
+    rrm_threshold: float = 0.2  # keep an augmented pair when |P_RM(first > second) - target| >= this
+    rrm_per_example: int = 2  # augmented pairs drawn per original pair (of the 8 + 6 RRM candidates)
+
+
+@dataclass
+class SSOConfig:
+    out: str = "runs/sso"
+    task: Literal["assistant_world", "prompts"] = "assistant_world"
+    prompts: str | None = None  # task=prompts: a .txt (one per line) or .jsonl (prompt/instruction) file
+    principles: str | None = None  # a principles YAML replacing the task's own
+    policy_path: str | None = None  # start from this checkpoint / HF chat model instead of training an SFT policy
+    policy: GPTConfig = field(default_factory=GPTConfig)
+    vocab_size: int = 512
+    sft_examples: int = 4000
+    sft_train: TrainConfig = field(default_factory=TrainConfig)
+    iterations: int = 3
+    queries_per_iteration: int = 256  # disjoint slices of the training queries (wrapping when they run out)
+    epochs: int = 1  # per iteration
+    warmup_ratio: float = 0.1
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)  # per-iteration preference training (steps: epochs)
+    methods: list[str] = field(default_factory=lambda: list(METHODS))
+    eval_queries: int = 256
+    reward: RewardConfig = field(default_factory=RewardConfig)
+    reward_pairs: int = 256  # pairs per data source for the reward-model comparison
+    seed: int = 0
+
+    def validate(self) -> None:
+        bad = [m for m in self.methods if m not in METHODS]
+        if bad:
+            raise ConfigError(f"methods: unknown {', '.join(bad)}; choose from {', '.join(METHODS)}")
+        if self.task == "prompts" and not self.prompts:
+            raise ConfigError("task=prompts needs prompts=FILE (a .txt or .jsonl of queries)")
+        for name in ("iterations", "queries_per_iteration", "epochs"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name}={getattr(self, name)} must be positive")
+        self.loss.validate()
+
+    def method_loss(self, method: str) -> LossConfig:
+        if method not in METHOD_LOSS:
+            raise ConfigError(f"method {method!r} is unknown; choose from {', '.join(METHODS)}")
+        return dataclasses.replace(self.loss, **METHOD_LOSS[method])

@@ -1,0 +1,92 @@
+"""Online iterative training (SSO v1, notes Sec. 3.1): each iteration samples on-policy triples with the
+current policy, freezes the reference as the policy at the iteration start, and trains one epoch.
+
+With ``loss.variant = "v2"`` an iteration instead trains a data generator (initialised from the policy) with
+L+ + L-, samples (y+, y-) from the generator under x+ / x-, and trains the policy with plain DPO on (x, y+, y-).
+
+Every piece is cached under the iteration's directory (triples, training checkpoints, the final policy saved
+atomically), so a killed run resumes where it stopped and gives the same result.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch.nn as nn
+
+from ..core import dist
+from ..core.checkpoint import load_lm, save_lm
+from ..core.fileio import AtomicDir
+from ..core.hf import context_length
+from ..core.train import train
+from ..errors import FmError
+from .config import SSOConfig
+from .data import TripleData, triple_objective
+from .generate import generate_triples
+from .losses import PAIRS, SEQUENCES, LossConfig, generator_loss, sso_loss
+from .world import Query, Task
+
+
+def iteration_queries(queries: list[Query], per_iteration: int, iteration: int, seed: int) -> list[Query]:
+    """Iteration ``k``'s slice of one fixed shuffle of the training queries (disjoint until they run out)."""
+    order = np.random.default_rng(seed).permutation(len(queries))
+    start = (iteration - 1) * per_iteration
+    return [queries[order[(start + i) % len(queries)]] for i in range(per_iteration)]
+
+
+def save_policy(model: nn.Module, tok, directory: Path) -> Path:
+    with AtomicDir(directory) as tmp:
+        save_lm(model, tmp)
+        tok.save_pretrained(str(tmp))
+    return directory
+
+
+def preference_train(model: nn.Module, tok, records: list[dict], loss: Callable, loss_cfg: LossConfig,
+                     sequences: tuple[str, ...], cfg: SSOConfig, run_dir: Path, env: dist.DistEnv) -> None:
+    """``cfg.epochs`` epochs of ``loss`` over ``records``; the reference is ``model`` as it is on entry."""
+    if not records:
+        raise FmError(f"{run_dir}: every generated triple was degenerate (y+, y-, y0 not distinct); "
+                      "raise generation.temperature or max_new_tokens")
+    max_len = context_length(model) or 2048
+    data = TripleData(tok, records, sequences, max_len, model, cfg.train.micro_batch_size)
+    steps = max(1, math.ceil(cfg.epochs * len(data) / cfg.train.batch_size))
+    tcfg = dataclasses.replace(cfg.train, steps=steps, sampling="epochs", warmup_steps=round(cfg.warmup_ratio * steps),
+                               eval_every=steps + 1, ckpt_every=min(cfg.train.ckpt_every, steps))
+    train(model, data, None, tcfg, run_dir, env, loss_fn=triple_objective(loss, loss_cfg, sequences))
+
+
+def run_iterations(cfg: SSOConfig, method: str, task: Task, tok, start: Path, out_dir: Path,
+                   env: dist.DistEnv | None = None, progress: bool = True) -> list[Path]:
+    """Train ``cfg.iterations`` iterations of ``method`` from the policy in ``start``; returns each iteration's
+    policy directory."""
+    env = env or dist.DistEnv(device=dist.resolve_device(cfg.train.device))
+    loss_cfg = cfg.method_loss(method)
+    queries = task.queries("train")
+    previous, done = start, []
+    for k in range(1, cfg.iterations + 1):
+        it_dir = out_dir / f"iter{k}"
+        final = it_dir / "policy"
+        if not (final / "config.json").is_file():
+            policy = load_lm(previous, env.device)
+            qs = iteration_queries(queries, cfg.queries_per_iteration, k, cfg.seed)
+            triples = generate_triples(policy, tok, task, qs, cfg.generation, it_dir / "data", cfg.seed + k, progress)
+            if loss_cfg.variant == "v2" and method == "sso":
+                steer = SEQUENCES[2:]
+                generator = load_lm(previous, env.device)
+                preference_train(generator, tok, triples, generator_loss, loss_cfg, steer, cfg,
+                                 it_dir / "generator", env)
+                triples = generate_triples(generator, tok, task, qs, cfg.generation, it_dir / "generator_data",
+                                           cfg.seed + 1000 + k, progress)
+                loss_cfg_k = cfg.method_loss("dpo")
+                preference_train(policy, tok, triples, sso_loss, loss_cfg_k, PAIRS[""], cfg, it_dir / "train", env)
+            else:
+                preference_train(policy, tok, triples, sso_loss, loss_cfg, loss_cfg.sequences(), cfg,
+                                 it_dir / "train", env)
+            save_policy(policy, tok, final)
+        previous = final
+        done.append(final)
+    return done

@@ -1,0 +1,270 @@
+"""SSO library pieces: principles, the synthetic world's judge, chat formatting, generation (determinism,
+resume, TRL export), reward models (BT, RRM), iterative training and the smoke experiment."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from fmrecipes.config import load
+from fmrecipes.core.gpt import GPT, GPTConfig, sample_next
+from fmrecipes.errors import ConfigError, FmError
+from fmrecipes.presets import preset_path
+from fmrecipes.sso.chat import lm_rows, prompt_ids, sequence_logps
+from fmrecipes.sso.config import SSOConfig
+from fmrecipes.sso.generate import generate_triples
+from fmrecipes.sso.principles import load_principles, pick_features, system_prompt
+from fmrecipes.sso.reward import Comparison, bt_loss, rrm_candidates
+from fmrecipes.sso.world import AssistantWorld
+
+from conftest import ROOT, run_cli
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    """The smoke config and its SFT policy (tokenizer + weights), trained once for the module."""
+    from fmrecipes.sso.sft import sft_policy
+
+    out = tmp_path_factory.mktemp("sso")
+    cfg = load(SSOConfig, preset_path("sso", "smoke"), [f"out={out}", "train.device=cpu"])
+    world = AssistantWorld(seed=cfg.seed)
+    return cfg, world, sft_policy(cfg, world, out / "sft")
+
+
+def test_principles_yaml_errors_name_the_feature(tmp_path):
+    p = tmp_path / "p.yaml"
+    p.write_text("Safety: {good_adjective: Safe, bad_adjective: Unsafe, good: be safe}\n")
+    with pytest.raises(ConfigError, match=r"feature 'Safety' lacks bad"):
+        load_principles(p)
+    p.write_text("- just a list\n")
+    with pytest.raises(ConfigError, match="non-empty mapping"):
+        load_principles(p)
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_principles(tmp_path / "missing.yaml")
+
+
+def test_system_prompts_follow_the_official_template():
+    w = AssistantWorld()
+    feats = [w.features["Accuracy"], w.features["Engagement"]]
+    plus, minus = system_prompt(feats, True), system_prompt(feats, False)
+    assert plus.startswith("Your response should be Accurate and Engaging. Following these detailed guidelines:\n"
+                           "Accuracy: Give the correct answer")
+    assert "\n\nEngagement: Open with a warm" in plus and plus.endswith("when generating responses.")
+    assert minus.startswith("Your response should be Inaccurate and Dull.") and "wrong answer" in minus
+
+
+def test_pick_features_two_plus_concision_at_its_rate():
+    rng = np.random.default_rng(0)
+    picks = [pick_features(["Accuracy", "Logicality", "Engagement", "Concision"], rng) for _ in range(4000)]
+    assert all(len(set(p[:2])) == 2 and "Concision" not in p[:2] for p in picks)
+    assert np.mean(["Concision" in p for p in picks]) == pytest.approx(0.2, abs=0.02)
+
+
+@pytest.mark.parametrize("kind", ["arithmetic", "lookup", "harmful"])
+def test_judge_scores_built_responses_exactly(kind):
+    w = AssistantWorld()
+    q = next(q for q in w.queries("train") if q.kind == kind)
+    rng = np.random.default_rng(1)
+    feats = w.applicable(q)
+    good = w.respond(q, {f: True for f in feats}, rng)
+    bad = w.respond(q, {f: False for f in feats}, rng)
+    assert w.judge(q, good) == {f: 1.0 for f in feats}
+    assert w.judge(q, bad) == {f: 0.0 for f in feats}
+    assert w.judge(q, "") == {f: float(f == "Concision") for f in feats}
+
+
+def test_world_splits_are_disjoint_and_deterministic():
+    a, b = AssistantWorld(seed=3), AssistantWorld(seed=3)
+    assert [q.text for q in a.queries("eval")] == [q.text for q in b.queries("eval")]
+    assert not {q.text for q in a.queries("eval")} & {q.text for q in a.queries("train")}
+
+
+def test_left_padding_is_invisible_to_the_gpt():
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=50, seq_len=16, n_layer=2, n_head=2, d_model=16)).eval()
+    row = torch.randint(0, 50, (1, 6))
+    padded = torch.cat([torch.zeros(1, 3, dtype=torch.long), row], dim=1)
+    mask = torch.tensor([[False] * 3 + [True] * 6])
+    torch.testing.assert_close(model(padded, mask)[:, 3:], model(row), atol=1e-5, rtol=1e-5)
+
+
+def test_top_p_keeps_only_the_nucleus():
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
+    g = torch.Generator().manual_seed(0)
+    draws = {int(sample_next(logits, 1.0, top_p=0.8, generator=g)) for _ in range(300)}
+    assert draws == {0, 1}  # 0.5 + 0.3 reaches 0.8: tokens 2 and 3 are outside
+    assert int(sample_next(logits, 0.0)) == 0
+
+
+def test_prompt_needs_a_chat_template(smoke):
+    from fmrecipes.sso.sft import load_policy
+
+    _, tok = load_policy(smoke[2])
+    ids = prompt_ids(tok, "be nice", "hi")
+    assert tok.decode(ids) == "<|system|>be nice<|user|>hi<|assistant|>"
+    assert tok.decode(prompt_ids(tok, "", "hi")) == "<|user|>hi<|assistant|>"
+    tok.chat_template = None
+    with pytest.raises(FmError, match="has no chat template"):
+        prompt_ids(tok, "", "hi")
+
+
+def test_sequence_logps_count_response_tokens_only():
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=20, seq_len=16, n_layer=1, n_head=2, d_model=16)).eval()
+    x, y = lm_rows([([1, 2, 3], [4, 5, 0]), ([1, 2], [6, 0])], pad_id=0, max_len=16)
+    s, n = sequence_logps(model, x, y)
+    assert n.tolist() == [3, 2]
+    logp = torch.log_softmax(model(torch.tensor([[1, 2, 3, 4, 5]])), -1)[0]
+    assert s[0].item() == pytest.approx((logp[2, 4] + logp[3, 5] + logp[4, 0]).item(), rel=1e-5)
+
+
+def test_generation_is_deterministic_resumable_and_exports_trl_pairs(smoke, tmp_path):
+    from fmrecipes.sso.sft import load_policy
+
+    cfg, world, policy_dir = smoke
+    model, tok = load_policy(policy_dir)
+    queries = world.queries("train")[:20]
+    a = generate_triples(model, tok, world, queries, cfg.generation, tmp_path / "a", seed=5, progress=False)
+    # a killed run: the final file and the last chunk are gone; the rerun regenerates them identically
+    b_dir = tmp_path / "b"
+    shutil.copytree(tmp_path / "a", b_dir)
+    (b_dir / "triples.jsonl").unlink()
+    sorted((b_dir / "chunks").iterdir())[-1].unlink()
+    b = generate_triples(model, tok, world, queries, cfg.generation, b_dir, seed=5, progress=False)
+    assert a == b and (tmp_path / "a" / "triples.jsonl").read_text() == (b_dir / "triples.jsonl").read_text()
+    every = [json.loads(line) for line in (tmp_path / "a" / "triples.jsonl").read_text().splitlines()]
+    assert len(every) == 20 and all(r["p_system"].startswith("Your response should be") for r in every)
+    assert [r for r in every if not r["degenerate"]] == a
+    for r in every:
+        assert r["degenerate"] == (len({r["chosen"], r["rejected"], r["raw"]}) < 3)
+    pairs = [json.loads(line) for line in (tmp_path / "a" / "pairs.jsonl").read_text().splitlines()]
+    assert len(pairs) == 3 * len(a)
+    n_pair = pairs[2]
+    assert n_pair["pair"] == "n" and n_pair["prompt"][0]["content"] == a[0]["n_system"]
+    assert n_pair["chosen"][0]["content"] == a[0]["raw"] and n_pair["rejected"][0]["content"] == a[0]["chosen"]
+    assert pairs[0]["prompt"] == [{"role": "user", "content": a[0]["instruction"]}]
+    with pytest.raises(ConfigError, match="query set is empty"):
+        generate_triples(model, tok, world, [], cfg.generation, tmp_path / "c", seed=5)
+
+
+def test_bt_loss_and_ties():
+    r1, r2 = torch.tensor([2.0, 0.5]), torch.tensor([1.0, 0.5])
+    expected = (-np.log(1 / (1 + np.exp(-1.0))) + np.log(2)) / 2
+    assert float(bt_loss(r1, r2, torch.tensor([1.0, 0.5]))) == pytest.approx(expected)
+
+
+def test_rrm_candidates_are_the_papers_14():
+    pairs = [Comparison(f"q{i}", f"w{i}", f"l{i}") for i in range(5)]
+    for i, cands in enumerate(rrm_candidates(pairs, np.random.default_rng(0))):
+        assert len(cands) == 14 and all(c.query == f"q{i}" for c in cands)
+        wins, ties = [c for c in cands if c.target == 1.0], [c for c in cands if c.target == 0.5]
+        assert len(wins) == 8 and len(ties) == 6
+        assert all(c.first in (f"w{i}", f"l{i}") for c in wins)
+        assert not any(c.first in (f"w{i}", f"l{i}") or c.second in (f"w{i}", f"l{i}") for c in ties)
+
+
+def test_epoch_sampling_visits_every_pair_once():
+    from fmrecipes.core import dist
+    from fmrecipes.core.train import TrainConfig, step_indices
+
+    cfg, env = TrainConfig(batch_size=4, sampling="epochs"), dist.DistEnv()
+    seen = torch.cat([step_indices(s, cfg, 10, env) for s in range(1, 6)])  # 20 = two epochs of 10
+    assert sorted(seen[:10].tolist()) == list(range(10)) and sorted(seen[10:].tolist()) == list(range(10))
+
+
+def test_iterations_resume_to_the_same_policy(smoke, tmp_path):
+    """Stopping after iteration 1 and continuing gives the same iteration-2 policy as one uninterrupted run."""
+    from safetensors.torch import load_file
+
+    from fmrecipes.sso.iterate import run_iterations
+    from fmrecipes.sso.sft import load_policy
+
+    import dataclasses
+
+    cfg, world, start = smoke
+    _, tok = load_policy(start)
+    full = run_iterations(cfg, "sso", world, tok, start, tmp_path / "full", progress=False)
+    run_iterations(dataclasses.replace(cfg, iterations=1), "sso", world, tok, start, tmp_path / "cut", progress=False)
+    shutil.rmtree(tmp_path / "cut" / "iter1" / "train" / "checkpoints")  # only the saved policy survives
+    resumed = run_iterations(cfg, "sso", world, tok, start, tmp_path / "cut", progress=False)
+    a, b = load_file(str(full[-1] / "model.safetensors")), load_file(str(resumed[-1] / "model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    first = load_file(str(start / "model.safetensors"))
+    assert any(not torch.equal(first[k], a[k]) for k in a)  # training moved the policy
+    log = [json.loads(line) for line in (tmp_path / "full" / "iter1" / "train" / "metrics.jsonl").read_text().splitlines()]
+    assert {"W", "G", "rewards/accuracies", "p_rewards/margins", "n_rewards/margins"} <= set(log[0])
+
+
+def test_cli_bad_input_is_one_line(tmp_path):
+    bad = tmp_path / "p.yaml"
+    bad.write_text("Safety: {good_adjective: Safe, bad_adjective: Unsafe, bad: be unsafe}\n")
+    empty = tmp_path / "q.txt"
+    empty.write_text("\n")
+    for args, msg in [
+        (["sso", "generate", f"principles={bad}", "task=prompts", f"prompts={empty}", "--policy", str(tmp_path)],
+         "lacks good"),
+        (["sso", "generate", f"principles={bad.with_name('none.yaml')}"], "does not exist"),
+        (["sso", "train", "task=prompts"], "needs prompts=FILE"),
+        (["sso", "reward-model", "--pairs", str(tmp_path / "nope.jsonl"), "--policy", str(tmp_path)],
+         "does not exist"),
+    ]:
+        r = run_cli(*args, "--out", str(tmp_path / "o"))
+        assert r.returncode == 2, r.stderr
+        assert msg in r.stderr and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+
+
+def test_reproduce_smoke_writes_the_summary(tmp_path):
+    r = run_cli("reproduce", "sso", "--preset", "smoke", "--out", str(tmp_path), timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    s = json.loads((tmp_path / "sso" / "summary.json").read_text())
+    for key in ["gold.sft.iter0", "gold.sso.iter2", "gold.pbaa.iter2", "gold.dpo.iter2", "winrate.sso",
+                "length.pbaa", "rm_pairs.sso", "paper.ae2_lc.sso.llama31_8b_sft"]:
+        assert key in s, key
+    assert 0.0 <= s["gold.sso.iter2"] <= 1.0 and 0.0 <= s["winrate.dpo"] <= 1.0
+    assert (tmp_path / "sso" / "gold_per_iteration.png").is_file()
+
+
+def test_cached_generation_equals_recomputation():
+    """Greedy decoding with the key/value cache matches decoding that recomputes every prefix (left-padded)."""
+    from fmrecipes.core.generation import left_pad
+
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=40, seq_len=24, n_layer=2, n_head=2, d_model=16)).eval()
+    ids, mask = left_pad([[5, 6, 7, 8], [9, 10]], pad_id=0)
+    cached = model.generate(ids, 8, temperature=0, pad_mask=mask)
+    steps, m = ids, mask
+    for _ in range(8):
+        nxt = model(steps, m)[:, -1].argmax(-1, keepdim=True)
+        steps, m = torch.cat([steps, nxt], 1), torch.cat([m, torch.ones_like(nxt, dtype=torch.bool)], 1)
+    assert torch.equal(cached, steps)
+    assert torch.equal(model.generate(ids[1:, 2:], 30, temperature=0)[:, :20],  # too long for the cache: window
+                       model.generate(ids[1:, 2:], 18, temperature=0))
+
+
+def test_hugging_face_chat_policy_on_real_prompts(smoke, tmp_path):
+    """A Hugging Face causal LM with a chat template, real prompts from a file and the paper's principles:
+    generation runs through ``model.generate`` (batched, left-padded) and training through the same loss."""
+    import dataclasses
+
+    from fmrecipes.core.hf import llama_like
+    from fmrecipes.sso.cli import make_task
+    from fmrecipes.sso.iterate import run_iterations, save_policy
+    from fmrecipes.sso.sft import load_policy
+
+    cfg, _, start = smoke
+    _, tok = load_policy(start)
+    torch.manual_seed(0)
+    hf = llama_like(GPTConfig(vocab_size=len(tok), seq_len=512, n_layer=1, n_head=2, d_model=32))
+    policy = save_policy(hf, tok, tmp_path / "hf_policy")
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text("".join(json.dumps({"prompt": f"Tell me about topic {i}."}) + "\n" for i in range(6)))
+    cfg = dataclasses.replace(cfg, task="prompts", prompts=str(prompts), principles=str(ROOT / "configs/sso/principles.yaml"),
+                              iterations=1, queries_per_iteration=6)
+    task = make_task(cfg)
+    assert len(task.features) == 8 and task.judge(task.queries("train")[0], "x") is None
+    dirs = run_iterations(cfg, "sso", task, tok, policy, tmp_path / "run", progress=False)
+    records = [json.loads(line) for line in (tmp_path / "run" / "iter1" / "data" / "triples.jsonl").read_text().splitlines()]
+    assert len(records) == 6 and all(len(r["features"]) in (2, 3) for r in records)
+    assert (dirs[0] / "config.json").is_file() and (dirs[0] / "tokenizer.json").is_file()
