@@ -137,8 +137,6 @@ def test_generation_is_deterministic_resumable_and_exports_trl_pairs(smoke, tmp_
     every = [json.loads(line) for line in (tmp_path / "a" / "triples.jsonl").read_text().splitlines()]
     assert len(every) == 20 and all(r["p_system"].startswith("Your response should be") for r in every)
     assert [r for r in every if not r["degenerate"]] == a
-    for r in every:
-        assert r["degenerate"] == (len({r["chosen"], r["rejected"], r["raw"]}) < 3)
     pairs = [json.loads(line) for line in (tmp_path / "a" / "pairs.jsonl").read_text().splitlines()]
     assert len(pairs) == 3 * len(a)
     n_pair = pairs[2]
@@ -147,6 +145,14 @@ def test_generation_is_deterministic_resumable_and_exports_trl_pairs(smoke, tmp_
     assert pairs[0]["prompt"] == [{"role": "user", "content": a[0]["instruction"]}]
     with pytest.raises(ConfigError, match="query set is empty"):
         generate_triples(model, tok, world, [], cfg.generation, tmp_path / "c", seed=5)
+
+
+def test_degenerate_triples_ignore_the_adjective_lead_in():
+    from fmrecipes.sso.generate import degenerate
+
+    assert degenerate({"chosen": "Accurate response: 4.", "rejected": "4.", "raw": "5."}, ["Accurate"])
+    assert degenerate({"chosen": "a", "rejected": "b", "raw": "a"}, [])
+    assert not degenerate({"chosen": "Accurate response: 4.", "rejected": "3.", "raw": "5."}, ["Accurate"])
 
 
 def test_bt_loss_and_ties():
@@ -223,7 +229,10 @@ def test_reproduce_smoke_writes_the_summary(tmp_path):
                 "length.pbaa", "rm_pairs.sso", "paper.ae2_lc.sso.llama31_8b_sft"]:
         assert key in s, key
     assert 0.0 <= s["gold.sso.iter2"] <= 1.0 and 0.0 <= s["winrate.dpo"] <= 1.0
-    assert (tmp_path / "sso" / "gold_per_iteration.png").is_file()
+    assert (tmp_path / "sso" / "gold_per_iteration.png").is_file() and s["seeds"] == 2
+    per_seed = [json.loads((tmp_path / "sso" / f"seed{k}" / "results.json").read_text()) for k in (0, 1)]
+    assert s["winrate.sso"] == pytest.approx((per_seed[0]["winrate.sso"] + per_seed[1]["winrate.sso"]) / 2)
+    assert s["winrate_std.sso"] == pytest.approx(abs(per_seed[0]["winrate.sso"] - per_seed[1]["winrate.sso"]) / 2)
 
 
 def test_cached_generation_equals_recomputation():

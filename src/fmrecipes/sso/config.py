@@ -48,7 +48,8 @@ class SSOConfig:
     eval_queries: int = 256
     reward: RewardConfig = field(default_factory=RewardConfig)
     reward_pairs: int = 256  # pairs per data source for the reward-model comparison
-    seed: int = 0
+    seed: int = 0  # the CLI verbs' seed
+    seeds: list[int] = field(default_factory=lambda: [0])  # reproduce: one full replicate per seed, then means
 
     def validate(self) -> None:
         bad = [m for m in self.methods if m not in METHODS]
@@ -59,6 +60,8 @@ class SSOConfig:
         for name in ("iterations", "queries_per_iteration", "epochs"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name}={getattr(self, name)} must be positive")
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ConfigError(f"seeds={self.seeds} must be a non-empty list of distinct seeds")
         self.loss.validate()
 
     def method_loss(self, method: str) -> LossConfig:

@@ -6,9 +6,12 @@ without RRM augmentation. Every stage is cached in the output directory, so a ki
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from .. import config as configlib
 from ..core import dist
@@ -53,48 +56,65 @@ def _evaluate(cache: Path, policy_dir: Path, world: AssistantWorld, queries, cfg
     return result
 
 
-def run_experiment(cfg: SSOConfig) -> dict[str, Any]:
-    out = ensure_dir(cfg.out)
-    configlib.dump_yaml(cfg, out / "config.yaml")
+def run_seed(cfg: SSOConfig, out: Path) -> tuple[dict[str, float], dict[str, list[float]]]:
+    """One replicate: SFT policy, every method's iterations, evaluation and the reward models, under ``cfg.seed``
+    (which also draws the world's train/eval split). Returns its numbers and per-iteration curves."""
     env = dist.DistEnv(device=dist.resolve_device(cfg.train.device))
     world = AssistantWorld(seed=cfg.seed)
     start = sft_policy(cfg, world, out / "sft", env)
     _, tok = load_policy(start)
     held = world.queries("eval")
     queries = [held[i % len(held)] for i in range(cfg.eval_queries)]
-    summary: dict[str, Any] = dict(PAPER)
+    result: dict[str, float] = {}
     curves: dict[str, list[float]] = {}
     sft_eval = _evaluate(out / "eval" / "sft.json", start, world, queries, cfg)
-    summary["gold.sft.iter0"] = sft_eval["report"]["score"]
-    summary["length.sft"] = sft_eval["report"]["length"]
+    result["gold.sft.iter0"] = sft_eval["report"]["score"]
+    result["length.sft"] = sft_eval["report"]["length"]
     for method in cfg.methods:
         dirs = run_iterations(cfg, method, world, tok, start, out / method, env, cfg.train.progress)
         curves[method] = [sft_eval["report"]["score"]]
-        lengths = [sft_eval["report"]["length"]]
+        curves[f"{method} length"] = [sft_eval["report"]["length"]]
         for k, d in enumerate(dirs, 1):
             ev = _evaluate(out / "eval" / f"{method}_iter{k}.json", d, world, queries, cfg)
-            summary[f"gold.{method}.iter{k}"] = ev["report"]["score"]
+            result[f"gold.{method}.iter{k}"] = ev["report"]["score"]
             curves[method].append(ev["report"]["score"])
-            lengths.append(ev["report"]["length"])
-        final = ev["report"]
-        for key, value in final.items():
-            if key.startswith("feature."):
-                summary[f"gold_feature.{method}.{key[len('feature.'):]}"] = value
-        summary[f"winrate.{method}"] = win_rate(world, queries, ev["texts"], sft_eval["texts"])
-        summary[f"length.{method}"] = final["length"]
-        curves[f"{method} length"] = lengths
-    for key, value in sft_eval["report"].items():
-        if key.startswith("feature."):
-            summary[f"gold_feature.sft.{key[len('feature.'):]}"] = value
-    per_iteration({m: c for m, c in curves.items() if not m.endswith("length")}, "gold score (held-out, no principle)",
-                  out / "gold_per_iteration.png")
-    per_iteration({m[:-len(" length")]: c for m, c in curves.items() if m.endswith("length")},
-                  "response length (tokens)", out / "length_per_iteration.png")
+            curves[f"{method} length"].append(ev["report"]["length"])
+        result.update({f"gold_feature.{method}.{key[len('feature.'):]}": value
+                       for key, value in ev["report"].items() if key.startswith("feature.")})
+        result[f"winrate.{method}"] = win_rate(world, queries, ev["texts"], sft_eval["texts"])
+        result[f"length.{method}"] = ev["report"]["length"]
+    result.update({f"gold_feature.sft.{key[len('feature.'):]}": value
+                   for key, value in sft_eval["report"].items() if key.startswith("feature.")})
     sso_pairs = generate_triples(load_lm(start, env.device), tok, world,
                                  iteration_queries(world.queries("train"), cfg.queries_per_iteration, 1, cfg.seed),
                                  cfg.generation, out / "sso" / "iter1" / "data", cfg.seed + 1, cfg.train.progress)
-    summary.update(reward_comparison(cfg, world, tok, start, sso_pairs, queries, out / "reward", env))
-    summary["kept_triples.iter1"] = len(sso_pairs)
+    result.update(reward_comparison(cfg, world, tok, start, sso_pairs, queries, out / "reward", env))
+    result["kept_triples.iter1"] = len(sso_pairs)
+    atomic_write_json(out / "results.json", result)
+    return result, curves
+
+
+def run_experiment(cfg: SSOConfig) -> dict[str, Any]:
+    """Every seed of ``cfg.seeds`` in ``out/seed<k>``; the summary holds the means over seeds, the spread
+    (standard deviation) of the headline numbers, and the plots of the mean curves."""
+    out = ensure_dir(cfg.out)
+    configlib.dump_yaml(cfg, out / "config.yaml")
+    runs = [run_seed(dataclasses.replace(cfg, seed=s), out / f"seed{s}") for s in cfg.seeds]
+    summary: dict[str, Any] = dict(PAPER)
+    for key in dict.fromkeys(k for r, _ in runs for k in r):  # a tiny eval set may miss a feature in a seed
+        values = [r[key] for r, _ in runs if key in r]
+        summary[key] = float(np.mean(values))
+        head = key.split(".")[0]
+        if len(runs) > 1 and head in ("winrate", "rm_acc"):
+            summary[f"{head}_std.{key.split('.', 1)[1]}"] = float(np.std(values))
+        if len(runs) > 1 and head == "gold" and key.endswith(f"iter{cfg.iterations}"):
+            summary[f"gold_final_std.{key.split('.')[1]}"] = float(np.std(values))
+    summary["seeds"] = len(runs)
+    mean_curves = {name: list(np.mean([c[name] for _, c in runs], axis=0)) for name in runs[0][1]}
+    per_iteration({m: c for m, c in mean_curves.items() if not m.endswith("length")},
+                  f"gold score (held-out, no principle; mean of {len(runs)} seeds)", out / "gold_per_iteration.png")
+    per_iteration({m[:-len(" length")]: c for m, c in mean_curves.items() if m.endswith("length")},
+                  "response length (tokens)", out / "length_per_iteration.png")
     atomic_write_json(out / "results.json", summary)
     return summary
 

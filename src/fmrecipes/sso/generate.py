@@ -79,6 +79,10 @@ def _chunk(policy: nn.Module, tok, task: Task, queries: list[Query], cfg: Genera
         adjectives = [a for n in rec["features"] for a in (task.features[n].good_adjective,
                                                            task.features[n].bad_adjective)]
         rec["degenerate"] = degenerate(rec, adjectives)
+        if len(rec["chosen"]) > 20 and len(rec["rejected"]) > 20:  # then, as build_data.py, close cut-off text
+            for key in ("chosen", "rejected"):
+                if rec[key][-1].islower():
+                    rec[key] += "."
     return records
 
 
