@@ -277,3 +277,23 @@ def test_hugging_face_chat_policy_on_real_prompts(smoke, tmp_path):
     records = [json.loads(line) for line in (tmp_path / "run" / "iter1" / "data" / "triples.jsonl").read_text().splitlines()]
     assert len(records) == 6 and all(len(r["features"]) in (2, 3) for r in records)
     assert (dirs[0] / "config.json").is_file() and (dirs[0] / "tokenizer.json").is_file()
+
+
+def test_v2_variant_trains_a_generator_then_dpo(smoke, tmp_path):
+    """loss.variant=v2: each iteration trains a data generator with L+ + L-, samples from it, and trains the
+    policy with DPO on the generator's (x, y+, y-)."""
+    import dataclasses
+
+    from fmrecipes.sso.iterate import run_iterations
+    from fmrecipes.sso.sft import load_policy
+
+    cfg, world, start = smoke
+    _, tok = load_policy(start)
+    cfg = dataclasses.replace(cfg, iterations=1, loss=dataclasses.replace(cfg.loss, variant="v2"))
+    run_iterations(cfg, "sso", world, tok, start, tmp_path, progress=False)
+    it = tmp_path / "iter1"
+    gen_log = [json.loads(x) for x in (it / "generator" / "metrics.jsonl").read_text().splitlines()]
+    pol_log = [json.loads(x) for x in (it / "train" / "metrics.jsonl").read_text().splitlines()]
+    assert {"L+", "L-", "p_rewards/margins", "n_rewards/margins"} <= set(gen_log[0]) and "W" not in gen_log[0]
+    assert "rewards/margins" in pol_log[0] and "G" not in pol_log[0] and "p_rewards/margins" not in pol_log[0]
+    assert (it / "generator_data" / "triples.jsonl").is_file() and (it / "policy" / "config.json").is_file()
