@@ -226,7 +226,7 @@ def test_reproduce_smoke_writes_the_summary(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     s = json.loads((tmp_path / "sso" / "summary.json").read_text())
     for key in ["gold.sft.iter0", "gold.sso.iter2", "gold.pbaa.iter2", "gold.dpo.iter2", "winrate.sso",
-                "length.pbaa", "rm_pairs.sso", "paper.ae2_lc.sso.llama31_8b_sft"]:
+                "length.pbaa", "rm_pairs.sso_pairs", "paper.ae2_lc.sso.llama31_8b_sft"]:
         assert key in s, key
     assert 0.0 <= s["gold.sso.iter2"] <= 1.0 and 0.0 <= s["winrate.dpo"] <= 1.0
     assert (tmp_path / "sso" / "gold_per_iteration.png").is_file() and s["seeds"] == 2

@@ -45,11 +45,12 @@ PAPER = {
 }
 
 
-def _evaluate(cache: Path, policy_dir: Path, world: AssistantWorld, queries, cfg: SSOConfig) -> dict[str, Any]:
+def _evaluate(cache: Path, policy_dir: Path, world: AssistantWorld, queries, cfg: SSOConfig,
+              env: dist.DistEnv) -> dict[str, Any]:
     """Responses of one policy on the eval queries and their gold report (cached as JSON)."""
     if cache.is_file():
         return json.loads(cache.read_text())
-    model, tok = load_policy(policy_dir)
+    model, tok = load_policy(policy_dir, env.device)
     texts = respond(model, tok, queries, cfg.generation, cfg.seed + 7)
     result = {"texts": texts, "report": gold_report(world, queries, texts, tok)}
     atomic_write_json(cache, result)
@@ -67,7 +68,7 @@ def run_seed(cfg: SSOConfig, out: Path) -> tuple[dict[str, float], dict[str, lis
     queries = [held[i % len(held)] for i in range(cfg.eval_queries)]
     result: dict[str, float] = {}
     curves: dict[str, list[float]] = {}
-    sft_eval = _evaluate(out / "eval" / "sft.json", start, world, queries, cfg)
+    sft_eval = _evaluate(out / "eval" / "sft.json", start, world, queries, cfg, env)
     result["gold.sft.iter0"] = sft_eval["report"]["score"]
     result["length.sft"] = sft_eval["report"]["length"]
     for method in cfg.methods:
@@ -75,7 +76,7 @@ def run_seed(cfg: SSOConfig, out: Path) -> tuple[dict[str, float], dict[str, lis
         curves[method] = [sft_eval["report"]["score"]]
         curves[f"{method} length"] = [sft_eval["report"]["length"]]
         for k, d in enumerate(dirs, 1):
-            ev = _evaluate(out / "eval" / f"{method}_iter{k}.json", d, world, queries, cfg)
+            ev = _evaluate(out / "eval" / f"{method}_iter{k}.json", d, world, queries, cfg, env)
             result[f"gold.{method}.iter{k}"] = ev["report"]["score"]
             curves[method].append(ev["report"]["score"])
             curves[f"{method} length"].append(ev["report"]["length"])
@@ -89,7 +90,7 @@ def run_seed(cfg: SSOConfig, out: Path) -> tuple[dict[str, float], dict[str, lis
                                  iteration_queries(world.queries("train"), cfg.queries_per_iteration, 1, cfg.seed),
                                  cfg.generation, out / "sso" / "iter1" / "data", cfg.seed + 1, cfg.train.progress)
     result.update(reward_comparison(cfg, world, tok, start, sso_pairs, queries, out / "reward", env))
-    result["kept_triples.iter1"] = len(sso_pairs)
+    result["triples_kept.sso_pairs"] = len(sso_pairs)
     atomic_write_json(out / "results.json", result)
     return result, curves
 

@@ -37,7 +37,7 @@ def train_reward_model(start, tok, comparisons: list[Comparison], cfg: SSOConfig
 
 def reward_comparison(cfg: SSOConfig, task: Task, tok, start, sso_triples: list[dict], eval_queries: list[Query],
                       out, env: dist.DistEnv) -> dict[str, float]:
-    """``rm_acc.<data>`` and ``rm_acc.<data>_rrm`` for data in sso, gold, both (and the pair counts)."""
+    """``rm_acc.<data>`` and ``rm_acc.<data>_rrm`` for data in sso_pairs, gold_pairs, both (and pair counts)."""
     policy = load_lm(start, env.device)
     sso = [Comparison(r["instruction"], r["chosen"], r["rejected"]) for r in sso_triples][:cfg.reward_pairs]
     train_q = task.queries("train")
@@ -47,7 +47,7 @@ def reward_comparison(cfg: SSOConfig, task: Task, tok, start, sso_triples: list[
     heldout = ComparisonData(tok, gold_pairs(policy, tok, task, eval_queries, cfg, cfg.seed + 31),
                              context_length(policy) or 2048)
     result: dict[str, float] = {"rm_pairs.heldout": len(heldout)}
-    for name, comps in {"sso": sso, "gold": gold, "both": sso + gold}.items():
+    for name, comps in {"sso_pairs": sso, "gold_pairs": gold, "both": sso + gold}.items():
         result[f"rm_pairs.{name}"] = len(comps)
         if not comps or not len(heldout):  # too few samples differ in gold score (a tiny preset)
             continue
