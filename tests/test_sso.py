@@ -7,6 +7,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from conftest import ROOT, run_cli
 
 from fmrecipes.config import load
 from fmrecipes.core.gpt import GPT, GPTConfig, sample_next
@@ -18,8 +19,6 @@ from fmrecipes.sso.generate import generate_triples
 from fmrecipes.sso.principles import load_principles, pick_features, system_prompt
 from fmrecipes.sso.reward import Comparison, bt_loss, rrm_candidates
 from fmrecipes.sso.world import AssistantWorld
-
-from conftest import ROOT, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -182,12 +181,12 @@ def test_epoch_sampling_visits_every_pair_once():
 
 def test_iterations_resume_to_the_same_policy(smoke, tmp_path):
     """Stopping after iteration 1 and continuing gives the same iteration-2 policy as one uninterrupted run."""
+    import dataclasses
+
     from safetensors.torch import load_file
 
     from fmrecipes.sso.iterate import run_iterations
     from fmrecipes.sso.sft import load_policy
-
-    import dataclasses
 
     cfg, world, start = smoke
     _, tok = load_policy(start)
@@ -199,7 +198,8 @@ def test_iterations_resume_to_the_same_policy(smoke, tmp_path):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     first = load_file(str(start / "model.safetensors"))
     assert any(not torch.equal(first[k], a[k]) for k in a)  # training moved the policy
-    log = [json.loads(line) for line in (tmp_path / "full" / "iter1" / "train" / "metrics.jsonl").read_text().splitlines()]
+    log_file = tmp_path / "full" / "iter1" / "train" / "metrics.jsonl"
+    log = [json.loads(line) for line in log_file.read_text().splitlines()]
     assert {"W", "G", "rewards/accuracies", "p_rewards/margins", "n_rewards/margins"} <= set(log[0])
 
 
@@ -269,12 +269,14 @@ def test_hugging_face_chat_policy_on_real_prompts(smoke, tmp_path):
     policy = save_policy(hf, tok, tmp_path / "hf_policy")
     prompts = tmp_path / "prompts.jsonl"
     prompts.write_text("".join(json.dumps({"prompt": f"Tell me about topic {i}."}) + "\n" for i in range(6)))
-    cfg = dataclasses.replace(cfg, task="prompts", prompts=str(prompts), principles=str(ROOT / "configs/sso/principles.yaml"),
+    cfg = dataclasses.replace(cfg, task="prompts", prompts=str(prompts),
+                              principles=str(ROOT / "configs" / "sso" / "principles.yaml"),
                               iterations=1, queries_per_iteration=6)
     task = make_task(cfg)
     assert len(task.features) == 8 and task.judge(task.queries("train")[0], "x") is None
     dirs = run_iterations(cfg, "sso", task, tok, policy, tmp_path / "run", progress=False)
-    records = [json.loads(line) for line in (tmp_path / "run" / "iter1" / "data" / "triples.jsonl").read_text().splitlines()]
+    triples = tmp_path / "run" / "iter1" / "data" / "triples.jsonl"
+    records = [json.loads(line) for line in triples.read_text().splitlines()]
     assert len(records) == 6 and all(len(r["features"]) in (2, 3) for r in records)
     assert (dirs[0] / "config.json").is_file() and (dirs[0] / "tokenizer.json").is_file()
 

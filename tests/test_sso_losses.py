@@ -8,8 +8,16 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from fmrecipes.sso.losses import (SEQUENCES, LossConfig, dpo_loss, generator_loss, ipo_loss, pair_loss,
-                                  sso_loss, steering_weight)
+from fmrecipes.sso.losses import (
+    SEQUENCES,
+    LossConfig,
+    dpo_loss,
+    generator_loss,
+    ipo_loss,
+    pair_loss,
+    sso_loss,
+    steering_weight,
+)
 
 sig = lambda z: 1 / (1 + math.exp(-z))  # noqa: E731
 

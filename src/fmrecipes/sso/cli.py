@@ -103,7 +103,8 @@ def read_comparisons(path: str | Path) -> list[Comparison]:
             continue
         missing = [k for k in ("prompt", "chosen", "rejected") if k not in rec]
         if missing:
-            raise ConfigError(f"preference file {p} line {n} lacks {', '.join(missing)} (expected prompt/chosen/rejected)")
+            raise ConfigError(f"preference file {p} line {n} lacks {', '.join(missing)} "
+                              "(expected prompt/chosen/rejected)")
         out.append(Comparison(text(rec["prompt"], n, "prompt"), text(rec["chosen"], n, "chosen"),
                               text(rec["rejected"], n, "rejected")))
     if not out:
