@@ -299,3 +299,12 @@ def test_v2_variant_trains_a_generator_then_dpo(smoke, tmp_path):
     assert {"L+", "L-", "p_rewards/margins", "n_rewards/margins"} <= set(gen_log[0]) and "W" not in gen_log[0]
     assert "rewards/margins" in pol_log[0] and "G" not in pol_log[0] and "p_rewards/margins" not in pol_log[0]
     assert (it / "generator_data" / "triples.jsonl").is_file() and (it / "policy" / "config.json").is_file()
+
+
+def test_experiment_verb_takes_overrides(tmp_path):
+    r = run_cli("sso", "experiment", "--config", "configs/sso/smoke.yaml", "seeds=[4]", "methods=[pbaa]",
+                "iterations=1", "--out", str(tmp_path), timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    s = json.loads((tmp_path / "summary.json").read_text())
+    assert s["seeds"] == 1 and "gold.pbaa.iter1" in s and "gold.sso.iter1" not in s
+    assert (tmp_path / "seed4" / "pbaa" / "iter1" / "policy" / "config.json").is_file()

@@ -131,6 +131,18 @@ def _reward_model(args: argparse.Namespace) -> int:
     return 0
 
 
+def _experiment(args: argparse.Namespace) -> int:
+    from ..core.fileio import atomic_write_json
+    from .experiment import run_experiment
+
+    cfg = _cfg(args)
+    summary = run_experiment(cfg)
+    atomic_write_json(Path(cfg.out) / "summary.json", summary)
+    print(json.dumps({k: v for k, v in summary.items() if k.split(".")[0] in ("gold", "winrate", "rm_acc")},
+                     indent=2))
+    return 0
+
+
 def register_cli(sub) -> None:
     from ..cli import add_verb
 
@@ -148,3 +160,5 @@ def register_cli(sub) -> None:
     v.add_argument("--rrm", action="store_true", help="add RRM augmentation (filtered by the plain RM)")
     v.add_argument("--heldout", help="labelled preference jsonl to report accuracy on")
     v.add_argument("--policy", help="backbone: a policy directory; default: the SFT policy")
+    add_verb(verbs, "experiment", "the paper's comparison with any config (reproduce sso runs it on a preset)",
+             _experiment)
