@@ -308,3 +308,19 @@ def test_experiment_verb_takes_overrides(tmp_path):
     s = json.loads((tmp_path / "summary.json").read_text())
     assert s["seeds"] == 1 and "gold.pbaa.iter1" in s and "gold.sso.iter1" not in s
     assert (tmp_path / "seed4" / "pbaa" / "iter1" / "policy" / "config.json").is_file()
+
+
+def test_sft_policy_is_reproducible(tmp_path):
+    """Two SFT runs with the same seed give the same weights, whatever the process did before."""
+    from safetensors.torch import load_file
+
+    from fmrecipes.sso.sft import sft_policy
+
+    cfg = load(SSOConfig, preset_path("sso", "smoke"), [f"out={tmp_path}", "sft_train.steps=3"])
+    world = AssistantWorld(seed=cfg.seed)
+    a = sft_policy(cfg, world, tmp_path / "a")
+    torch.rand(100)  # consume the global RNG
+    b = sft_policy(cfg, world, tmp_path / "b")
+    wa, wb = load_file(str(a / "model.safetensors")), load_file(str(b / "model.safetensors"))
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert cfg.with_seed(7).train.seed == 7 and cfg.with_seed(7).reward.train.seed == 7

@@ -64,6 +64,12 @@ class SSOConfig:
             raise ConfigError(f"seeds={self.seeds} must be a non-empty list of distinct seeds")
         self.loss.validate()
 
+    def with_seed(self, seed: int) -> SSOConfig:
+        """A replicate: ``seed`` drives the world split, data, initialisation and every training run's batches."""
+        reward = dataclasses.replace(self.reward, train=dataclasses.replace(self.reward.train, seed=seed))
+        return dataclasses.replace(self, seed=seed, sft_train=dataclasses.replace(self.sft_train, seed=seed),
+                                   train=dataclasses.replace(self.train, seed=seed), reward=reward)
+
     def method_loss(self, method: str) -> LossConfig:
         if method not in METHOD_LOSS:
             raise ConfigError(f"method {method!r} is unknown; choose from {', '.join(METHODS)}")

@@ -6,7 +6,6 @@ without RRM augmentation. Every stage is cached in the output directory, so a ki
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -100,7 +99,7 @@ def run_experiment(cfg: SSOConfig) -> dict[str, Any]:
     (standard deviation) of the headline numbers, and the plots of the mean curves."""
     out = ensure_dir(cfg.out)
     configlib.dump_yaml(cfg, out / "config.yaml")
-    runs = [run_seed(dataclasses.replace(cfg, seed=s), out / f"seed{s}") for s in cfg.seeds]
+    runs = [run_seed(cfg.with_seed(s), out / f"seed{s}") for s in cfg.seeds]
     summary: dict[str, Any] = dict(PAPER)
     for key in dict.fromkeys(k for r, _ in runs for k in r):  # a tiny eval set may miss a feature in a seed
         values = [r[key] for r, _ in runs if key in r]

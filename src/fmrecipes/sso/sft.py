@@ -7,6 +7,7 @@ import dataclasses
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from ..core import dist
 from ..core.checkpoint import load_lm
@@ -54,6 +55,7 @@ def sft_policy(cfg: SSOConfig, world: AssistantWorld, out_dir: Path, env: dist.D
         tok = load_tokenizer(tok_dir)
     else:
         tok = train_chat_tokenizer((_render(*e) for e in examples), cfg.vocab_size, tok_dir)
+    torch.manual_seed(cfg.seed)  # the same initial weights on every rerun
     model = GPT(dataclasses.replace(cfg.policy, vocab_size=len(tok)))
     data = ChatData(tok, examples, cfg.policy.seq_len)
     train(model, data, None, cfg.sft_train, out_dir / "train", env)
