@@ -37,8 +37,11 @@ def test_principles_yaml_errors_name_the_feature(tmp_path):
     p.write_text("Safety: {good_adjective: Safe, bad_adjective: Unsafe, good: be safe}\n")
     with pytest.raises(ConfigError, match=r"feature 'Safety' lacks bad"):
         load_principles(p)
-    p.write_text("- just a list\n")
+    p.write_text("")
     with pytest.raises(ConfigError, match="non-empty mapping"):
+        load_principles(p)
+    p.write_text("- just a list\n")
+    with pytest.raises(ConfigError, match="principles file .* must hold a mapping"):
         load_principles(p)
     with pytest.raises(ConfigError, match="does not exist"):
         load_principles(tmp_path / "missing.yaml")

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import yaml
 
+from ..config import read_yaml
 from ..errors import ConfigError
 
 CONCISION = "Concision"
@@ -60,14 +60,7 @@ def parse_principles(data: object, source: str) -> dict[str, Feature]:
 
 def load_principles(path: str | Path) -> dict[str, Feature]:
     """Read a principles YAML file (see ``configs/sso/principles.yaml``)."""
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"principles file {p} does not exist")
-    try:
-        data = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"principles file {p} is not valid YAML: {str(exc).splitlines()[0]}") from None
-    return parse_principles(data, str(p))
+    return parse_principles(read_yaml(path, "principles file"), str(path))
 
 
 def pick_features(candidates: list[str], rng: np.random.Generator, k: int = 2,
