@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..core import dist
 from ..core.fileio import iter_jsonl
+from ..core.hf import context_length
 from ..errors import ConfigError
 from .config import METHODS, SSOConfig
 from .iterate import iteration_queries, run_iterations
@@ -121,7 +122,7 @@ def _reward_model(args: argparse.Namespace) -> int:
     _, tok = load_policy(start)
     run = Path(cfg.out) / "reward_model"
     rm = train_reward_model(start, tok, comps, cfg, run / "base", env)
-    max_len = cfg.policy.seq_len
+    max_len = context_length(rm.backbone) or 2048  # the backbone's own context, as reward_stage reads it
     if args.rrm:
         extra = rrm_augment(rm, tok, comps, cfg.reward.rrm_per_example, cfg.reward.rrm_threshold, max_len, cfg.seed)
         print(f"RRM: kept {len(extra)} augmented pairs")
