@@ -22,12 +22,14 @@ data:
 demo: install
 	$(PY) -m fmrecipes reproduce all --preset quick --out runs/demo
 
-test: $(STAMP)
+test: $(STAMP) data
 	$(PY) -m pytest
 
 bench: $(STAMP)
 	$(PY) benchmarks/lm_throughput.py
 	$(PY) benchmarks/miniplm_score.py
+	$(PY) benchmarks/sso_generate.py
+	$(PY) benchmarks/scenes.py
 
 clean:
 	rm -rf runs .pytest_cache

@@ -13,8 +13,6 @@ medians; prints one JSON object.
 from __future__ import annotations
 
 import json
-import statistics
-import time
 
 import torch
 
@@ -22,6 +20,7 @@ from fmrecipes.core.generation import left_pad, sample_batch
 from fmrecipes.core.gpt import GPT, GPTConfig
 from fmrecipes.core.hf import llama_like
 from shape_args import shape_parser
+from timing import interleaved_medians
 
 
 def main() -> None:
@@ -56,18 +55,9 @@ def main() -> None:
                            min_new_tokens=args.new_tokens, pad_token_id=0, eos_token_id=None)
 
     runs = {"fmrecipes_kv_cache": ours, "hf_llama_generate": hf, "fmrecipes_recompute": recompute}
-    for fn in runs.values():  # warm-up
-        fn()
-    times: dict[str, list[float]] = {k: [] for k in runs}
-    for _ in range(args.rounds):
-        for name, fn in runs.items():
-            t0 = time.perf_counter()
-            fn()
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            times[name].append(time.perf_counter() - t0)
+    seconds = interleaved_medians(runs, args.rounds, device)
     tokens = args.batch * args.new_tokens
-    rate = {k: tokens / statistics.median(v) for k, v in times.items()}
+    rate = {k: tokens / s for k, s in seconds.items()}
     print(json.dumps({
         "benchmark": "sso_generate", "device": str(device), "threads": torch.get_num_threads(),
         "shape": {"d_model": args.d_model, "n_layer": args.n_layer, "vocab": args.vocab, "batch": args.batch,

@@ -37,6 +37,8 @@ def test_reproduce_all_reports_unimplemented_recipes(tmp_path):
         assert f"## {name}" in md and f"<section id='{name}'>" in page
         if name not in implemented():
             assert "not implemented" in md.split(f"## {name}")[1].split("## ")[0]
+    assert (tmp_path / "data" / "fashionscenes-gallery.png").is_file()  # the FashionScenes gallery, shown
+    assert "![fashionscenes-gallery](data/fashionscenes-gallery.png)" in md and "<section id='data'>" in page
 
 
 def test_report_tables_put_paper_numbers_beside_ours(tmp_path):

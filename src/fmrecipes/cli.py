@@ -114,6 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/reproduce")
     p.set_defaults(func=_report)
 
+    from .data.cli import register_cli as register_data
+
+    register_data(sub)
     for name in RECIPES:
         module = recipe_module(name)
         if module is not None and hasattr(module, "register_cli"):

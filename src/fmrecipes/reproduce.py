@@ -35,6 +35,17 @@ def run_recipe(name: str, preset: str, out: Path) -> dict:
     return summary
 
 
+def data_gallery(out_dir: Path) -> None:
+    """The FashionScenes gallery the report shows (skipped, with a warning, without Fashion-MNIST)."""
+    from .data.cli import scenes_gallery
+    from .data.scene_config import SceneConfig
+
+    try:
+        scenes_gallery(SceneConfig(), "val", 8, ensure_dir(out_dir / "data") / "fashionscenes-gallery.png")
+    except FmError as exc:
+        print(f"[data] FashionScenes gallery skipped: {exc}")
+
+
 def reproduce(target: str, preset: str, out: str | Path) -> int:
     """Run one recipe or all; ``all`` also writes the report. Returns the number of failed recipes."""
     if preset not in PRESETS:
@@ -60,6 +71,8 @@ def reproduce(target: str, preset: str, out: str | Path) -> int:
             print(f"[{name}] failed: {exc}")
     if target == "all":
         from .report import write_report
+
+        data_gallery(out_dir)
 
         md, html = write_report(out_dir)
         print(f"report: {md} and {html}")

@@ -94,6 +94,10 @@ def _plots(out_dir: Path, name: str) -> list[Path]:
     return sorted((out_dir / name).glob("*.png"))
 
 
+DATA_NOTE = ("FashionScenes validation scenes: each image's web alt-texts, its dense (synthetic) caption, and the "
+             "re-aligned caption (`fmrecipes data scenes gallery`).")
+
+
 def _config_text(out_dir: Path, name: str) -> str:
     p = out_dir / name / "config.yaml"
     return p.read_text() if p.is_file() else ""
@@ -123,6 +127,8 @@ def markdown(out_dir: Path) -> str:
             lines += ["", "<details><summary>config</summary>", "", "```yaml", _config_text(out_dir, name).rstrip(),
                       "```", "", "</details>"]
         lines.append("")
+    if _plots(out_dir, "data"):
+        lines += ["## data", "", DATA_NOTE, ""] + [f"![{p.stem}](data/{p.name})" for p in _plots(out_dir, "data")]
     return "\n".join(lines)
 
 
@@ -130,6 +136,11 @@ CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;
 table{border-collapse:collapse;margin:.5em 0 1.2em}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}
 th{background:#f3f3f3}.status{font-weight:bold;color:#a33}img{max-width:100%;display:block;margin:8px 0}
 pre{background:#f6f6f6;padding:8px;overflow:auto}h3{font-size:1em;margin-bottom:0}"""
+
+
+def _img(p: Path) -> str:
+    data = base64.b64encode(p.read_bytes()).decode()
+    return f"<img alt='{html.escape(p.stem)}' title='{html.escape(p.stem)}' src='data:image/png;base64,{data}'>"
 
 
 def html_page(out_dir: Path) -> str:
@@ -150,12 +161,13 @@ def html_page(out_dir: Path) -> str:
             parts += ["<tr><th>" + e(r[0]) + "</th>" + "".join(f"<td>{e(c)}</td>" for c in r[1:]) + "</tr>"
                       for r in t.rows]
             parts.append("</table>")
-        for p in _plots(out_dir, name):
-            data = base64.b64encode(p.read_bytes()).decode()
-            parts.append(f"<img alt='{e(p.stem)}' title='{e(p.stem)}' src='data:image/png;base64,{data}'>")
+        parts += [_img(p) for p in _plots(out_dir, name)]
         if _config_text(out_dir, name):
             parts.append(f"<details><summary>config</summary><pre>{e(_config_text(out_dir, name))}</pre></details>")
         parts.append("</section>")
+    if _plots(out_dir, "data"):
+        parts.append(f"<section id='data'><h2>data</h2><p>{e(DATA_NOTE)}</p>")
+        parts += [_img(p) for p in _plots(out_dir, "data")] + ["</section>"]
     parts.append("</body></html>")
     return "\n".join(parts)
 
