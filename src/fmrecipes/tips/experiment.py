@@ -1,0 +1,156 @@
+"""``fmrecipes reproduce tips``: the paper's ablation ladder (Table 1, notes A.7) at small scale, equal budgets.
+
+Variants: (1) CLIP on alt-text, (2) + self-distillation, (3) + masked image modelling, (4) dual [CLS] with
+synthetic captions, contrastive only, (5) full TIPS. Each trains for the same steps and batch from the same
+seed, then is probed with the same frozen-feature budgets.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from ..config import dump_yaml
+from ..core import dist
+from ..core.checkpoint import latest_checkpoint
+from ..core.fileio import atomic_write_json, ensure_dir
+from ..core.train import _load_weights, train
+from ..data.fashion_mnist import load_fashion_mnist
+from ..data.scene_graph import item_pool
+from ..errors import FmError
+from .config import VARIANTS, TIPSConfig
+from .data import ScenePack, TextCodec, TIPSData, pack_texts, scene_pack, text_codec, to_float
+from .model import TeacherHooks, TIPSModel, tips_loss
+from .probes import (class_embeddings, depth_probe, encode_images, encode_texts, retrieval_r1, segmentation_probe,
+                     zeroshot_accuracy)
+
+# The paper's ViT-B ablation (Table 1, notes A.7): Flickr R@1 I->T / T->I (%), PASCAL mIoU (%), NYU RMSE (m).
+PAPER = {
+    "paper.i2t_r1.clip_alt": 79.1, "paper.i2t_r1.clip_alt_distill": 81.5, "paper.i2t_r1.clip_alt_distill_mim": 82.6,
+    "paper.i2t_r1.dual_cls": 88.7, "paper.i2t_r1.tips": 89.2,
+    "paper.t2i_r1.clip_alt": 62.9, "paper.t2i_r1.clip_alt_distill": 67.0, "paper.t2i_r1.clip_alt_distill_mim": 67.6,
+    "paper.t2i_r1.dual_cls": 77.1, "paper.t2i_r1.tips": 77.3,
+    "paper.seg_miou.clip_alt": 64.4, "paper.seg_miou.clip_alt_distill": 70.3,
+    "paper.seg_miou.clip_alt_distill_mim": 75.9,
+    "paper.depth_rmse.clip_alt_distill": 0.589, "paper.depth_rmse.clip_alt_distill_mim": 0.511,
+    "paper.depth_rmse.tips": 0.478,
+}
+N_SHOWN = 4  # test scenes whose segmentation-probe predictions are kept for the plot
+
+
+@dataclass
+class EvalSet:
+    probe_train: ScenePack
+    test: ScenePack
+    single: ScenePack          # one-object test scenes (zero-shot)
+    fashion: torch.Tensor      # Fashion-MNIST test images as RGB float [N, 3, H, W]
+    fashion_labels: torch.Tensor
+
+
+def eval_set(cfg: TIPSConfig) -> EvalSet:
+    p = cfg.probe
+    images, labels = load_fashion_mnist("test", cfg.data.fashion_dir)
+    idx = torch.tensor(list(item_pool("test", len(labels))[: p.n_zeroshot]))
+    gray = torch.from_numpy(images[idx.numpy()]).float().div(255.0)[:, None]
+    fashion = F.interpolate(gray, size=(cfg.vit.image_size,) * 2, mode="bilinear", align_corners=False)
+    return EvalSet(probe_train=scene_pack(cfg.data, "train", p.n_train), test=scene_pack(cfg.data, "test", p.n_test),
+                   single=scene_pack(replace(cfg.data, min_objects=1, max_objects=1), "test", p.n_test),
+                   fashion=fashion.expand(-1, 3, -1, -1).contiguous(),
+                   fashion_labels=torch.from_numpy(labels[idx.numpy()]).long())
+
+
+def evaluate(model: TIPSModel, codec: TextCodec, ev: EvalSet, cfg: TIPSConfig) -> dict[str, Any]:
+    """All probes of one trained model (percent for accuracies, recalls and mIoU; depth units for RMSE)."""
+    p = cfg.probe
+    n_cls = model.vit.cfg.n_cls
+    zc, rc = min(p.zeroshot_cls, n_cls) - 1, min(p.retrieval_cls, n_cls) - 1
+    classes = class_embeddings(model.text, codec)
+    out: dict[str, Any] = {
+        "zeroshot_acc": 100 * zeroshot_accuracy(encode_images(model.vit, ev.fashion).cls[:, zc], classes,
+                                                ev.fashion_labels),
+        "zeroshot_scene_acc": 100 * zeroshot_accuracy(encode_images(model.vit, to_float(ev.single.images)).cls[:, zc],
+                                                      classes, torch.tensor([l[0] for l in ev.single.labels])),
+    }
+    test = encode_images(model.vit, to_float(ev.test.images))
+    texts = encode_texts(model.text, codec, ev.test.realigned)
+    out["i2t_r1"], out["t2i_r1"] = (100 * r for r in retrieval_r1(test.cls[:, rc], texts))
+    if n_cls == 2:
+        out["i2t_r1_cls2"], out["t2i_r1_cls2"] = (100 * r for r in retrieval_r1(test.cls[:, 1], texts))
+    train_patches = encode_images(model.vit, to_float(ev.probe_train.images)).patches
+    miou, pred = segmentation_probe(train_patches, ev.probe_train.semantic, test.patches, ev.test.semantic, p)
+    out["seg_miou"] = 100 * miou
+    out["depth_rmse"] = depth_probe(train_patches, ev.probe_train.depth, test.patches, ev.test.depth, p)
+    out["seg_pred"] = pred[:N_SHOWN].tolist()
+    return out
+
+
+def load_trained(run_dir: Path, cfg: TIPSConfig, variant: str) -> TIPSModel:
+    ckpt = latest_checkpoint(run_dir)
+    if ckpt is None:
+        raise FmError(f"{run_dir} has no checkpoint: train it first (fmrecipes tips train)")
+    torch.manual_seed(cfg.seed)
+    model = TIPSModel(cfg, variant)
+    _load_weights(model, ckpt)
+    return model.eval()
+
+
+def train_variant(cfg: TIPSConfig, variant: str, train_pack: ScenePack, codec: TextCodec, run_dir: Path,
+                  env: dist.DistEnv | None = None) -> TIPSModel:
+    """Train (or resume) ``variant`` in ``run_dir``; the same seed initialises every variant."""
+    ensure_dir(run_dir)
+    dump_yaml(replace(cfg, variant=variant), run_dir / "config.yaml")
+    torch.manual_seed(cfg.seed)
+    model = TIPSModel(cfg, variant)
+    train(model, TIPSData(train_pack, codec, cfg, variant), None, cfg.train, run_dir, env=env, loss_fn=tips_loss,
+          hooks=TeacherHooks())
+    return model.eval()
+
+
+def prepare(cfg: TIPSConfig, out: Path) -> tuple[ScenePack, TextCodec]:
+    """The training scenes, and the tokenizer trained on their texts (``out/tokenizer``, once)."""
+    pack = scene_pack(cfg.data, "train", cfg.n_train, progress=cfg.train.progress)
+    return pack, text_codec(cfg, pack_texts(pack), out / "tokenizer")
+
+
+def run_experiment(cfg: TIPSConfig) -> dict[str, Any]:
+    """Train and probe every variant of ``cfg.variants`` (a finished variant's ``probes.json`` is reused)."""
+    cfg.validate()
+    out = ensure_dir(cfg.out)
+    dump_yaml(cfg, out / "config.yaml")
+    pack, codec = prepare(cfg, out)
+    ev = eval_set(cfg)
+    results: dict[str, dict[str, Any]] = {}
+    for variant in cfg.variants:
+        run_dir = out / variant
+        done = run_dir / "probes.json"
+        if done.is_file():
+            results[variant] = json.loads(done.read_text())
+            continue
+        print(f"[tips] {variant}", flush=True)
+        model = train_variant(cfg, variant, pack, codec, run_dir)
+        results[variant] = evaluate(model, codec, ev, cfg)
+        atomic_write_json(done, results[variant])
+    from .plots import ablation_bars, segmentation_grid
+
+    ablation_bars(results, PAPER, out / "ablation.png")
+    segmentation_grid(ev.test, {v: r["seg_pred"] for v, r in results.items()}, out / "segmentation_probe.png")
+    summary: dict[str, Any] = {f"{metric}.{variant}": round(value, 4) for variant, r in results.items()
+                               for metric, value in r.items() if metric != "seg_pred"}
+    summary.update({k: v for k, v in PAPER.items() if k.split(".")[2] in results})
+    return summary
+
+
+def reproduce(preset: str, out_dir: Path) -> dict[str, Any]:
+    from .. import config as configlib
+    from ..presets import preset_path
+
+    return run_experiment(configlib.load(TIPSConfig, preset_path("tips", preset), [f"out={out_dir}"]))
+
+
+__all__ = ["run_experiment", "reproduce", "evaluate", "eval_set", "train_variant", "load_trained", "prepare",
+           "VARIANTS"]

@@ -1,0 +1,118 @@
+"""The TIPS model: a (dual-[CLS]) ViT and a text tower trained with the contrastive loss, plus DINO and iBOT
+against an EMA teacher (notes A.3):
+
+    L = ½·[L_CLIP(e_cls1, t_web) + L_CLIP(e_cls2, t_syn)] + α·L_distill + β·L_mask    (α = 1, β = 2)
+
+With one [CLS] (the alt-text-only rows of the ablation) the contrastive term is L_CLIP(e_cls1, t_web).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import replace
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from ..core.contrastive import LogitScale, clip_loss
+from ..core.text_encoder import FrozenMiniLM, TextEncoder
+from ..core.train import StepHooks
+from ..core.vit import ViT, ViTConfig
+from .config import TIPSConfig
+from .ssl import PrototypeHead, cosine_schedule, dino_loss, ema_update, ibot_loss, update_center, warmup
+
+
+def vit_config(cfg: TIPSConfig, variant: str) -> ViTConfig:
+    """The variant's image tower: two [CLS] tokens for dual-CLS variants, a mask token with MIM."""
+    flags = cfg.flags(variant)
+    return replace(cfg.vit, n_cls=2 if flags["dual_cls"] else 1, mask_token=flags["mim"])
+
+
+def text_tower(cfg: TIPSConfig) -> nn.Module:
+    return FrozenMiniLM(cfg.vit.width) if cfg.text.kind == "minilm" else TextEncoder(cfg.text)
+
+
+class TIPSModel(nn.Module):
+    def __init__(self, cfg: TIPSConfig, variant: str):
+        super().__init__()
+        self.cfg, self.variant, self.flags = cfg, variant, cfg.flags(variant)
+        self.vit = ViT(vit_config(cfg, variant))
+        self.text = text_tower(cfg)
+        self.scale = LogitScale(cfg.init_temperature, cfg.max_logit_scale)
+        self.register_buffer("step", torch.zeros((), dtype=torch.long))
+        s = cfg.ssl
+        if self.flags["distill"] or self.flags["mim"]:
+            self.head = PrototypeHead(cfg.vit.width, s.head_hidden, s.head_bottleneck, s.prototypes)
+            self.ibot_head = (PrototypeHead(cfg.vit.width, s.head_hidden, s.head_bottleneck, s.prototypes)
+                              if self.flags["mim"] and s.separate_ibot_head else self.head)
+            teacher = nn.ModuleDict({"vit": self.vit, "head": self.head, "ibot_head": self.ibot_head})
+            self.teacher = copy.deepcopy(teacher).requires_grad_(False)
+            self.register_buffer("center_cls", torch.zeros(s.prototypes))
+            self.register_buffer("center_patch", torch.zeros(s.prototypes))
+
+    def student(self) -> nn.ModuleDict:
+        """The modules the teacher tracks (same structure as ``self.teacher``)."""
+        return nn.ModuleDict({"vit": self.vit, "head": self.head, "ibot_head": self.ibot_head})
+
+    def teacher_temp(self) -> float:
+        s = self.cfg.ssl
+        return warmup(s.warmup_teacher_temp, s.teacher_temp, int(self.step), int(s.teacher_temp_warmup *
+                                                                                 self.cfg.train.steps))
+
+    def forward(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        s, flags = self.cfg.ssl, self.flags
+        scale = self.scale()
+        out = self.vit(batch["image"])
+        clip_alt, acc = clip_loss(out.cls[:, 0], self.text(batch["alt_ids"], batch["alt_keep"]), scale)
+        metrics = {"clip_alt": clip_alt.detach(), "clip_acc": acc, "logit_scale": scale.detach()}
+        loss = clip_alt
+        if flags["dual_cls"]:
+            clip_syn, _ = clip_loss(out.cls[:, 1], self.text(batch["syn_ids"], batch["syn_keep"]), scale)
+            loss = 0.5 * (clip_alt + clip_syn)
+            metrics["clip_syn"] = clip_syn.detach()
+        if not (flags["distill"] or flags["mim"]):
+            return loss, metrics
+        temp = self.teacher_temp()
+        k = s.distill_cls - 1 if flags["dual_cls"] else 0
+        with torch.no_grad():
+            t_out = self.teacher["vit"](batch["image"])
+        if flags["distill"]:
+            local = batch["locals"]
+            m, b = local.shape[:2]
+            s_cls = self.vit(local.flatten(0, 1)).cls[:, k]
+            with torch.no_grad():
+                t_logits = self.teacher["head"](t_out.cls[:, k])
+            distill = dino_loss(self.head(s_cls).view(m, b, -1), t_logits, self.center_cls, s.student_temp, temp)
+            update_center(self.center_cls, t_logits, s.center_momentum)
+            loss = loss + s.distill_weight * distill
+            metrics["distill"] = distill.detach()
+        if flags["mim"]:
+            mask = batch["mask"]
+            s_patch = self.ibot_head(self.vit(batch["image"], mask).patches)
+            with torch.no_grad():
+                t_patch = self.teacher["ibot_head"](t_out.patches)
+            mim = ibot_loss(s_patch, t_patch, mask, self.center_patch, s.student_temp, temp)
+            update_center(self.center_patch, t_patch[mask], s.center_momentum)
+            loss = loss + s.mim_weight * mim
+            metrics["mim"] = mim.detach()
+        return loss, metrics
+
+
+def tips_loss(model: nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    return model(batch)
+
+
+class TeacherHooks(StepHooks):
+    """Advance the schedules' step before each update; move the EMA teacher after it (momentum cosine
+    from ``ssl.momentum_start`` to 1)."""
+
+    def before_step(self, step: int, model: nn.Module) -> None:
+        model.step.fill_(step)
+
+    def after_step(self, step: int, model: nn.Module) -> dict[str, float]:
+        if not hasattr(model, "teacher"):
+            return {}
+        momentum = cosine_schedule(model.cfg.ssl.momentum_start, 1.0, step, model.cfg.train.steps)
+        ema_update(model.teacher, model.student(), momentum)
+        return {"teacher_momentum": momentum}

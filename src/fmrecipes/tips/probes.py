@@ -1,0 +1,123 @@
+"""Frozen-feature evaluation of any core ViT (and its text tower): zero-shot classification, image-text
+retrieval R@1, a linear segmentation probe (mIoU) and a linear depth probe (RMSE) on patch tokens, each with
+a fixed budget and seed (TIPS notes A.5: linear probes "similar to DINOv2", NYU-style depth RMSE)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..core.vit import ViT, ViTOutput
+from ..data.fashion_mnist import CLASSES
+from ..data.scene_text import article
+from .config import ProbeConfig
+
+TEMPLATES = ("a photo of {}.", "{}.", "an image showing {}.", "a picture of {} on a background.")
+
+
+@torch.no_grad()
+def encode_images(vit: ViT, images: torch.Tensor, batch: int = 256) -> ViTOutput:
+    """[CLS] tokens and patch tokens of float images [N, 3, H, W], in eval mode."""
+    was = vit.training
+    vit.eval()
+    outs = [vit(images[i:i + batch]) for i in range(0, len(images), batch)]
+    vit.train(was)
+    return ViTOutput(cls=torch.cat([o.cls for o in outs]), patches=torch.cat([o.patches for o in outs]))
+
+
+@torch.no_grad()
+def encode_texts(text: nn.Module, codec: Callable, texts: list[str], batch: int = 256) -> torch.Tensor:
+    was = text.training
+    text.eval()
+    out = torch.cat([text(*codec(texts[i:i + batch])) for i in range(0, len(texts), batch)])
+    text.train(was)
+    return out
+
+
+def class_embeddings(text: nn.Module, codec: Callable, classes: tuple[str, ...] = CLASSES) -> torch.Tensor:
+    """Per class, the mean of the L2-normalised prompt embeddings over :data:`TEMPLATES` (CLIP practice)."""
+    prompts = [t.format(article(c)) for c in classes for t in TEMPLATES]
+    emb = F.normalize(encode_texts(text, codec, prompts), dim=-1).view(len(classes), len(TEMPLATES), -1)
+    return F.normalize(emb.mean(1), dim=-1)
+
+
+def zeroshot_accuracy(image_emb: torch.Tensor, class_emb: torch.Tensor, labels: torch.Tensor) -> float:
+    pred = (F.normalize(image_emb, dim=-1) @ class_emb.T).argmax(1)
+    return (pred == labels).float().mean().item()
+
+
+def retrieval_r1(image_emb: torch.Tensor, text_emb: torch.Tensor) -> tuple[float, float]:
+    """Image-to-text and text-to-image recall@1 of paired embeddings (pair k is image k with text k)."""
+    sim = F.normalize(image_emb, dim=-1) @ F.normalize(text_emb, dim=-1).T
+    target = torch.arange(len(sim))
+    return (sim.argmax(1) == target).float().mean().item(), (sim.argmax(0) == target).float().mean().item()
+
+
+class PatchLinear(nn.Module):
+    """A linear map on each patch token, its [N, C, g, g] output upsampled bilinearly to the pixels."""
+
+    def __init__(self, dim: int, out: int):
+        super().__init__()
+        self.linear = nn.Linear(dim, out)
+
+    def forward(self, patches: torch.Tensor, size: int) -> torch.Tensor:
+        n, p, _ = patches.shape
+        g = int(p ** 0.5)
+        logits = self.linear(patches).transpose(1, 2).reshape(n, -1, g, g)
+        return F.interpolate(logits, size=(size, size), mode="bilinear", align_corners=False)
+
+
+def fit_probe(patches: torch.Tensor, target: torch.Tensor, out: int, loss: Callable, cfg: ProbeConfig) -> PatchLinear:
+    """Train a :class:`PatchLinear` on frozen ``patches`` for ``cfg.steps`` AdamW steps (seeded)."""
+    patches = patches.detach()
+    torch.manual_seed(cfg.seed)
+    probe = PatchLinear(patches.shape[-1], out)
+    opt = torch.optim.AdamW(probe.parameters(), lr=cfg.lr, weight_decay=1e-4)
+    g = torch.Generator().manual_seed(cfg.seed)
+    size = target.shape[-1]
+    for _ in range(cfg.steps):
+        idx = torch.randint(len(patches), (cfg.batch_size,), generator=g)
+        with torch.enable_grad():
+            value = loss(probe(patches[idx], size), target[idx])
+            opt.zero_grad(set_to_none=True)
+            value.backward()
+        opt.step()
+    return probe.eval()
+
+
+def mean_iou(pred: torch.Tensor, target: torch.Tensor, n_classes: int) -> float:
+    """Mean over classes present in ``target`` or ``pred`` of intersection / union, accumulated over the set."""
+    ious = []
+    for c in range(n_classes):
+        p, t = pred == c, target == c
+        union = (p | t).sum().item()
+        if union:
+            ious.append((p & t).sum().item() / union)
+    return sum(ious) / len(ious)
+
+
+def segmentation_probe(train_patches: torch.Tensor, train_masks: torch.Tensor, test_patches: torch.Tensor,
+                       test_masks: torch.Tensor, cfg: ProbeConfig, n_classes: int = len(CLASSES) + 1
+                       ) -> tuple[float, torch.Tensor]:
+    """mIoU of a linear per-patch classifier (background + 10 classes); also its test predictions."""
+    probe = fit_probe(train_patches, train_masks, n_classes, F.cross_entropy, cfg)
+    with torch.no_grad():
+        pred = torch.cat([probe(test_patches[i:i + 256], test_masks.shape[-1]).argmax(1)
+                          for i in range(0, len(test_patches), 256)])
+    return mean_iou(pred, test_masks, n_classes), pred
+
+
+def depth_probe(train_patches: torch.Tensor, train_depth: torch.Tensor, test_patches: torch.Tensor,
+                test_depth: torch.Tensor, cfg: ProbeConfig) -> float:
+    """RMSE (depth units) of a linear per-patch depth regressor trained with the squared error."""
+    def mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return F.mse_loss(pred[:, 0], target)
+
+    probe = fit_probe(train_patches, train_depth, 1, mse, cfg)
+    with torch.no_grad():
+        sq = sum(((probe(test_patches[i:i + 256], test_depth.shape[-1])[:, 0] - test_depth[i:i + 256]) ** 2).sum()
+                 for i in range(0, len(test_patches), 256))
+    return (sq / test_depth.numel()).sqrt().item()
