@@ -299,5 +299,15 @@ def train(model: nn.Module, train_data: Dataset, val_data: Dataset | None, cfg: 
     return TrainResult(cfg.steps, val_loss, resumed, latest_checkpoint(run_dir))
 
 
-__all__ = ["TrainConfig", "TrainResult", "StepHooks", "train", "evaluate", "lm_loss", "lr_at", "param_groups", "make_optimizer",
-           "unwrap"]
+__all__ = [
+    "StepHooks",
+    "TrainConfig",
+    "TrainResult",
+    "evaluate",
+    "lm_loss",
+    "lr_at",
+    "make_optimizer",
+    "param_groups",
+    "train",
+    "unwrap",
+]

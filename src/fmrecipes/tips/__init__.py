@@ -9,4 +9,4 @@ from .cli import register_cli
 from .config import VARIANTS, TIPSConfig
 from .experiment import reproduce, run_experiment
 
-__all__ = ["TIPSConfig", "VARIANTS", "reproduce", "run_experiment", "register_cli"]
+__all__ = ["VARIANTS", "TIPSConfig", "register_cli", "reproduce", "run_experiment"]

@@ -85,6 +85,9 @@ class TIPSConfig:
         if self.text.kind == "scratch" and self.text.width != self.vit.width:
             raise ConfigError(f"text.width={self.text.width} must equal vit.width={self.vit.width} (TIPS: one "
                               "width, no projection heads)")
+        if self.text.kind == "scratch" and self.text.vocab_size < self.tokenizer_vocab:
+            raise ConfigError(f"text.vocab_size={self.text.vocab_size} must be at least tokenizer_vocab="
+                              f"{self.tokenizer_vocab}")
         if self.data.size != self.vit.image_size:
             raise ConfigError(f"data.size={self.data.size} must equal vit.image_size={self.vit.image_size}")
         if self.ssl.local_size % self.vit.patch_size:

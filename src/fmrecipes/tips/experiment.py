@@ -24,10 +24,25 @@ from ..data.fashion_mnist import load_fashion_mnist
 from ..data.scene_graph import item_pool
 from ..errors import FmError
 from .config import VARIANTS, TIPSConfig
-from .data import ScenePack, TextCodec, TIPSData, pack_texts, scene_pack, text_codec, to_float
+from .data import (
+    ScenePack,
+    TextCodec,
+    TIPSData,
+    pack_texts,
+    scene_pack,
+    text_codec,
+    to_float,
+)
 from .model import TeacherHooks, TIPSModel, tips_loss
-from .probes import (class_embeddings, depth_probe, encode_images, encode_texts, retrieval_r1, segmentation_probe,
-                     zeroshot_accuracy)
+from .probes import (
+    class_embeddings,
+    depth_probe,
+    encode_images,
+    encode_texts,
+    retrieval_r1,
+    segmentation_probe,
+    zeroshot_accuracy,
+)
 
 # The paper's ViT-B ablation (Table 1, notes A.7): Flickr R@1 I->T / T->I (%), PASCAL mIoU (%), NYU RMSE (m).
 PAPER = {
@@ -152,5 +167,13 @@ def reproduce(preset: str, out_dir: Path) -> dict[str, Any]:
     return run_experiment(configlib.load(TIPSConfig, preset_path("tips", preset), [f"out={out_dir}"]))
 
 
-__all__ = ["run_experiment", "reproduce", "evaluate", "eval_set", "train_variant", "load_trained", "prepare",
-           "VARIANTS"]
+__all__ = [
+    "VARIANTS",
+    "eval_set",
+    "evaluate",
+    "load_trained",
+    "prepare",
+    "reproduce",
+    "run_experiment",
+    "train_variant",
+]

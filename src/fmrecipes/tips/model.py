@@ -20,7 +20,15 @@ from ..core.text_encoder import FrozenMiniLM, TextEncoder
 from ..core.train import StepHooks
 from ..core.vit import ViT, ViTConfig
 from .config import TIPSConfig
-from .ssl import PrototypeHead, cosine_schedule, dino_loss, ema_update, ibot_loss, update_center, warmup
+from .ssl import (
+    PrototypeHead,
+    cosine_schedule,
+    dino_loss,
+    ema_update,
+    ibot_loss,
+    update_center,
+    warmup,
+)
 
 
 def vit_config(cfg: TIPSConfig, variant: str) -> ViTConfig:

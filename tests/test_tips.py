@@ -1,0 +1,294 @@
+"""TIPS: losses on hand-checked inputs, EMA, masking, towers, DDP contrastive loss, resume, probes, CLI."""
+
+import json
+import math
+import os
+import socket
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+import torch.nn.functional as F
+from conftest import ROOT, run_cli
+
+from fmrecipes import config as configlib
+from fmrecipes.core.contrastive import LogitScale, clip_loss
+from fmrecipes.core.text_encoder import TextConfig, TextEncoder
+from fmrecipes.core.vit import ViT, ViTConfig
+from fmrecipes.errors import FmError
+from fmrecipes.tips.config import VARIANTS, TIPSConfig
+from fmrecipes.tips.ssl import (
+    PrototypeHead,
+    cosine_schedule,
+    dino_loss,
+    ema_update,
+    ibot_loss,
+    random_patch_mask,
+    update_center,
+    warmup,
+)
+
+SMOKE = ROOT / "configs" / "tips" / "smoke.yaml"
+
+
+def smoke_cfg(tmp_path, *overrides) -> TIPSConfig:
+    return configlib.load(TIPSConfig, SMOKE, [f"out={tmp_path}", *overrides])
+
+
+def test_dino_loss_by_hand():
+    s = torch.tensor([[[1.0, 0.0, -1.0]], [[0.5, 0.5, 0.0]]])  # M=2 local crops, B=1
+    t = torch.tensor([[2.0, 1.0, 0.0]])
+    c = torch.tensor([0.5, 0.0, 0.0])
+    q = [math.exp((2 - .5) / .04), math.exp(1 / .04), math.exp(0)]
+    q = [x / sum(q) for x in q]
+    expect = 0.0
+    for row in ([1.0, 0.0, -1.0], [0.5, 0.5, 0.0]):
+        z = [x / 0.1 for x in row]
+        lse = math.log(sum(math.exp(v) for v in z))
+        expect += -sum(qi * (zi - lse) for qi, zi in zip(q, z)) / 2
+    assert dino_loss(s, t, c, 0.1, 0.04).item() == pytest.approx(expect, rel=1e-5)
+    assert dino_loss(s, t, c, 0.1, 0.04).requires_grad is False  # nothing here requires grad
+    s.requires_grad_(True)
+    t.requires_grad_(True)
+    dino_loss(s, t, c, 0.1, 0.04).backward()
+    assert t.grad is None and s.grad is not None  # the teacher gets no gradient
+
+
+def test_ibot_loss_uses_masked_patches_only():
+    torch.manual_seed(0)
+    s, t = torch.randn(2, 5, 7), torch.randn(2, 5, 7)
+    mask = torch.tensor([[1, 0, 1, 0, 0], [0, 0, 0, 1, 0]], dtype=torch.bool)
+    c = torch.zeros(7)
+    loss = ibot_loss(s, t, mask, c, 0.1, 0.05)
+    q = F.softmax(t / 0.05, -1)
+    ce = -(q * F.log_softmax(s / 0.1, -1)).sum(-1)
+    assert loss.item() == pytest.approx(((ce[0, 0] + ce[0, 2]) / 2 + ce[1, 3]).item() / 2, rel=1e-6)
+    s2 = s.clone()
+    s2[~mask] = torch.randn_like(s2[~mask])
+    assert ibot_loss(s2, t, mask, c, 0.1, 0.05).item() == pytest.approx(loss.item(), rel=1e-6)
+
+
+def test_center_ema_and_schedules():
+    c = torch.tensor([1.0, 2.0])
+    update_center(c, torch.tensor([[3.0, 0.0], [5.0, 2.0]]), 0.9)
+    assert torch.allclose(c, torch.tensor([0.9 + 0.1 * 4, 1.8 + 0.1 * 1]))
+    a, b = torch.nn.Linear(3, 2), torch.nn.Linear(3, 2)
+    before = a.weight.detach().clone()
+    ema_update(a, b, 0.99)
+    assert torch.allclose(a.weight, 0.99 * before + 0.01 * b.weight)
+    assert cosine_schedule(0.994, 1.0, 0, 100) == pytest.approx(0.994)
+    assert cosine_schedule(0.994, 1.0, 50, 100) == pytest.approx(0.997)
+    assert cosine_schedule(0.994, 1.0, 100, 100) == 1.0
+    assert warmup(0.04, 0.07, 5, 10) == pytest.approx(0.055) and warmup(0.04, 0.07, 20, 10) == 0.07
+
+
+def test_masking_ratio_is_exact_and_random():
+    g = torch.Generator().manual_seed(0)
+    mask = random_patch_mask(64, 16, 0.75, g)
+    assert (mask.sum(1) == 12).all()
+    assert len({tuple(r.tolist()) for r in mask}) > 50
+    assert 0.6 < mask.float().mean(0).min() and mask.float().mean(0).max() < 0.9  # every position gets masked
+    assert torch.equal(mask, random_patch_mask(64, 16, 0.75, torch.Generator().manual_seed(0)))
+
+
+def test_prototype_head_normalises_and_fixes_the_gain():
+    head = PrototypeHead(8, 16, 4, 10)
+    trainable = {n for n, p in head.named_parameters() if p.requires_grad}
+    assert not any("original0" in n for n in trainable)
+    assert head(torch.randn(3, 8)).shape == (3, 10)
+
+
+def test_clip_loss_by_hand_and_against_cross_entropy():
+    img = torch.tensor([[1.0, 0.0], [0.6, 0.8]])
+    txt = torch.tensor([[0.0, 2.0], [3.0, 0.0]])
+    scale = torch.tensor(10.0)
+    sim = [[0.0, 1.0], [0.8, 0.6]]  # cosine similarities, image rows
+    def ce(rows):
+        return sum(-(10 * r[k]) + math.log(sum(math.exp(10 * v) for v in r)) for k, r in enumerate(rows)) / 2
+    expect = 0.5 * (ce(sim) + ce([list(c) for c in zip(*sim)]))
+    loss, acc = clip_loss(img, txt, scale)
+    assert loss.item() == pytest.approx(expect, rel=1e-6) and acc.item() == 0.0
+    assert LogitScale(0.07)().item() == pytest.approx(1 / 0.07, rel=1e-5)
+    assert LogitScale(0.001, max_scale=100.0)().item() == 100.0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ddp_worker(rank: int, port: int, out: str) -> None:
+    import torch.distributed as dist
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=2)
+    torch.manual_seed(0)
+    model = torch.nn.Linear(6, 4)
+    x, y = torch.randn(8, 6), torch.randn(8, 4)
+    ddp = torch.nn.parallel.DistributedDataParallel(model)
+    loss, _ = clip_loss(ddp(x[rank * 4:(rank + 1) * 4]), y[rank * 4:(rank + 1) * 4], torch.tensor(5.0))
+    loss.backward()
+    if rank == 0:
+        torch.save({"loss": loss.detach(), "grad": model.weight.grad}, out)
+    dist.destroy_process_group()
+
+
+def test_ddp_two_processes_equal_one_for_the_contrastive_loss(tmp_path):
+    out = tmp_path / "ddp.pt"
+    mp.spawn(_ddp_worker, args=(_free_port(), str(out)), nprocs=2, join=True)
+    torch.manual_seed(0)
+    model = torch.nn.Linear(6, 4)
+    x, y = torch.randn(8, 6), torch.randn(8, 4)
+    loss, _ = clip_loss(model(x), y, torch.tensor(5.0))
+    loss.backward()
+    ddp = torch.load(out)
+    assert torch.allclose(ddp["loss"], loss.detach(), atol=1e-5)
+    assert torch.allclose(ddp["grad"], model.weight.grad, atol=1e-5)
+
+
+def test_vit_dual_cls_mask_token_and_other_sizes():
+    torch.manual_seed(0)
+    vit = ViT(ViTConfig(image_size=16, patch_size=4, width=32, depth=2, heads=2, n_cls=2, mask_token=True))
+    x = torch.rand(3, 3, 16, 16)
+    out = vit(x)
+    assert out.cls.shape == (3, 2, 32) and out.patches.shape == (3, 16, 32)
+    assert vit(torch.rand(3, 3, 8, 8)).patches.shape == (3, 4, 32)  # a local crop: interpolated positions
+    mask = torch.zeros(3, 16, dtype=torch.bool)
+    mask[:, 0] = True
+    y = x.clone()
+    y[:, :, :4, :4] = torch.rand(3, 3, 4, 4)  # change only the masked patch's pixels
+    assert torch.allclose(vit(x, mask).cls, vit(y, mask).cls, atol=1e-6)
+    assert not torch.allclose(vit(x).cls, vit(y).cls, atol=1e-6)
+    with pytest.raises(ValueError, match="no mask token"):
+        ViT(ViTConfig(image_size=16, patch_size=4, width=32, depth=1, heads=2))(x, mask)
+
+
+def test_text_tower_mean_pools_over_real_tokens_only():
+    torch.manual_seed(0)
+    text = TextEncoder(TextConfig(vocab_size=50, width=16, depth=2, heads=2, max_len=12)).eval()
+    ids = torch.tensor([[5, 6, 7, 0, 0], [5, 6, 7, 9, 9]])
+    keep = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 0, 0]], dtype=torch.bool)
+    out = text(ids, keep)
+    assert torch.allclose(out[0], out[1], atol=1e-6)  # whatever sits in the padding is ignored
+    assert torch.allclose(out[0], text(ids[:1, :3], keep[:1, :3])[0], atol=1e-6)
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_each_variant_trains_the_parts_it_should(tmp_path, variant):
+    from fmrecipes.tips.data import TIPSData, pack_texts, scene_pack, text_codec
+    from fmrecipes.tips.model import TeacherHooks, TIPSModel
+
+    cfg = smoke_cfg(tmp_path)
+    pack = scene_pack(cfg.data, "train", 16)
+    codec = text_codec(cfg, pack_texts(pack), tmp_path / "tok")
+    torch.manual_seed(0)
+    model = TIPSModel(cfg, variant)
+    loss, metrics = model(TIPSData(pack, codec, cfg, variant).batch(torch.arange(8)))
+    flags = VARIANTS[variant]
+    assert ("clip_syn" in metrics, "distill" in metrics, "mim" in metrics) == (
+        flags["dual_cls"], flags["distill"], flags["mim"])
+    loss.backward()
+    assert model.vit.cls_tokens.shape[1] == (2 if flags["dual_cls"] else 1)
+    assert model.vit.cls_tokens.grad is not None and model.vit.cls_tokens.grad.abs().sum() > 0
+    if flags["dual_cls"]:
+        assert model.vit.cls_tokens.grad[0, 1].abs().sum() > 0  # CLS2 learns from the synthetic captions
+    if flags["distill"] or flags["mim"]:
+        assert all(p.grad is None for p in model.teacher.parameters())
+        torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1.0).step()
+        before = [p.detach().clone() for p in model.teacher.parameters()]
+        momentum = TeacherHooks().after_step(1, model)["teacher_momentum"]
+        for old, new, student in zip(before, model.teacher.parameters(), model.student().parameters()):
+            assert torch.allclose(new, momentum * old + (1 - momentum) * student, atol=1e-7)
+        gap = sum((a - b).abs().sum() for a, b in zip(before, model.student().parameters()))
+        assert sum((a - b).abs().sum() for a, b in zip(model.teacher.parameters(), model.student().parameters())) < gap
+
+
+def test_training_resumes_exactly_with_teacher_and_centres(tmp_path):
+    import shutil
+
+    from fmrecipes.tips.data import pack_texts, scene_pack, text_codec
+    from fmrecipes.tips.experiment import train_variant
+
+    cfg = smoke_cfg(tmp_path, "train.steps=4", "train.ckpt_every=2", "train.warmup_steps=1")
+    pack = scene_pack(cfg.data, "train", cfg.n_train)
+    codec = text_codec(cfg, pack_texts(pack), tmp_path / "tok")
+    straight = train_variant(cfg, "tips", pack, codec, tmp_path / "a").state_dict()
+    shutil.copytree(tmp_path / "a", tmp_path / "b")  # as if killed after the step-2 checkpoint
+    shutil.rmtree(tmp_path / "b" / "checkpoints" / "step_00000004")
+    resumed = train_variant(cfg, "tips", pack, codec, tmp_path / "b").state_dict()
+    assert set(straight) == set(resumed) and any("teacher" in k for k in straight)
+    for k in straight:
+        assert torch.equal(straight[k], resumed[k]), k
+
+
+def test_probes_measure_what_they_should():
+    from fmrecipes.tips.config import ProbeConfig
+    from fmrecipes.tips.probes import (
+        depth_probe,
+        mean_iou,
+        retrieval_r1,
+        segmentation_probe,
+    )
+
+    e = torch.eye(5)
+    assert retrieval_r1(e, e) == (1.0, 1.0)
+    assert retrieval_r1(e, e[[1, 0, 2, 3, 4]]) == pytest.approx((0.6, 0.6))
+    pred, target = torch.tensor([[0, 1], [1, 1]]), torch.tensor([[0, 1], [0, 1]])
+    assert mean_iou(pred, target, 3) == pytest.approx((1 / 2 + 2 / 3) / 2)
+    # patch features that encode each patch's class: the linear probe must find it; random ones must not
+    g = torch.Generator().manual_seed(0)
+    classes = torch.randint(0, 3, (40, 2, 2), generator=g)
+    masks = classes.repeat_interleave(4, 1).repeat_interleave(4, 2)
+    informative = F.one_hot(classes.flatten(1), 3).float()
+    cfg = ProbeConfig(steps=200, lr=0.1, batch_size=16)
+    good, _ = segmentation_probe(informative[:30], masks[:30], informative[30:], masks[30:], cfg, n_classes=3)
+    noise = torch.randn(40, 4, 3, generator=g)
+    bad, _ = segmentation_probe(noise[:30], masks[:30], noise[30:], masks[30:], cfg, n_classes=3)
+    assert good > 0.6 > bad
+    depth = masks.float()
+    assert depth_probe(informative[:30], depth[:30], informative[30:], depth[30:], cfg) < 0.5 * depth.std()
+
+
+def test_config_errors(tmp_path):
+    with pytest.raises(FmError, match="variant 'clip'"):
+        smoke_cfg(tmp_path, "variant=clip").validate()
+    with pytest.raises(FmError, match="text.width"):
+        smoke_cfg(tmp_path, "text.width=48").validate()
+    with pytest.raises(FmError, match="data.size"):
+        smoke_cfg(tmp_path, "data.size=32").validate()
+
+
+def test_frozen_minilm_text_tower(tmp_path):
+    from fmrecipes.tips.data import pack_texts, scene_pack, text_codec
+    from fmrecipes.tips.model import TIPSModel
+
+    cfg = smoke_cfg(tmp_path, "text.kind=minilm", "variant=clip_alt")
+    pack = scene_pack(cfg.data, "train", 8)
+    codec = text_codec(cfg, pack_texts(pack), tmp_path / "tok")
+    model = TIPSModel(cfg, "clip_alt").train()
+    ids, keep = codec(["a small red dress on the left", "Nordvik bag | Free Shipping"])
+    emb = model.text(ids, keep)
+    assert emb.shape == (2, cfg.vit.width) and not model.text.encoder.training
+    emb.sum().backward()
+    assert all(p.grad is None for p in model.text.encoder.parameters()) and model.text.proj.weight.grad is not None
+
+
+def test_reproduce_smoke_and_cli(tmp_path):
+    from fmrecipes.tips.experiment import run_experiment
+
+    summary = run_experiment(smoke_cfg(tmp_path / "exp", "variants=[clip_alt,tips]"))
+    for metric in ("zeroshot_acc", "i2t_r1", "t2i_r1", "seg_miou", "depth_rmse"):
+        assert f"{metric}.clip_alt" in summary and f"{metric}.tips" in summary
+    assert "i2t_r1_cls2.tips" in summary and "i2t_r1_cls2.clip_alt" not in summary
+    assert summary["paper.i2t_r1.tips"] == 89.2
+    assert (tmp_path / "exp" / "ablation.png").is_file() and (tmp_path / "exp" / "segmentation_probe.png").is_file()
+    r = run_cli("tips", "probe", str(tmp_path / "exp" / "tips"))
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout.strip().splitlines()[-1])["seg_miou"] == pytest.approx(
+        json.loads((tmp_path / "exp" / "tips" / "probes.json").read_text())["seg_miou"], abs=1e-3)
+    r = run_cli("tips", "probe", str(tmp_path))
+    assert r.returncode == 2 and "no config.yaml" in r.stderr
+    r = run_cli("tips", "train", "--config", str(SMOKE), "--out", str(tmp_path / "cli"), "variant=dual_cls")
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "cli" / "dual_cls" / "probes.json").is_file()
