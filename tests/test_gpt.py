@@ -50,3 +50,15 @@ def test_generate_greedy_is_deterministic():
     x = torch.tensor([[1, 2, 3]])
     a, b = model.generate(x, 20, temperature=0), model.generate(x, 20, temperature=0)
     assert a.shape == (1, 23) and torch.equal(a, b)
+
+
+def test_embeds_input_equals_token_input_and_continues_a_cache():
+    from fmrecipes.core.gpt import LayerCache
+
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=50, seq_len=16, n_layer=2, n_head=2, d_model=16)).eval()
+    idx = torch.randint(0, 50, (2, 7))
+    assert torch.allclose(model(None, embeds=model.wte(idx)), model(idx), atol=1e-6)
+    cache = [LayerCache() for _ in model.blocks]
+    model(None, cache=cache, embeds=model.wte(idx[:, :5]))
+    assert torch.allclose(model(idx[:, 5:], cache=cache), model(idx)[:, 5:], atol=1e-5)

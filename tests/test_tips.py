@@ -176,12 +176,14 @@ def test_text_tower_mean_pools_over_real_tokens_only():
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
 def test_each_variant_trains_the_parts_it_should(tmp_path, variant):
-    from fmrecipes.tips.data import TIPSData, pack_texts, scene_pack, text_codec
+    from fmrecipes.core.text_encoder import text_codec
+    from fmrecipes.data.scene_pack import pack_texts, scene_pack
+    from fmrecipes.tips.data import TIPSData
     from fmrecipes.tips.model import TeacherHooks, TIPSModel
 
     cfg = smoke_cfg(tmp_path)
     pack = scene_pack(cfg.data, "train", 16)
-    codec = text_codec(cfg, pack_texts(pack), tmp_path / "tok")
+    codec = text_codec(cfg.text, cfg.tokenizer_vocab, pack_texts(pack), tmp_path / "tok")
     torch.manual_seed(0)
     model = TIPSModel(cfg, variant)
     loss, metrics = model(TIPSData(pack, codec, cfg, variant).batch(torch.arange(8)))
@@ -207,12 +209,13 @@ def test_each_variant_trains_the_parts_it_should(tmp_path, variant):
 def test_training_resumes_exactly_with_teacher_and_centres(tmp_path):
     import shutil
 
-    from fmrecipes.tips.data import pack_texts, scene_pack, text_codec
+    from fmrecipes.core.text_encoder import text_codec
+    from fmrecipes.data.scene_pack import pack_texts, scene_pack
     from fmrecipes.tips.experiment import train_variant
 
     cfg = smoke_cfg(tmp_path, "train.steps=4", "train.ckpt_every=2", "train.warmup_steps=1")
     pack = scene_pack(cfg.data, "train", cfg.n_train)
-    codec = text_codec(cfg, pack_texts(pack), tmp_path / "tok")
+    codec = text_codec(cfg.text, cfg.tokenizer_vocab, pack_texts(pack), tmp_path / "tok")
     straight = train_variant(cfg, "tips", pack, codec, tmp_path / "a").state_dict()
     shutil.copytree(tmp_path / "a", tmp_path / "b")  # as if killed after the step-2 checkpoint
     shutil.rmtree(tmp_path / "b" / "checkpoints" / "step_00000004")
@@ -260,12 +263,13 @@ def test_config_errors(tmp_path):
 
 
 def test_frozen_minilm_text_tower(tmp_path):
-    from fmrecipes.tips.data import pack_texts, scene_pack, text_codec
+    from fmrecipes.core.text_encoder import text_codec
+    from fmrecipes.data.scene_pack import pack_texts, scene_pack
     from fmrecipes.tips.model import TIPSModel
 
     cfg = smoke_cfg(tmp_path, "text.kind=minilm", "variant=clip_alt")
     pack = scene_pack(cfg.data, "train", 8)
-    codec = text_codec(cfg, pack_texts(pack), tmp_path / "tok")
+    codec = text_codec(cfg.text, cfg.tokenizer_vocab, pack_texts(pack), tmp_path / "tok")
     model = TIPSModel(cfg, "clip_alt").train()
     ids, keep = codec(["a small red dress on the left", "Nordvik bag | Free Shipping"])
     emb = model.text(ids, keep)

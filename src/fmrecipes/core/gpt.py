@@ -261,12 +261,14 @@ class GPT(nn.Module):
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
-    def hidden(self, idx: torch.Tensor, pad_mask: torch.Tensor | None = None,
-               cache: list[LayerCache] | None = None) -> torch.Tensor:
+    def hidden(self, idx: torch.Tensor | None, pad_mask: torch.Tensor | None = None,
+               cache: list[LayerCache] | None = None, embeds: torch.Tensor | None = None) -> torch.Tensor:
         """Final-norm hidden states (B, T, d_model). ``pad_mask`` (B, T_past + T), True at real tokens, hides
         left padding from attention; RoPE is relative, so a left-padded row equals the unpadded one. With a
-        ``cache`` (one :class:`LayerCache` per block) ``idx`` continues the cached positions."""
-        T = idx.shape[1]
+        ``cache`` (one :class:`LayerCache` per block) ``idx`` continues the cached positions. ``embeds``
+        (B, T, d_model) replaces the token embeddings of ``idx`` (e.g. a visual prefix, ClipCap style)."""
+        x = self.wte(idx) if embeds is None else embeds
+        T = x.shape[1]
         past = cache[0].length if cache else 0
         if past + T > self.config.seq_len:
             raise ValueError(f"sequence of length {past + T} exceeds model.seq_len={self.config.seq_len}")
@@ -274,20 +276,20 @@ class GPT(nn.Module):
         cos, sin = self.rope_cos[past:past + T].to(dtype), self.rope_sin[past:past + T].to(dtype)
         mask = None
         if pad_mask is not None or cache is not None:
-            rows = torch.arange(past, past + T, device=idx.device)[:, None]
-            cols = torch.arange(past + T, device=idx.device)[None, :]
+            rows = torch.arange(past, past + T, device=x.device)[:, None]
+            cols = torch.arange(past + T, device=x.device)[None, :]
             mask = (cols <= rows)[None, None]
             if pad_mask is not None:
                 # A padded query row attends to itself only, so no softmax row is empty (its output is unused).
                 mask = (mask & pad_mask[:, None, None, :].bool()) | (cols == rows)[None, None]
-        x = self.drop(self.wte(idx))
+        x = self.drop(x)
         for i, block in enumerate(self.blocks):
             x = block(x, cos, sin, mask, cache[i] if cache else None)
         return self.ln_f(x)
 
-    def forward(self, idx: torch.Tensor, pad_mask: torch.Tensor | None = None,
-                cache: list[LayerCache] | None = None) -> torch.Tensor:
-        logits = self.lm_head(self.hidden(idx, pad_mask, cache))
+    def forward(self, idx: torch.Tensor | None, pad_mask: torch.Tensor | None = None,
+                cache: list[LayerCache] | None = None, embeds: torch.Tensor | None = None) -> torch.Tensor:
+        logits = self.lm_head(self.hidden(idx, pad_mask, cache, embeds))
         if self.config.final_logit_cap is not None:
             logits = softcap(logits, self.config.final_logit_cap)
         return logits

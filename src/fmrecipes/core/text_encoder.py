@@ -10,6 +10,7 @@ linear map to the image width.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -97,3 +98,29 @@ class FrozenMiniLM(nn.Module):
         with torch.no_grad():
             hidden = self.encoder(input_ids=ids, attention_mask=keep.long()).last_hidden_state
         return self.proj(mean_pool(hidden, keep))
+
+
+class TextCodec:
+    """Lower-cases and tokenises texts for the text tower (TIPS: lower-cased, max length 64, pad 0)."""
+
+    def __init__(self, tokenizer, max_len: int):
+        self.tokenizer, self.max_len = tokenizer, max_len
+
+    def __call__(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        enc = self.tokenizer([t.lower() for t in texts], padding="longest", truncation=True,
+                             max_length=self.max_len, return_tensors="pt")
+        return enc["input_ids"], enc["attention_mask"].bool()
+
+
+def text_codec(cfg: TextConfig, vocab: int, texts: Iterable[str], tokenizer_dir: Path) -> TextCodec:
+    """The tokenizer of ``cfg.kind``: MiniLM's own WordPiece, or a byte-level BPE of ``vocab`` trained on the
+    lower-cased ``texts`` (once, in ``tokenizer_dir``)."""
+    from transformers import AutoTokenizer
+
+    from .tokenizer import load_tokenizer, train_bpe
+
+    if cfg.kind == "minilm":
+        return TextCodec(AutoTokenizer.from_pretrained(str(minilm_dir())), cfg.max_len)
+    if not (tokenizer_dir / "tokenizer.json").is_file():
+        train_bpe((t.lower() for t in texts), vocab, tokenizer_dir)
+    return TextCodec(load_tokenizer(tokenizer_dir), cfg.max_len)

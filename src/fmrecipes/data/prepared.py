@@ -10,9 +10,9 @@ from pathlib import Path
 from ..core import dist
 from ..core.fileio import atomic_write_json
 from ..core.tokenizer import load_tokenizer, train_bpe
+from ..errors import FmError
 from .corpora import CorpusConfig, load_documents, split
 from .tokens import PackedDataset, TokenShard, write_shard
-from ..errors import FmError
 
 
 def fingerprint(data: CorpusConfig, vocab_size: int, tokenizer_src: str | None) -> str:

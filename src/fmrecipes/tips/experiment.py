@@ -19,20 +19,14 @@ from ..config import dump_yaml
 from ..core import dist
 from ..core.checkpoint import latest_checkpoint
 from ..core.fileio import atomic_write_json, ensure_dir
+from ..core.text_encoder import TextCodec, text_codec
 from ..core.train import _load_weights, train
 from ..data.fashion_mnist import load_fashion_mnist
 from ..data.scene_graph import item_pool
+from ..data.scene_pack import ScenePack, pack_texts, scene_pack, to_float
 from ..errors import FmError
 from .config import VARIANTS, TIPSConfig
-from .data import (
-    ScenePack,
-    TextCodec,
-    TIPSData,
-    pack_texts,
-    scene_pack,
-    text_codec,
-    to_float,
-)
+from .data import TIPSData
 from .model import TeacherHooks, TIPSModel, tips_loss
 from .probes import (
     class_embeddings,
@@ -129,7 +123,7 @@ def train_variant(cfg: TIPSConfig, variant: str, train_pack: ScenePack, codec: T
 def prepare(cfg: TIPSConfig, out: Path) -> tuple[ScenePack, TextCodec]:
     """The training scenes, and the tokenizer trained on their texts (``out/tokenizer``, once)."""
     pack = scene_pack(cfg.data, "train", cfg.n_train, progress=cfg.train.progress)
-    return pack, text_codec(cfg, pack_texts(pack), out / "tokenizer")
+    return pack, text_codec(cfg.text, cfg.tokenizer_vocab, pack_texts(pack), out / "tokenizer")
 
 
 def run_experiment(cfg: TIPSConfig) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from ..data.fashion_mnist import CLASSES
-from .data import ScenePack
+from ..data.scene_pack import ScenePack
 
 METRICS = (("zeroshot_acc", "zero-shot acc. (%)"), ("i2t_r1", "image->text R@1 (%)"),
            ("t2i_r1", "text->image R@1 (%)"), ("seg_miou", "segmentation mIoU (%)"),
