@@ -227,12 +227,8 @@ def test_training_resumes_exactly_with_teacher_and_centres(tmp_path):
 
 def test_probes_measure_what_they_should():
     from fmrecipes.tips.config import ProbeConfig
-    from fmrecipes.tips.probes import (
-        depth_probe,
-        mean_iou,
-        retrieval_r1,
-        segmentation_probe,
-    )
+    from fmrecipes.core.retrieval import retrieval_r1
+    from fmrecipes.tips.probes import depth_probe, mean_iou, segmentation_probe
 
     e = torch.eye(5)
     assert retrieval_r1(e, e) == (1.0, 1.0)

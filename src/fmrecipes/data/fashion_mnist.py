@@ -11,6 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from ..errors import FmError
 
@@ -62,3 +63,15 @@ def load_fashion_mnist(split: str, directory: str | Path | None = None) -> tuple
     if split not in _FILES:
         raise FmError(f"Fashion-MNIST split {split!r} does not exist; choose 'train' or 'test'")
     return _load(str(fashion_dir(directory)), split)
+
+
+def zeroshot_images(n: int, size: int, directory: str | Path | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first ``n`` Fashion-MNIST test images of the test-scene half (never in train or val scenes) as RGB
+    float [n, 3, size, size] in [0, 1] (bilinear resize, grey replicated), and their labels."""
+    import torch.nn.functional as F
+
+    images, labels = load_fashion_mnist("test", directory)
+    idx = np.arange(len(labels) // 2, len(labels))[:n]
+    gray = torch.from_numpy(images[idx]).float().div(255.0)[:, None]
+    rgb = F.interpolate(gray, size=(size, size), mode="bilinear", align_corners=False).expand(-1, 3, -1, -1)
+    return rgb.contiguous(), torch.from_numpy(labels[idx]).long()

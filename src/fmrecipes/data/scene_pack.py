@@ -23,17 +23,21 @@ class ScenePack:
     captions: list[str]
     realigned: list[str]
     labels: list[list[int]]  # Fashion-MNIST class of each object
+    graphs: list[dict]
+    alt_text_errors: list[list[dict]]
 
 
-def scene_pack(cfg: SceneConfig, split: str, n: int, progress: bool = False) -> ScenePack:
-    scenes = [make_scene(cfg, split, i) for i in tqdm(range(n), desc=f"scenes {split}", disable=not progress,
-                                                      leave=False)]
+def scene_pack(cfg: SceneConfig, split: str, n: int, progress: bool = False, start: int = 0) -> ScenePack:
+    """Scenes ``start`` .. ``start + n - 1`` of ``split``."""
+    scenes = [make_scene(cfg, split, i) for i in tqdm(range(start, start + n), desc=f"scenes {split}",
+                                                      disable=not progress, leave=False)]
     return ScenePack(images=torch.from_numpy(np.stack([s.image for s in scenes])),
                      semantic=torch.from_numpy(np.stack([s.semantic for s in scenes])).long(),
                      depth=torch.from_numpy(np.stack([s.depth for s in scenes])),
                      alt_texts=[s.alt_texts for s in scenes], captions=[s.caption for s in scenes],
                      realigned=[s.realigned_caption for s in scenes],
-                     labels=[[o["label"] for o in s.graph["objects"]] for s in scenes])
+                     labels=[[o["label"] for o in s.graph["objects"]] for s in scenes],
+                     graphs=[s.graph for s in scenes], alt_text_errors=[s.alt_text_errors for s in scenes])
 
 
 def to_float(images: torch.Tensor) -> torch.Tensor:

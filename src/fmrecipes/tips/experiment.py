@@ -13,30 +13,27 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from ..config import dump_yaml
 from ..core import dist
 from ..core.checkpoint import latest_checkpoint
 from ..core.fileio import atomic_write_json, ensure_dir
+from ..core.retrieval import (
+    class_embeddings,
+    encode_texts,
+    retrieval_r1,
+    zeroshot_accuracy,
+)
 from ..core.text_encoder import TextCodec, text_codec
 from ..core.train import _load_weights, train
-from ..data.fashion_mnist import load_fashion_mnist
-from ..data.scene_graph import item_pool
+from ..core.vit import save_vit
+from ..data.fashion_mnist import zeroshot_images
 from ..data.scene_pack import ScenePack, pack_texts, scene_pack, to_float
 from ..errors import FmError
 from .config import VARIANTS, TIPSConfig
 from .data import TIPSData
 from .model import TeacherHooks, TIPSModel, tips_loss
-from .probes import (
-    class_embeddings,
-    depth_probe,
-    encode_images,
-    encode_texts,
-    retrieval_r1,
-    segmentation_probe,
-    zeroshot_accuracy,
-)
+from .probes import depth_probe, encode_images, segmentation_probe
 
 # The paper's ViT-B ablation (Table 1, notes A.7): Flickr R@1 I->T / T->I (%), PASCAL mIoU (%), NYU RMSE (m).
 PAPER = {
@@ -63,14 +60,10 @@ class EvalSet:
 
 def eval_set(cfg: TIPSConfig) -> EvalSet:
     p = cfg.probe
-    images, labels = load_fashion_mnist("test", cfg.data.fashion_dir)
-    idx = torch.tensor(list(item_pool("test", len(labels))[: p.n_zeroshot]))
-    gray = torch.from_numpy(images[idx.numpy()]).float().div(255.0)[:, None]
-    fashion = F.interpolate(gray, size=(cfg.vit.image_size,) * 2, mode="bilinear", align_corners=False)
+    fashion, labels = zeroshot_images(p.n_zeroshot, cfg.vit.image_size, cfg.data.fashion_dir)
     return EvalSet(probe_train=scene_pack(cfg.data, "train", p.n_train), test=scene_pack(cfg.data, "test", p.n_test),
                    single=scene_pack(replace(cfg.data, min_objects=1, max_objects=1), "test", p.n_test),
-                   fashion=fashion.expand(-1, 3, -1, -1).contiguous(),
-                   fashion_labels=torch.from_numpy(labels[idx.numpy()]).long())
+                   fashion=fashion, fashion_labels=labels)
 
 
 def evaluate(model: TIPSModel, codec: TextCodec, ev: EvalSet, cfg: TIPSConfig) -> dict[str, Any]:
@@ -117,6 +110,8 @@ def train_variant(cfg: TIPSConfig, variant: str, train_pack: ScenePack, codec: T
     model = TIPSModel(cfg, variant)
     train(model, TIPSData(train_pack, codec, cfg, variant), None, cfg.train, run_dir, env=env, loss_fn=tips_loss,
           hooks=TeacherHooks())
+    if env is None or env.is_main:
+        save_vit(model.vit, run_dir / "vit")  # the image tower alone, for other recipes (altogether's encoder)
     return model.eval()
 
 

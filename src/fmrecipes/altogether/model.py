@@ -1,0 +1,107 @@
+"""The Altogether captioner (notes B.3): a frozen image encoder's pooled, L2-normalised embedding, a ClipCap
+mapper to ``k`` prefix embeddings, and a fully trained decoder reading
+
+    [k visual prefix] + [alt-text prompt, left-padded to P] + [caption + EOS, right-padded to T]
+
+with the next-token loss on the caption only. As in the released code the prompt's left padding is not
+attention-masked (the pad token is an ordinary input) and there is no separator.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..core.gpt import GPT, LayerCache, sample_next
+from ..core.transformer import Block
+from .config import CaptionerConfig
+
+
+class Mapper(nn.Module):
+    """ClipCap's TransformerMapper: ``Linear(E -> k·d)`` gives k tokens, concatenated with k learned constants,
+    through a pre-LN transformer (ReLU, mlp ratio 2, no qkv bias); the outputs at the constants' slots are
+    the prefix."""
+
+    def __init__(self, embed_dim: int, width: int, k: int, depth: int, heads: int):
+        super().__init__()
+        self.k, self.width = k, width
+        self.linear = nn.Linear(embed_dim, k * width)
+        self.const = nn.Parameter(torch.randn(k, width))
+        self.blocks = nn.ModuleList(Block(width, heads, 2.0, "relu", None, 0.0, 1e-5, qkv_bias=False)
+                                    for _ in range(depth))
+
+    def forward(self, emb: torch.Tensor) -> torch.Tensor:
+        x = torch.cat([self.linear(emb).view(len(emb), self.k, self.width), self.const.expand(len(emb), -1, -1)], 1)
+        for block in self.blocks:
+            x = block(x)
+        return x[:, self.k:]
+
+
+class Captioner(nn.Module):
+    """Mapper + decoder (core GPT, or a Hugging Face causal LM passed as ``decoder``)."""
+
+    def __init__(self, cfg: CaptionerConfig, embed_dim: int, vocab: int, decoder: nn.Module | None = None):
+        super().__init__()
+        self.cfg = cfg
+        if decoder is None:
+            from dataclasses import replace
+
+            decoder = GPT(replace(cfg.decoder, vocab_size=vocab))
+        self.decoder = decoder
+        width = decoder.config.d_model if isinstance(decoder, GPT) else decoder.get_input_embeddings().embedding_dim
+        self.mapper = Mapper(embed_dim, width, cfg.prefix_len, cfg.mapper_depth, cfg.mapper_heads)
+
+    def embed(self, ids: torch.Tensor) -> torch.Tensor:
+        table = self.decoder.wte if isinstance(self.decoder, GPT) else self.decoder.get_input_embeddings()
+        return table(ids)
+
+    def logits(self, embeds: torch.Tensor) -> torch.Tensor:
+        if isinstance(self.decoder, GPT):
+            return self.decoder(None, embeds=embeds)
+        return self.decoder(inputs_embeds=embeds).logits
+
+    def context(self, image_emb: torch.Tensor, prompt_ids: torch.Tensor) -> torch.Tensor:
+        """[prefix] + [prompt] embeddings, the part every caption is conditioned on."""
+        return torch.cat([self.mapper(image_emb), self.embed(prompt_ids)], dim=1)
+
+    def forward(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Mean cross-entropy over target tokens (caption + EOS), the prompt unsupervised."""
+        ctx = self.context(batch["image_emb"], batch["prompt_ids"])
+        target, keep = batch["target_ids"], batch["target_keep"]
+        logits = self.logits(torch.cat([ctx, self.embed(target[:, :-1])], dim=1))[:, ctx.shape[1] - 1:]
+        ce = F.cross_entropy(logits.float().transpose(1, 2), target, reduction="none")
+        loss = (ce * keep).sum() / keep.sum()
+        return loss, {"target_tokens": keep.sum(1).float().mean()}
+
+    @torch.no_grad()
+    def generate(self, image_emb: torch.Tensor, prompt_ids: torch.Tensor, max_new_tokens: int, eos_id: int,
+                 temperature: float, top_p: float | None, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Caption token ids [B, ≤ max_new_tokens] (EOS-padded after each row's EOS). The core GPT decodes with
+        its key/value cache; a Hugging Face decoder recomputes the sequence each step."""
+        ctx = self.context(image_emb, prompt_ids)
+        done = torch.zeros(len(ctx), dtype=torch.bool, device=ctx.device)
+        out: list[torch.Tensor] = []
+        cache = [LayerCache() for _ in self.decoder.blocks] if isinstance(self.decoder, GPT) else None
+        seq = ctx
+        for _ in range(max_new_tokens):
+            if cache is not None:
+                logits = self.decoder(out[-1][:, None] if out else None, cache=cache,
+                                      embeds=None if out else ctx)[:, -1]
+            else:
+                logits = self.logits(seq)[:, -1]
+            nxt = sample_next(logits.float(), temperature, None, top_p, generator)
+            nxt = torch.where(done, torch.full_like(nxt, eos_id), nxt)
+            out.append(nxt)
+            done |= nxt == eos_id
+            if cache is None:
+                seq = torch.cat([seq, self.embed(nxt[:, None])], dim=1)
+            if bool(done.all()):
+                break
+        return torch.stack(out, dim=1)
+
+
+def caption_loss(model: nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    return model(batch)
