@@ -60,16 +60,20 @@ class CaptionCodec:
     def _ids(self, texts: list[str]) -> list[list[int]]:
         return self.tokenizer(texts, add_special_tokens=False)["input_ids"]
 
-    def prompts(self, texts: list[str]) -> torch.Tensor:
+    def prompts(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Left-padded prompt ids [B, prompt_len] and their keep mask (the first ``prompt_len`` tokens of a
+        longer alt-text are kept)."""
         rows = self._ids(texts)
         self.prompts_seen += len(rows)
         self.prompts_truncated += sum(len(r) > self.prompt_len for r in rows)
         out = torch.full((len(rows), self.prompt_len), self.pad, dtype=torch.long)
+        keep = torch.zeros(len(rows), self.prompt_len, dtype=torch.bool)
         for i, r in enumerate(rows):
             r = r[: self.prompt_len]
             if r:
                 out[i, -len(r):] = torch.tensor(r)
-        return out
+                keep[i, -len(r):] = True
+        return out, keep
 
     def targets(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         rows = [r[: self.target_len - 1] + [self.eos] for r in self._ids(texts)]
@@ -112,5 +116,6 @@ class CaptionData:
         else:
             pairs = [finetune_example(self.alt_texts[i], self.captions[i], g, self.p_blank) for i in rows]
         target_ids, target_keep = self.codec.targets([t for _, t in pairs])
-        return {"image_emb": self.image_emb[rows], "prompt_ids": self.codec.prompts([p for p, _ in pairs]),
+        prompt_ids, prompt_keep = self.codec.prompts([p for p, _ in pairs])
+        return {"image_emb": self.image_emb[rows], "prompt_ids": prompt_ids, "prompt_keep": prompt_keep,
                 "target_ids": target_ids, "target_keep": target_keep}

@@ -1,10 +1,13 @@
 """The Altogether captioner (notes B.3): a frozen image encoder's pooled, L2-normalised embedding, a ClipCap
 mapper to ``k`` prefix embeddings, and a fully trained decoder reading
 
-    [k visual prefix] + [alt-text prompt, left-padded to P] + [caption + EOS, right-padded to T]
+    [k visual prefix] + [alt-text prompt (≤ P tokens)] + [caption + EOS (≤ T tokens)]
 
-with the next-token loss on the caption only. As in the released code the prompt's left padding is not
-attention-masked (the pad token is an ordinary input) and there is no separator.
+with the next-token loss on the caption only. Padding: the released code left-pads the prompt between the
+prefix and the alt-text and leaves those pads visible to attention. Here the padding is moved in front of the
+whole context (prefix + prompt) and masked, and all-padding columns are trimmed from each batch: the
+decoder then sees exactly prefix + alt-text + caption, so a caption does not depend on the other rows of its
+batch, and short alt-texts cost short sequences.
 """
 
 from __future__ import annotations
@@ -58,44 +61,58 @@ class Captioner(nn.Module):
         table = self.decoder.wte if isinstance(self.decoder, GPT) else self.decoder.get_input_embeddings()
         return table(ids)
 
-    def logits(self, embeds: torch.Tensor) -> torch.Tensor:
-        if isinstance(self.decoder, GPT):
-            return self.decoder(None, embeds=embeds)
-        return self.decoder(inputs_embeds=embeds).logits
+    def context(self, image_emb: torch.Tensor, prompt_ids: torch.Tensor,
+                prompt_keep: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Prefix + prompt embeddings, left-padded as a whole and trimmed, with their keep mask [B, L]."""
+        emb = torch.cat([self.mapper(image_emb), self.embed(prompt_ids)], dim=1)
+        keep = torch.cat([torch.ones(len(emb), self.cfg.prefix_len, dtype=torch.bool, device=emb.device),
+                          prompt_keep.bool()], dim=1)
+        order = torch.argsort(keep.int(), dim=1, stable=True)  # pads first, real tokens in their order
+        emb = torch.gather(emb, 1, order[..., None].expand_as(emb))
+        keep = torch.gather(keep, 1, order)
+        first = int((~keep).all(0).sum())  # leading columns that are padding in every row
+        return emb[:, first:], keep[:, first:]
 
-    def context(self, image_emb: torch.Tensor, prompt_ids: torch.Tensor) -> torch.Tensor:
-        """[prefix] + [prompt] embeddings, the part every caption is conditioned on."""
-        return torch.cat([self.mapper(image_emb), self.embed(prompt_ids)], dim=1)
+    def logits(self, embeds: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        if isinstance(self.decoder, GPT):
+            return self.decoder(None, pad_mask=keep, embeds=embeds)
+        positions = (keep.long().cumsum(1) - 1).clamp_min(0)
+        return self.decoder(inputs_embeds=embeds, attention_mask=keep.long(), position_ids=positions).logits
 
     def forward(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Mean cross-entropy over target tokens (caption + EOS), the prompt unsupervised."""
-        ctx = self.context(batch["image_emb"], batch["prompt_ids"])
-        target, keep = batch["target_ids"], batch["target_keep"]
-        logits = self.logits(torch.cat([ctx, self.embed(target[:, :-1])], dim=1))[:, ctx.shape[1] - 1:]
+        ctx, keep = self.context(batch["image_emb"], batch["prompt_ids"], batch["prompt_keep"])
+        width = int(batch["target_keep"].sum(1).max())
+        target, target_keep = batch["target_ids"][:, :width], batch["target_keep"][:, :width]
+        embeds = torch.cat([ctx, self.embed(target[:, :-1])], dim=1)
+        mask = torch.cat([keep, torch.ones_like(target[:, :-1], dtype=torch.bool)], dim=1)
+        logits = self.logits(embeds, mask)[:, ctx.shape[1] - 1:]
         ce = F.cross_entropy(logits.float().transpose(1, 2), target, reduction="none")
-        loss = (ce * keep).sum() / keep.sum()
-        return loss, {"target_tokens": keep.sum(1).float().mean()}
+        loss = (ce * target_keep).sum() / target_keep.sum()
+        return loss, {"target_tokens": target_keep.sum(1).float().mean()}
 
     @torch.no_grad()
-    def generate(self, image_emb: torch.Tensor, prompt_ids: torch.Tensor, max_new_tokens: int, eos_id: int,
-                 temperature: float, top_p: float | None, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Caption token ids [B, ≤ max_new_tokens] (EOS-padded after each row's EOS). The core GPT decodes with
-        its key/value cache; a Hugging Face decoder recomputes the sequence each step."""
-        ctx = self.context(image_emb, prompt_ids)
+    def generate(self, image_emb: torch.Tensor, prompt_ids: torch.Tensor, prompt_keep: torch.Tensor,
+                 max_new_tokens: int, eos_id: int, temperature: float, top_p: float | None,
+                 generator: torch.Generator | None = None) -> torch.Tensor:
+        """Caption token ids [B, ≤ max_new_tokens] (EOS after each row's EOS). The core GPT decodes with its
+        key/value cache; a Hugging Face decoder recomputes the sequence each step."""
+        ctx, keep = self.context(image_emb, prompt_ids, prompt_keep)
         done = torch.zeros(len(ctx), dtype=torch.bool, device=ctx.device)
         out: list[torch.Tensor] = []
         cache = [LayerCache() for _ in self.decoder.blocks] if isinstance(self.decoder, GPT) else None
         seq = ctx
         for _ in range(max_new_tokens):
             if cache is not None:
-                logits = self.decoder(out[-1][:, None] if out else None, cache=cache,
+                logits = self.decoder(out[-1][:, None] if out else None, pad_mask=keep, cache=cache,
                                       embeds=None if out else ctx)[:, -1]
             else:
-                logits = self.logits(seq)[:, -1]
+                logits = self.logits(seq, keep)[:, -1]
             nxt = sample_next(logits.float(), temperature, None, top_p, generator)
             nxt = torch.where(done, torch.full_like(nxt, eos_id), nxt)
             out.append(nxt)
             done |= nxt == eos_id
+            keep = torch.cat([keep, torch.ones_like(keep[:, :1])], dim=1)
             if cache is None:
                 seq = torch.cat([seq, self.embed(nxt[:, None])], dim=1)
             if bool(done.all()):

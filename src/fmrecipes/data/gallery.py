@@ -15,6 +15,11 @@ FONT_PT = 6.2
 PAD_IN = 0.12
 
 
+def _printable(text: str) -> str:
+    """Printable ASCII only (a model's sampled bytes may not be), so every glyph is in the font."""
+    return "".join(c if " " <= c <= "~" else "?" for c in text)
+
+
 def gallery(images: list[np.ndarray], texts: list[dict[str, str]], path: str | Path, cols: int = 4,
             width: int = 44) -> Path:
     """Write ``images`` (uint8 HxWx3) in a grid, each with its ``texts`` ({label: text}) wrapped below."""
@@ -25,7 +30,7 @@ def gallery(images: list[np.ndarray], texts: list[dict[str, str]], path: str | P
 
     path = Path(path)
     ensure_dir(path.parent)
-    blocks = ["\n".join(textwrap.fill(f"{label}: {text or '(empty)'}", width) for label, text in t.items())
+    blocks = ["\n".join(textwrap.fill(f"{label}: {_printable(text) or '(empty)'}", width) for label, text in t.items())
               for t in texts]
     cols = min(cols, len(images))
     rows = -(-len(images) // cols)

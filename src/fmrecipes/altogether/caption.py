@@ -1,0 +1,50 @@
+"""Batched captioning that resumes after a kill: rows are appended to a jsonl file one batch at a time, and a
+re-run continues after the last complete row."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from .config import SamplingConfig
+from .data import CaptionCodec
+from .model import Captioner
+
+
+def _done_rows(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            break  # a line cut by a kill: it and anything after it are redone
+    return rows
+
+
+def caption(model: Captioner, codec: CaptionCodec, image_emb: torch.Tensor, prompts: list[str], ids: list[str],
+            sampling: SamplingConfig, path: Path, progress: bool = True) -> list[str]:
+    """Captions of every image (with its alt-text ``prompts``, "" for none) into ``path`` (jsonl rows
+    ``{"id", "prompt", "caption"}``); rows already there are kept."""
+    rows = _done_rows(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    model.eval()
+    temperature = 0.0 if sampling.greedy else sampling.temperature
+    with path.open("a", encoding="utf-8") as f:
+        starts = range(len(rows), len(prompts), sampling.batch_size)
+        for start in tqdm(starts, desc=f"caption {path.stem}", disable=not progress, leave=False):
+            stop = min(start + sampling.batch_size, len(prompts))
+            g = torch.Generator().manual_seed(sampling.seed * 1_000_003 + start)
+            out = model.generate(image_emb[start:stop], *codec.prompts(prompts[start:stop]), codec.target_len,
+                                 codec.eos, temperature, sampling.top_p, g)
+            for i, text in zip(range(start, stop), codec.decode(out)):
+                row = {"id": ids[i], "prompt": prompts[i], "caption": text}
+                rows.append(row)
+                f.write(json.dumps(row) + "\n")
+            f.flush()
+    return [r["caption"] for r in rows]

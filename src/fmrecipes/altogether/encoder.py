@@ -1,0 +1,59 @@
+"""The frozen image encoder: a core ViT checkpoint (a tips variant's ``vit/``), or stage 0: a CLIP trained on
+alt-text with the core contrastive loss. The captioner sees only its pooled, L2-normalised [CLS] embedding
+(notes B.3: no patch tokens)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from ..core.clip import CLIP, ImageTextData, clip_loss_fn
+from ..core.text_encoder import TextCodec
+from ..core.train import TrainConfig, train
+from ..core.vit import ViT, load_vit, save_vit
+from ..data.scene_pack import ScenePack, to_float
+from .data import distinct_alts
+
+
+def random_alt_text(pack: ScenePack):
+    """``text(i, g)``: a random distinct alt-text of image i ("" if it has none)."""
+    def text(i: int, g: torch.Generator) -> str:
+        alts = distinct_alts(pack.alt_texts[i]) or [""]
+        return alts[int(torch.randint(len(alts), (1,), generator=g))]
+    return text
+
+
+def train_clip(model: CLIP, images: torch.Tensor, text, codec: TextCodec, cfg: TrainConfig, scale, run_dir: Path,
+               seed: int) -> CLIP:
+    """Train (or resume) a CLIP on ``images`` with texts drawn by ``text(i, g)``."""
+    torch.manual_seed(seed)
+    train(model, ImageTextData(images, text, codec, scale), None, cfg, run_dir, loss_fn=clip_loss_fn)
+    return model.eval()
+
+
+def image_encoder(path: str, pack: ScenePack, codec: TextCodec, make_clip, cfg: TrainConfig, scale,
+                  out: Path, seed: int) -> ViT:
+    """``path``'s ViT, or stage 0 trained on ``pack``'s alt-texts (saved to ``out/vit``, reused if present)."""
+    if path:
+        return load_vit(path)
+    if (out / "vit" / "config.json").is_file():
+        return load_vit(out / "vit")
+    torch.manual_seed(seed)
+    clip = train_clip(make_clip(), pack.images, random_alt_text(pack), codec, cfg, scale, out, seed)
+    save_vit(clip.vit, out / "vit")
+    return clip.vit.eval()
+
+
+@torch.no_grad()
+def embed_images(vit: ViT, images: torch.Tensor, batch: int = 256) -> torch.Tensor:
+    """Pooled, L2-normalised CLS1 embeddings of uint8 images [N, H, W, 3] (resized to the encoder, no crop)."""
+    size = vit.cfg.image_size
+    out = []
+    for i in range(0, len(images), batch):
+        x = to_float(images[i:i + batch])
+        if x.shape[-1] != size:
+            x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        out.append(F.normalize(vit(x).cls[:, 0], dim=-1))
+    return torch.cat(out)

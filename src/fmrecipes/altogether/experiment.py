@@ -1,0 +1,193 @@
+"""``fmrecipes reproduce altogether``: re-aligning alt-text against raw alt-text and captioning from scratch,
+and the downstream CLIP study (notes B.6-B.7).
+
+Systems on the test scenes: ``alt_text`` (the joined alt-texts themselves), ``no_alt`` (the same two stages,
+never shown an alt-text), ``stage1`` (after alt-text pre-training), ``altogether`` (after fine-tuning on
+re-aligned captions) and ``gold`` (the re-aligned references: the ceiling). Downstream: CLIPs with equal
+budgets on alt-text, on Altogether captions, and on alt-text replaced by the caption 15% of the time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..config import dump_yaml
+from ..core.checkpoint import latest_checkpoint
+from ..core.clip import CLIP
+from ..core.fileio import atomic_write_json, ensure_dir
+from ..core.retrieval import class_embeddings, encode_texts, retrieval_r1, zeroshot_accuracy
+from ..core.text_encoder import TextCodec, text_codec
+from ..core.tokenizer import load_tokenizer, train_bpe
+from ..core.train import TrainConfig, _load_weights, train
+from ..data.fashion_mnist import zeroshot_images
+from ..data.scene_pack import ScenePack, scene_pack, to_float
+from .caption import caption
+from .config import AltogetherConfig
+from .data import CaptionCodec, CaptionData, inference_prompt
+from .encoder import embed_images, image_encoder, random_alt_text, train_clip
+from .evaluate import caption_metrics
+from .model import Captioner, caption_loss
+
+SYSTEMS = ("alt_text", "no_alt", "stage1", "altogether", "gold")
+
+
+@dataclass
+class Corpus:
+    pretrain: ScenePack
+    finetune: ScenePack
+    test: ScenePack
+
+
+def corpus(cfg: AltogetherConfig) -> Corpus:
+    """Stage-1 scenes, a disjoint small set of re-aligned ones for stage 2 (the next train indices), test scenes."""
+    return Corpus(pretrain=scene_pack(cfg.data, "train", cfg.n_pretrain),
+                  finetune=scene_pack(cfg.data, "train", cfg.n_finetune, start=cfg.n_pretrain),
+                  test=scene_pack(cfg.data, "test", cfg.n_test))
+
+
+def caption_codec(cfg: AltogetherConfig, data: Corpus, out: Path) -> CaptionCodec:
+    """The decoder's tokenizer: the Hugging Face decoder's own, or a BPE trained on stage-1 alt-texts and
+    stage-2 captions (``out/tokenizer``)."""
+    c = cfg.captioner
+    if c.hf_decoder:
+        return CaptionCodec(load_tokenizer(c.hf_decoder), c.prompt_len, c.target_len)
+    tok = out / "tokenizer"
+    if not (tok / "tokenizer.json").is_file():
+        texts = [a for alts in data.pretrain.alt_texts for a in alts] + data.finetune.realigned
+        train_bpe(texts, cfg.tokenizer_vocab, tok)
+    return CaptionCodec(load_tokenizer(tok), c.prompt_len, c.target_len)
+
+
+def new_captioner(cfg: AltogetherConfig, embed_dim: int, codec: CaptionCodec) -> Captioner:
+    torch.manual_seed(cfg.seed)
+    decoder = None
+    if cfg.captioner.hf_decoder:
+        from ..core.hf import load_causal_lm
+
+        decoder = load_causal_lm(cfg.captioner.hf_decoder)
+    return Captioner(cfg.captioner, embed_dim, len(codec.tokenizer), decoder)
+
+
+def train_stage(model: Captioner, data: CaptionData, cfg: TrainConfig, run_dir: Path, init: Path | None,
+                seed: int) -> Captioner:
+    """One stage in ``run_dir`` (resumable), starting from the final weights of ``init`` (stage 1) if given;
+    every stage has its own warm-up and schedule (the released code's shared schedule is a bug, notes B.4)."""
+    if init is not None and latest_checkpoint(run_dir) is None:
+        _load_weights(model, latest_checkpoint(init))
+    train(model, data, None, replace(cfg, seed=seed), run_dir, loss_fn=caption_loss)
+    return model.eval()
+
+
+def captioner_pair(cfg: AltogetherConfig, data: Corpus, emb: dict[str, torch.Tensor], codec: CaptionCodec,
+                   out: Path, p_blank: float, name: str) -> tuple[Captioner, Captioner]:
+    """Stage 1 then stage 2 with prompt blanking ``p_blank``; returns (after stage 1, after stage 2)."""
+    dim = emb["pretrain"].shape[1]
+    stage1 = train_stage(new_captioner(cfg, dim, codec),
+                         CaptionData(emb["pretrain"], data.pretrain.alt_texts, codec, "pretrain", p_blank),
+                         cfg.pretrain, out / f"{name}_stage1", None, cfg.seed)
+    stage2 = train_stage(new_captioner(cfg, dim, codec),
+                         CaptionData(emb["finetune"], data.finetune.alt_texts, codec, "finetune", p_blank,
+                                     data.finetune.realigned),
+                         cfg.finetune, out / name, out / f"{name}_stage1", cfg.seed)
+    return stage1, stage2
+
+
+def downstream(cfg: AltogetherConfig, data: Corpus, captions: list[str], clip_codec: TextCodec, make_clip,
+               out: Path) -> dict[str, float]:
+    """CLIPs on alt-text, on Altogether captions and on the 15% mix: zero-shot and text-to-image R@1."""
+    d = cfg.downstream
+    alt = random_alt_text(data.pretrain)
+
+    def mixed(i: int, g: torch.Generator) -> str:
+        return captions[i] if float(torch.rand((), generator=g)) < d.mix_ratio else alt(i, g)
+
+    texts = {"alt_text": alt, "altogether": lambda i, g: captions[i], "mix15": mixed}
+    fashion, labels = zeroshot_images(d.n_zeroshot, cfg.data.size, cfg.data.fashion_dir)
+    result: dict[str, float] = {}
+    for name, text in texts.items():
+        torch.manual_seed(cfg.seed)
+        clip = train_clip(make_clip(), data.pretrain.images, text, clip_codec, d.train, cfg.global_scale,
+                          out / f"clip_{name}", cfg.seed)
+        result[f"clip_zeroshot.{name}"] = 100 * zeroshot_accuracy(clip.encode_images(fashion),
+                                                                   class_embeddings(clip.text, clip_codec), labels)
+        t2i = retrieval_r1(clip.encode_images(to_float(data.test.images)),
+                           encode_texts(clip.text, clip_codec, data.test.realigned))[1]
+        result[f"clip_t2i_r1.{name}"] = 100 * t2i
+    return result
+
+
+@dataclass
+class Setup:
+    data: Corpus
+    clip_codec: TextCodec
+    make_clip: Any
+    vit: Any
+    emb: dict[str, torch.Tensor]
+    codec: CaptionCodec
+
+
+def setup(cfg: AltogetherConfig) -> Setup:
+    """Scenes, the CLIP tokenizer, the frozen encoder (stage 0 if needed), image embeddings, the decoder's
+    tokenizer: what every verb needs, each built once in ``cfg.out``."""
+    cfg.validate()
+    out = ensure_dir(cfg.out)
+    dump_yaml(cfg, out / "config.yaml")
+    data = corpus(cfg)
+    enc = cfg.encoder
+    clip_codec = text_codec(enc.text, cfg.tokenizer_vocab, [a for alts in data.pretrain.alt_texts for a in alts]
+                            + data.pretrain.captions + data.finetune.realigned, out / "clip_tokenizer")
+
+    def make_clip() -> CLIP:
+        return CLIP(enc.vit, enc.text)
+
+    vit = image_encoder(enc.path, data.pretrain, clip_codec, make_clip, enc.train, cfg.global_scale,
+                        out / "encoder", cfg.seed)
+    emb = {k: embed_images(vit, getattr(data, k).images) for k in ("pretrain", "finetune", "test")}
+    return Setup(data, clip_codec, make_clip, vit, emb, caption_codec(cfg, data, out))
+
+
+def run_experiment(cfg: AltogetherConfig) -> dict[str, Any]:
+    s = setup(cfg)
+    out, data, emb, codec, clip_codec, make_clip = Path(cfg.out), s.data, s.emb, s.codec, s.clip_codec, s.make_clip
+    systems = {"altogether": captioner_pair(cfg, data, emb, codec, out, cfg.captioner.p_blank, "altogether"),
+               "no_alt": captioner_pair(cfg, data, emb, codec, out, 1.0, "no_alt")}
+    prompts = [inference_prompt(a) for a in data.test.alt_texts]
+    ids = [f"test-{i:06d}" for i in range(cfg.n_test)]
+    caps = {"alt_text": prompts, "gold": data.test.realigned,
+            "stage1": caption(systems["altogether"][0], codec, emb["test"], prompts, ids, cfg.sampling,
+                              out / "captions" / "stage1.jsonl", cfg.pretrain.progress),
+            "altogether": caption(systems["altogether"][1], codec, emb["test"], prompts, ids, cfg.sampling,
+                                  out / "captions" / "altogether.jsonl", cfg.pretrain.progress),
+            "no_alt": caption(systems["no_alt"][1], codec, emb["test"], [""] * cfg.n_test, ids, cfg.sampling,
+                              out / "captions" / "no_alt.jsonl", cfg.pretrain.progress)}
+    summary: dict[str, Any] = {}
+    for system in SYSTEMS:
+        metrics = caption_metrics(caps[system], data.test.realigned, data.test.graphs, data.test.alt_text_errors)
+        summary.update({f"{m}.{system}": (round(v, 3) if v is not None else None) for m, v in metrics.items()})
+    summary["prompts_truncated"] = codec.prompts_truncated
+    summary["prompts_seen"] = codec.prompts_seen
+    pretrain_caps = caption(systems["altogether"][1], codec, emb["pretrain"],
+                            [inference_prompt(a) for a in data.pretrain.alt_texts],
+                            [f"train-{i:06d}" for i in range(cfg.n_pretrain)], cfg.sampling,
+                            out / "captions" / "pretrain_altogether.jsonl", cfg.pretrain.progress)
+    summary.update({k: round(v, 3) for k, v in downstream(cfg, data, pretrain_caps, clip_codec, make_clip,
+                                                          out).items()})
+    atomic_write_json(out / "captions" / "examples.json",
+                      [{"alt_text": caps["alt_text"][i], "altogether": caps["altogether"][i],
+                        "no_alt": caps["no_alt"][i], "gold": caps["gold"][i]} for i in range(min(8, cfg.n_test))])
+    from .plots import caption_gallery, metric_bars
+
+    metric_bars(summary, out / "caption_metrics.png")
+    caption_gallery(data.test, caps, out / "caption_gallery.png")
+    return summary
+
+
+def reproduce(preset: str, out_dir: Path) -> dict[str, Any]:
+    from .. import config as configlib
+    from ..presets import preset_path
+
+    return run_experiment(configlib.load(AltogetherConfig, preset_path("altogether", preset), [f"out={out_dir}"]))

@@ -1,0 +1,209 @@
+"""Altogether: stage inputs, padding, target-only loss, metrics, resume, HF decoder, experiment and CLI."""
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import ROOT, run_cli
+
+from fmrecipes import config as configlib
+from fmrecipes.altogether.config import AltogetherConfig, CaptionerConfig
+from fmrecipes.altogether.data import (
+    CaptionCodec,
+    distinct_alts,
+    finetune_example,
+    inference_prompt,
+    pretrain_example,
+)
+from fmrecipes.altogether.evaluate import caption_metrics, cider_bleu, graph_counts
+from fmrecipes.altogether.model import Captioner
+from fmrecipes.core.gpt import GPTConfig
+from fmrecipes.core.tokenizer import load_tokenizer, train_bpe
+from fmrecipes.data.scene_config import SceneConfig
+from fmrecipes.data.scenes import make_scene
+from fmrecipes.errors import FmError
+
+SMOKE = ROOT / "configs" / "altogether" / "smoke.yaml"
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tmp_path_factory):
+    scenes = [make_scene(SceneConfig(size=16), "train", i) for i in range(60)]
+    out = tmp_path_factory.mktemp("tok")
+    train_bpe([t for s in scenes for t in [*s.alt_texts, s.realigned_caption]], 300, out)
+    return load_tokenizer(out)
+
+
+def test_stage_inputs_follow_the_released_data_code():
+    alts = ["red dress", "", "Nordvik red dress | Sale", "red dress"]
+    assert distinct_alts(alts) == ["red dress", "Nordvik red dress | Sale"]
+    assert inference_prompt(alts) == "red dress; Nordvik red dress | Sale"
+    g = torch.Generator().manual_seed(0)
+    pairs = [pretrain_example(alts, g, 0.5) for _ in range(2000)]
+    assert {t for _, t in pairs} == {"Nordvik red dress | Sale"}  # the longest distinct alt-text
+    assert {p for p, _ in pairs} == {"", "red dress"}  # another alt-text, or blank
+    assert abs(sum(p == "" for p, _ in pairs) / 2000 - 0.5) < 0.05
+    assert pretrain_example(["", " "], g, 0.5) is None
+    assert pretrain_example(["only one"], g, 0.0) == ("", "only one")
+    ft = [finetune_example(alts, "gold caption", g, 0.5) for _ in range(2000)]
+    assert {t for _, t in ft} == {"gold caption"} and {p for p, _ in ft} == {"", inference_prompt(alts)}
+    assert finetune_example(alts, "c", g, 1.0) == ("", "c")  # the no-alt-text captioner
+
+
+def test_codec_pads_truncates_and_counts(tokenizer):
+    codec = CaptionCodec(tokenizer, prompt_len=16, target_len=8)
+    ids, keep = codec.prompts(["red", "", "a " * 40])
+    n = len(tokenizer("red", add_special_tokens=False)["input_ids"])
+    assert ids.shape == (3, 16) and keep[1].sum() == 0 and keep[2].all()
+    assert keep[0].sum() == n and keep[0, -n:].all()  # left-padded
+    assert (codec.prompts_truncated, codec.prompts_seen) == (1, 3)
+    t_ids, t_keep = codec.targets(["red", "x " * 30])
+    n = int(t_keep[0].sum())
+    assert t_ids[0, n - 1] == codec.eos and t_keep[1].sum() == 8 and t_ids[1, 7] == codec.eos
+    assert codec.decode(t_ids[:1]) == ["red"]
+
+
+def _captioner(tokenizer, **kw):
+    cfg = CaptionerConfig(prefix_len=3, mapper_depth=1, prompt_len=8, target_len=10,
+                          decoder=GPTConfig(vocab_size=len(tokenizer), seq_len=32, n_layer=1, n_head=2, d_model=16))
+    torch.manual_seed(0)
+    return Captioner(cfg, 12, len(tokenizer), **kw), CaptionCodec(tokenizer, 8, 10)
+
+
+def test_loss_is_on_the_caption_only_and_padding_is_invisible(tokenizer):
+    model, codec = _captioner(tokenizer)
+    emb = torch.randn(2, 12)
+    p_ids, p_keep = codec.prompts(["red dress", "blue bag by Alba"])
+    t_ids, t_keep = codec.targets(["a small red dress.", "a bag."])
+    batch = {"image_emb": emb, "prompt_ids": p_ids, "prompt_keep": p_keep, "target_ids": t_ids, "target_keep": t_keep}
+    loss, _ = model(batch)
+    # by hand: the decoder on [prefix + prompt] + target, cross-entropy on target tokens only
+    total, count = 0.0, 0
+    for b in range(2):
+        prompt = p_ids[b][p_keep[b]]
+        n = int(t_keep[b].sum())
+        seq = torch.cat([model.mapper(emb[b:b + 1])[0], model.embed(prompt), model.embed(t_ids[b, :n - 1])])
+        logits = model.decoder(None, embeds=seq[None])[0, -n:]
+        total += torch.nn.functional.cross_entropy(logits, t_ids[b, :n], reduction="sum").item()
+        count += n
+    assert loss.item() == pytest.approx(total / count, rel=1e-5)
+    # what sits in the padding, and the other rows of a batch, change nothing
+    garbage = p_ids.clone()
+    garbage[~p_keep] = 7
+    assert model({**batch, "prompt_ids": garbage})[0].item() == pytest.approx(loss.item(), rel=1e-6)
+    one = model.generate(emb[:1], p_ids[:1], p_keep[:1], 6, codec.eos, 0.0, None)
+    two = model.generate(emb, p_ids, p_keep, 6, codec.eos, 0.0, None)
+    assert torch.equal(one[0], two[0, :one.shape[1]])
+
+
+def test_hugging_face_decoder(tmp_path, tokenizer):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    cfg = LlamaConfig(vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                      num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=64)
+    torch.manual_seed(0)
+    LlamaForCausalLM(cfg).save_pretrained(str(tmp_path / "tiny"))
+    from fmrecipes.core.hf import load_causal_lm
+
+    model, codec = _captioner(tokenizer, decoder=load_causal_lm(tmp_path / "tiny"))
+    p_ids, p_keep = codec.prompts(["red dress", ""])
+    t_ids, t_keep = codec.targets(["a red dress.", "a bag."])
+    loss, _ = model({"image_emb": torch.randn(2, 12), "prompt_ids": p_ids, "prompt_keep": p_keep,
+                     "target_ids": t_ids, "target_keep": t_keep})
+    assert math.isfinite(loss.item()) and abs(loss.item() - math.log(len(tokenizer))) < 1.0
+    loss.backward()
+    assert model.mapper.linear.weight.grad is not None
+    out = model.generate(torch.randn(2, 12), p_ids, p_keep, 5, codec.eos, 0.2, 0.7, torch.Generator().manual_seed(0))
+    assert out.shape[0] == 2 and out.shape[1] <= 5
+
+
+def test_bleu_and_cider_against_hand_values():
+    _, bleu = cider_bleu(["The red dress, on the left."], [["the red dress on the left"]])
+    assert bleu == pytest.approx(100.0, abs=1e-4)  # punctuation and case do not count
+    # 7 candidate words against a 6-word reference: n-gram precisions 6/7, 5/6, 4/5, 3/4, brevity penalty 1
+    _, bleu = cider_bleu(["a red dress on the left side"], [["a red dress on the left"]])
+    assert bleu == pytest.approx(100 * (6 / 7 * 5 / 6 * 4 / 5 * 3 / 4) ** 0.25, rel=1e-6)
+    # CIDEr-D rewards the right caption over a wrong one for the same references
+    refs = [["a small red dress on the left"], ["a large blue bag at the top"], ["a white sneaker in the middle"]]
+    good, _ = cider_bleu([r[0] for r in refs], refs)
+    bad, _ = cider_bleu(["a large blue bag at the top", "a white sneaker in the middle", "a small red dress"], refs)
+    assert good > 5 * bad
+
+
+def test_scene_graph_metrics_by_hand():
+    graph = {"objects": [
+        {"id": 1, "class": "dress", "colour": "red", "position": "left", "brand": "Nordvik"},
+        {"id": 2, "class": "bag", "colour": "blue", "position": "top", "brand": "Alba"}]}
+    records = [{"brand": [1], "wrong_class": [], "mentioned": [1], "colour_stated": [1], "wrong_colour": []}]
+    caption = "A red Nordvik dress is on the left. A green sneaker is at the top. The Alba bag is nice."
+    c = graph_counts(caption, graph, records)
+    assert (c["objects"], c["recalled"]) == (2, 2)
+    assert (c["mentions"], c["correct_class"], c["hallucinated"]) == (3, 2, 1)  # the green sneaker
+    assert (c["coloured"], c["colour_ok"]) == (1, 1)
+    assert (c["kept_brands"], c["retained"], c["brands"], c["invented"]) == (1, 1, 2, 1)  # Alba: not stated
+    assert (c["placed"], c["place_ok"]) == (1, 1)  # the sneaker sentence names no object of the scene
+    m = caption_metrics([caption], [caption], [graph], [records])
+    assert m["object_recall"] == 100.0 and m["hallucination"] == pytest.approx(100 / 3)
+    assert m["brand_retention"] == 100.0 and m["brand_hallucination"] == 50.0
+    assert caption_metrics(["nothing"], ["x"], [graph], [records])["position_acc"] is None
+
+
+def test_captioning_resumes_after_a_kill(tmp_path, tokenizer):
+    from fmrecipes.altogether.caption import caption
+    from fmrecipes.altogether.config import SamplingConfig
+
+    model, codec = _captioner(tokenizer)
+    emb = torch.randn(7, 12)
+    prompts = ["red dress", "", "blue bag", "a", "b", "c", "white coat"]
+    ids = [str(i) for i in range(7)]
+    s = SamplingConfig(batch_size=3)
+    full = caption(model, codec, emb, prompts, ids, s, tmp_path / "a.jsonl", progress=False)
+    lines = (tmp_path / "a.jsonl").read_text().splitlines()
+    (tmp_path / "b.jsonl").write_text("\n".join(lines[:3]) + "\n" + lines[3][:5])  # killed mid-line
+    resumed = caption(model, codec, emb, prompts, ids, s, tmp_path / "b.jsonl", progress=False)
+    assert resumed == full and (tmp_path / "b.jsonl").read_text() == (tmp_path / "a.jsonl").read_text()
+
+
+def test_config_errors(tmp_path):
+    for override, key in (("captioner.decoder.seq_len=10", "seq_len"), ("data.size=32", "data.size"),
+                          ("captioner.p_blank=2", "p_blank")):
+        with pytest.raises(FmError, match=key):
+            configlib.load(AltogetherConfig, SMOKE, [override]).validate()
+
+
+def test_reproduce_smoke_caption_cli_and_bad_input(tmp_path):
+    from fmrecipes.altogether.experiment import run_experiment
+
+    out = tmp_path / "exp"
+    summary = run_experiment(configlib.load(AltogetherConfig, SMOKE, [f"out={out}"]))
+    for metric in ("cider", "bleu4", "object_recall", "object_precision", "hallucination", "brand_retention",
+                   "brand_hallucination"):
+        for system in ("alt_text", "no_alt", "stage1", "altogether", "gold"):
+            assert f"{metric}.{system}" in summary
+    for key in ("clip_zeroshot", "clip_t2i_r1"):
+        assert {f"{key}.{c}" for c in ("alt_text", "altogether", "mix15")} <= set(summary)
+    assert summary["cider.gold"] > summary["cider.alt_text"] and summary["object_recall.gold"] == 100.0
+    # stage 2 has its own warm-up: its first step runs at lr / warmup, not at the end of stage 1's schedule
+    cfg = configlib.load(AltogetherConfig, SMOKE)
+    first = json.loads((out / "altogether" / "metrics.jsonl").read_text().splitlines()[0])
+    assert first["lr"] == pytest.approx(cfg.finetune.lr / cfg.finetune.warmup_steps)
+    assert (out / "caption_gallery.png").is_file() and (out / "caption_metrics.png").is_file()
+
+    from fmrecipes.data.image_text import export_scenes
+
+    export = export_scenes(SceneConfig(size=16), "test", 5, tmp_path / "export", progress=False)
+    r = run_cli("altogether", "caption", str(out), "--index", str(export), "--out", str(tmp_path / "c.jsonl"))
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(line) for line in (tmp_path / "c.jsonl").read_text().splitlines()]
+    assert len(rows) == 5 and all("caption" in row for row in rows)
+    (tmp_path / "noalt.jsonl").write_text(json.dumps({"image": str(export / "images" / "test-000000.png")}) + "\n")
+    r = run_cli("altogether", "caption", str(out), "--index", str(tmp_path / "noalt.jsonl"), "--out",
+                str(tmp_path / "d.jsonl"))
+    assert r.returncode == 2 and "no alt-text" in r.stderr and "Traceback" not in r.stderr
+    Path(tmp_path / "bad.png").write_bytes(b"junk")
+    (tmp_path / "bad.jsonl").write_text(json.dumps({"image": str(tmp_path / "bad.png"), "alt_text": "x"}) + "\n")
+    r = run_cli("altogether", "caption", str(out), "--index", str(tmp_path / "bad.jsonl"), "--out",
+                str(tmp_path / "e.jsonl"))
+    assert r.returncode == 2 and "cannot be decoded" in r.stderr
