@@ -82,6 +82,10 @@ class AltogetherConfig:
         warmup_steps=10, min_lr_ratio=0.0))
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     downstream: DownstreamConfig = field(default_factory=DownstreamConfig)
+    # Encoders to compare under the same captioner (core ViT directories, e.g. OUT/tips/tips/vit, trained with
+    # image self-supervision, vs OUT/tips/clip_alt/vit, contrastive only). "auto": the tips and clip_alt
+    # encoders of a `reproduce tips` run beside this one (same --out), if present.
+    compare_encoders: list[str] = field(default_factory=list)
     seed: int = 0
 
     def validate(self) -> None:

@@ -19,10 +19,16 @@ from ..config import dump_yaml
 from ..core.checkpoint import latest_checkpoint
 from ..core.clip import CLIP
 from ..core.fileio import atomic_write_json, ensure_dir
-from ..core.retrieval import class_embeddings, encode_texts, retrieval_r1, zeroshot_accuracy
+from ..core.retrieval import (
+    class_embeddings,
+    encode_texts,
+    retrieval_r1,
+    zeroshot_accuracy,
+)
 from ..core.text_encoder import TextCodec, text_codec
 from ..core.tokenizer import load_tokenizer, train_bpe
 from ..core.train import TrainConfig, _load_weights, train
+from ..core.vit import load_vit
 from ..data.fashion_mnist import zeroshot_images
 from ..data.scene_pack import ScenePack, scene_pack, to_float
 from .caption import caption
@@ -179,11 +185,41 @@ def run_experiment(cfg: AltogetherConfig) -> dict[str, Any]:
     atomic_write_json(out / "captions" / "examples.json",
                       [{"alt_text": caps["alt_text"][i], "altogether": caps["altogether"][i],
                         "no_alt": caps["no_alt"][i], "gold": caps["gold"][i]} for i in range(min(8, cfg.n_test))])
+    summary.update(encoder_comparison(cfg, s, out))
     from .plots import caption_gallery, metric_bars
 
     metric_bars(summary, out / "caption_metrics.png")
     caption_gallery(data.test, caps, out / "caption_gallery.png")
     return summary
+
+
+def compare_paths(cfg: AltogetherConfig) -> list[Path]:
+    """``compare_encoders`` with "auto" expanded to the sibling tips run's tips and clip_alt encoders."""
+    paths: list[Path] = []
+    for entry in cfg.compare_encoders:
+        if entry == "auto":
+            tips = Path(cfg.out).parent / "tips"
+            paths += [tips / v / "vit" for v in ("tips", "clip_alt") if (tips / v / "vit" / "config.json").is_file()]
+        else:
+            paths.append(Path(entry))
+    return paths
+
+
+def encoder_comparison(cfg: AltogetherConfig, s: Setup, out: Path) -> dict[str, Any]:
+    """The same captioner (both stages) on each encoder of ``compare_encoders``: ``<metric>.enc_<name>``,
+    where name is the encoder's directory (a tips variant)."""
+    result: dict[str, Any] = {}
+    prompts = [inference_prompt(a) for a in s.data.test.alt_texts]
+    for path in compare_paths(cfg):
+        name = f"enc_{path.parent.name}"
+        vit = load_vit(path)
+        emb = {k: embed_images(vit, getattr(s.data, k).images) for k in ("pretrain", "finetune", "test")}
+        model = captioner_pair(cfg, s.data, emb, s.codec, out, cfg.captioner.p_blank, name)[1]
+        caps = caption(model, s.codec, emb["test"], prompts, [f"test-{i:06d}" for i in range(cfg.n_test)],
+                       cfg.sampling, out / "captions" / f"{name}.jsonl", cfg.pretrain.progress)
+        metrics = caption_metrics(caps, s.data.test.realigned, s.data.test.graphs, s.data.test.alt_text_errors)
+        result.update({f"{m}.{name}": (round(v, 3) if v is not None else None) for m, v in metrics.items()})
+    return result
 
 
 def reproduce(preset: str, out_dir: Path) -> dict[str, Any]:
