@@ -9,28 +9,17 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from ..core.metrics import read_jsonl
 from .config import SamplingConfig
 from .data import CaptionCodec
 from .model import Captioner
-
-
-def _done_rows(path: Path) -> list[dict]:
-    if not path.is_file():
-        return []
-    rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            break  # a line cut by a kill: it and anything after it are redone
-    return rows
 
 
 def caption(model: Captioner, codec: CaptionCodec, image_emb: torch.Tensor, prompts: list[str], ids: list[str],
             sampling: SamplingConfig, path: Path, progress: bool = True) -> list[str]:
     """Captions of every image (with its alt-text ``prompts``, "" for none) into ``path`` (jsonl rows
     ``{"id", "prompt", "caption"}``); rows already there are kept."""
-    rows = _done_rows(path)
+    rows = read_jsonl(path)  # a line cut by a kill is dropped and redone
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     model.eval()
