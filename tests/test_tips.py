@@ -2,8 +2,6 @@
 
 import json
 import math
-import os
-import socket
 
 import pytest
 import torch
@@ -112,17 +110,10 @@ def test_clip_loss_by_hand_and_against_cross_entropy():
     assert LogitScale(0.001, max_scale=100.0)().item() == 100.0
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _ddp_worker(rank: int, port: int, out: str) -> None:
+def _ddp_worker(rank: int, rendezvous: str, out: str) -> None:
     import torch.distributed as dist
 
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=2)
+    dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=2)
     torch.manual_seed(0)
     model = torch.nn.Linear(6, 4)
     x, y = torch.randn(8, 6), torch.randn(8, 4)
@@ -131,12 +122,13 @@ def _ddp_worker(rank: int, port: int, out: str) -> None:
     loss.backward()
     if rank == 0:
         torch.save({"loss": loss.detach(), "grad": model.weight.grad}, out)
+    dist.barrier()
     dist.destroy_process_group()
 
 
 def test_ddp_two_processes_equal_one_for_the_contrastive_loss(tmp_path):
     out = tmp_path / "ddp.pt"
-    mp.spawn(_ddp_worker, args=(_free_port(), str(out)), nprocs=2, join=True)
+    mp.spawn(_ddp_worker, args=(str(tmp_path / "rendezvous"), str(out)), nprocs=2, join=True)
     torch.manual_seed(0)
     model = torch.nn.Linear(6, 4)
     x, y = torch.randn(8, 6), torch.randn(8, 4)
