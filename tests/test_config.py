@@ -69,3 +69,35 @@ def test_load_reports_file_in_error(tmp_path):
 def test_model_validation():
     with pytest.raises(ConfigError, match="divisible"):
         load(LMConfig, None, ["model.d_model=30", "model.n_head=4"])
+
+
+@dataclass
+class Tuned:
+    """A section whose parent gives it non-default values through its default_factory."""
+
+    inner: Inner = field(default_factory=lambda: Inner(lr=0.25, kind="b"))
+
+
+def test_override_keeps_the_parents_default_factory_values():
+    built = build(Tuned, parse_overrides(["inner.lr=0.5"]))
+    assert built.inner.lr == 0.5 and built.inner.kind == "b"  # not the class default "a"
+    assert build(Tuned, {}).inner == Inner(lr=0.25, kind="b")
+
+
+@dataclass
+class Checked:
+    n: int = 1
+
+    def validate(self, prefix: str = "checked") -> None:
+        if self.n < 0:
+            raise ConfigError(f"{prefix}.n={self.n} must be >= 0")
+
+
+@dataclass
+class Holder:
+    deep: Checked = field(default_factory=Checked)
+
+
+def test_nested_validate_names_the_full_key():
+    with pytest.raises(ConfigError, match=r"^deep\.n=-1 must be >= 0"):
+        build(Holder, {"deep": {"n": -1}})

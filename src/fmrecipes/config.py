@@ -6,6 +6,7 @@ Unknown keys and wrongly typed values are errors that name the key and the valid
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import types
 from pathlib import Path
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
@@ -131,11 +132,18 @@ def build(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
     for key, value in data.items():
         if key not in fields:
             raise ConfigError(f"unknown config key '{prefix}{key}'; valid keys here: {', '.join(sorted(fields))}")
+        factory = fields[key].default_factory
+        if isinstance(value, dict) and factory is not dataclasses.MISSING:
+            default = factory()
+            if dataclasses.is_dataclass(default):  # keys not given keep the parent's default, not the class's
+                value = merge(to_dict(default), value)
         kwargs[key] = _coerce(value, hints[key], f"{prefix}{key}")
     obj = cls(**kwargs)
     check = getattr(obj, "validate", None)
     if callable(check):
-        check()
+        # a nested section whose validate takes a ``prefix`` names its keys in full (``toy.net.kind``)
+        named = prefix and "prefix" in inspect.signature(check).parameters
+        check(prefix.rstrip(".")) if named else check()
     return obj
 
 

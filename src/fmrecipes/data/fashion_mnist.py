@@ -28,18 +28,19 @@ def fashion_dir(directory: str | Path | None = None) -> Path:
     return Path(directory or os.environ.get(ENV_VAR) or DEFAULT_DIR)
 
 
-def _read_idx(path: Path, ndim: int) -> np.ndarray:
+def read_idx(path: Path, ndim: int, what: str = "Fashion-MNIST") -> np.ndarray:
+    """A gzip'd IDX file (the MNIST family's format) of unsigned bytes as an array."""
     try:
         raw = gzip.decompress(path.read_bytes())
     except (OSError, EOFError) as exc:
-        raise FmError(f"Fashion-MNIST file {path} cannot be read: {exc}") from None
+        raise FmError(f"{what} file {path} cannot be read: {exc}") from None
     magic = int.from_bytes(raw[:4], "big")
     if magic != 0x0800 + ndim:
-        raise FmError(f"Fashion-MNIST file {path} is not an IDX file of {ndim} dimension(s) (magic {magic:#x})")
+        raise FmError(f"{what} file {path} is not an IDX file of {ndim} dimension(s) (magic {magic:#x})")
     dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
     data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
     if data.size != int(np.prod(dims)):
-        raise FmError(f"Fashion-MNIST file {path} is truncated: expected {np.prod(dims)} values, found {data.size}")
+        raise FmError(f"{what} file {path} is truncated: expected {np.prod(dims)} values, found {data.size}")
     return data.reshape(dims)
 
 
@@ -52,7 +53,7 @@ def _load(directory: str, split: str) -> tuple[np.ndarray, np.ndarray]:
         raise FmError(f"Fashion-MNIST {split} files {', '.join(missing)} not found in {root}: install the Debian "
                       f"package dataset-fashion-mnist (apt-get install dataset-fashion-mnist), or point "
                       f"data.fashion_dir / ${ENV_VAR} at a directory holding the four IDX .gz files")
-    images, labels = _read_idx(root / image_file, 3), _read_idx(root / label_file, 1)
+    images, labels = read_idx(root / image_file, 3), read_idx(root / label_file, 1)
     if len(images) != len(labels):
         raise FmError(f"Fashion-MNIST {split} in {root}: {len(images)} images but {len(labels)} labels")
     return images, labels

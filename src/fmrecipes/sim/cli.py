@@ -1,0 +1,74 @@
+"""``fmrecipes sim run | sample``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from .config import SimConfig
+
+
+def _run(args: argparse.Namespace) -> int:
+    from ..cli import load_config
+    from ..core.fileio import atomic_write_json
+    from .experiment import run_experiment
+
+    cfg = load_config(SimConfig, args)
+    summary = run_experiment(cfg)
+    atomic_write_json(Path(cfg.out) / "summary.json", summary)
+    print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in summary.items()
+                      if not k.startswith("paper.")}, indent=1))
+    return 0
+
+
+def _sample(args: argparse.Namespace) -> int:
+    import torch
+
+    from .. import config as configlib
+    from ..core.checkpoint import latest_checkpoint
+    from ..core.train import _load_weights
+    from ..errors import FmError
+    from .distill import Distillation, one_step
+    from .images import SHAPES
+    from .plots import sample_grids
+    from .teacher import build_denoiser
+
+    run = Path(args.run)
+    if not (run / "config.yaml").is_file():
+        raise FmError(f"{run} is not a sim run directory (no config.yaml); pass the --out of `sim run` or "
+                      f"`reproduce sim` (DIR/sim)")
+    cfg = configlib.load(SimConfig, run / "config.yaml")
+    ckpt = latest_checkpoint(run / "images" / args.method)
+    if ckpt is None:
+        raise FmError(f"{run / 'images' / args.method} holds no distillation checkpoint; methods run: "
+                      f"{', '.join(cfg.methods)}")
+    ic = cfg.images
+    init = build_denoiser(ic.net, SHAPES[ic.dataset], cfg.edm, 10 if ic.conditional else 0)
+    state = Distillation(init)
+    _load_weights(state, ckpt)
+    g = torch.Generator().manual_seed(args.seed)
+    z = torch.randn(args.n, *SHAPES[ic.dataset], generator=g)
+    labels = torch.arange(args.n) % 10 if ic.conditional else None
+    with torch.no_grad():
+        images = one_step(state.generator_ema.eval(), z, ic.distill.sigma_init, labels)
+    out = Path(args.png or run / f"samples_{args.method}.png")
+    sample_grids({f"{args.method} (one step)": images}, out, f"{ic.dataset}: {ckpt.name}")
+    print(out)
+    return 0
+
+
+def register_cli(sub) -> None:
+    from ..cli import Parser, add_verb
+
+    p = sub.add_parser("sim", help="SIM: one-step diffusion distillation by Score Implicit Matching "
+                                   "(arXiv 2410.16794)")
+    verbs = p.add_subparsers(dest="verb", required=True, metavar="<verb>", parser_class=Parser)
+    add_verb(verbs, "run", "teacher, then each method's one-step distillation and metrics (resumes)", _run)
+    v = verbs.add_parser("sample", help="a grid of one-step samples from a distilled image generator")
+    v.add_argument("run", help="the output directory of `sim run` or `reproduce sim`")
+    v.add_argument("--method", default="sim_phuber", help="which distilled generator (default sim_phuber)")
+    v.add_argument("--n", type=int, default=64, help="number of samples (default 64)")
+    v.add_argument("--seed", type=int, default=0)
+    v.add_argument("--png", help="output PNG (default RUN/samples_<method>.png)")
+    v.set_defaults(func=_sample)

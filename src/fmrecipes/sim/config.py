@@ -1,0 +1,121 @@
+"""Configuration of SIM distillation runs and of the ``reproduce sim`` experiment (arXiv 2410.16794)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..core.train import TrainConfig
+from ..errors import ConfigError
+from .edm import EDMConfig
+from .losses import METHODS, LossConfig
+from .nets import NetConfig
+
+
+@dataclass
+class DistillConfig:
+    """The alternating fake-score / generator loop (notes A.3; SiD's CIFAR-10 settings in comments)."""
+
+    steps: int = 400
+    batch_size: int = 64              # SiD: 256
+    lr_generator: float = 1e-5        # SiD: 1e-5 for both
+    lr_fake: float = 1e-5
+    beta1_generator: float = 0.0      # SiD: g_beta1 0
+    beta1_fake: float = 0.0           # SiD: betas (0, 0.999)
+    beta2: float = 0.999
+    sigma_init: float = 2.5           # x_g = D(sigma_init z; sigma_init), SIM's --init_sigma 2.5
+    ema_halflife_images: int = 20_000  # SiD: 0.5 Mimg
+    ema_rampup: float = 0.05           # halflife <= images seen x rampup (SiD, EDM)
+    eval_every: int = 50
+    ckpt_every: int = 100
+    seed: int = 0
+    progress: bool = True
+    loss: LossConfig = field(default_factory=LossConfig)
+
+    def validate(self, prefix: str = "distill") -> None:
+        for name in ("steps", "batch_size", "eval_every", "ckpt_every"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{prefix}.{name}={getattr(self, name)} must be positive")
+        for name in ("lr_generator", "lr_fake", "sigma_init"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{prefix}.{name}={getattr(self, name)} must be positive")
+        self.loss.validate(f"{prefix}.loss")
+
+
+@dataclass
+class ToyConfig:
+    """The 2-D mixture task: the exact teacher, and the MLP denoiser that initialises G and the fake score."""
+
+    name: str = "ring8"               # ring8 | grid25
+    std: float = 0.05                 # per-component std (notes A.7.3: 0.05-0.1)
+    n_data: int = 50_000              # mixture samples the initial MLP is fitted on (EDM loss)
+    net: NetConfig = field(default_factory=NetConfig)
+    init: TrainConfig = field(default_factory=lambda: TrainConfig(
+        steps=1500, batch_size=256, micro_batch_size=256, lr=2e-3, warmup_steps=50, weight_decay=0.0,
+        grad_clip=None, beta2=0.999, log_every=100, eval_every=500, ckpt_every=500, precision="fp32"))
+    distill: DistillConfig = field(default_factory=lambda: DistillConfig(
+        steps=600, batch_size=256, lr_generator=1e-3, lr_fake=1e-3, ema_halflife_images=10_000, eval_every=100))
+    huber_c_ablation: list[float] = field(default_factory=lambda: [1e-2, 1e-1])  # extra SIM-PH runs
+    n_eval: int = 2000
+
+
+@dataclass
+class ImageConfig:
+    """The image task: an EDM teacher trained here, a feature classifier, and the distillation runs."""
+
+    dataset: str = "digits"           # digits | mnist | fashion
+    conditional: bool = False         # class-conditional teacher and generator
+    net: NetConfig = field(default_factory=lambda: NetConfig(kind="unet"))
+    teacher: TrainConfig = field(default_factory=lambda: TrainConfig(
+        steps=2000, batch_size=128, micro_batch_size=128, lr=1e-3, warmup_steps=100, weight_decay=0.0,
+        grad_clip=1.0, beta2=0.999, log_every=100, eval_every=500, ckpt_every=500, precision="fp32"))
+    classifier: TrainConfig = field(default_factory=lambda: TrainConfig(
+        steps=600, batch_size=128, micro_batch_size=128, lr=2e-3, warmup_steps=30, weight_decay=0.01,
+        log_every=100, eval_every=300, ckpt_every=300, precision="fp32"))
+    distill: DistillConfig = field(default_factory=DistillConfig)
+    nfe: list[int] = field(default_factory=lambda: [1, 2, 4, 8, 18, 35])
+    n_eval: int = 1000                # generated samples per evaluation
+    n_reference: int = 2000           # real (train) images for the reference statistics
+    eval_batch: int = 250
+    knn_k: int = 3
+
+
+@dataclass
+class SimConfig:
+    out: str = "runs/sim"
+    methods: list[str] = field(default_factory=lambda: list(METHODS))
+    edm: EDMConfig = field(default_factory=EDMConfig)
+    toy: ToyConfig = field(default_factory=ToyConfig)
+    images: ImageConfig = field(default_factory=ImageConfig)
+    run_toy: bool = True
+    run_images: bool = True
+    device: str = "auto"
+    seed: int = 0
+
+    def validate(self) -> None:
+        from .gmm import TOYS
+        from .images import DATASETS
+
+        unknown = [m for m in self.methods if m not in METHODS]
+        if unknown or not self.methods:
+            raise ConfigError(f"methods={self.methods} must be a non-empty list drawn from {', '.join(METHODS)}")
+        if self.toy.name not in TOYS:
+            raise ConfigError(f"toy.name={self.toy.name!r} is unknown; choose one of {', '.join(TOYS)}")
+        if self.images.dataset not in DATASETS:
+            raise ConfigError(f"images.dataset={self.images.dataset!r} is unknown; choose one of "
+                              f"{', '.join(DATASETS)}")
+        if not self.images.nfe or min(self.images.nfe) < 1:
+            raise ConfigError(f"images.nfe={self.images.nfe} must list positive step counts")
+        if any(c <= 0 for c in self.toy.huber_c_ablation):
+            raise ConfigError(f"toy.huber_c_ablation={self.toy.huber_c_ablation} must be positive")
+        for name, value in (("toy.n_eval", self.toy.n_eval), ("images.n_eval", self.images.n_eval),
+                            ("images.n_reference", self.images.n_reference), ("images.eval_batch",
+                                                                              self.images.eval_batch)):
+            if value <= self.images.knn_k:
+                raise ConfigError(f"{name}={value} must exceed images.knn_k={self.images.knn_k}")
+        self.toy.net.validate("toy.net")
+        self.images.net.validate("images.net")
+        self.toy.init.validate()
+        self.images.teacher.validate()
+        self.images.classifier.validate()
+        self.toy.distill.validate("toy.distill")
+        self.images.distill.validate("images.distill")

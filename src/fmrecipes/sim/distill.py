@@ -1,0 +1,170 @@
+"""One-step distillation: alternate one fake-score step and one generator step (SIM notes A.3).
+
+The generator and the fake score both start as copies of the teacher denoiser; the generator is that denoiser
+at one noise level, x_g = G(sigma_init z; sigma_init). The fake score f_psi learns the generator's noised
+distribution by EDM denoising score matching on generator samples only (data-free). The generator then takes
+one Adam step on the configured loss with both denoisers' parameters frozen and x_t = x_g + sigma eps live.
+An EMA of the generator is what is evaluated. A killed run resumes from its last checkpoint and replays the
+same steps (the global RNG is reseeded from (seed, step)).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+from tqdm.auto import tqdm
+
+from ..core.checkpoint import latest_checkpoint, load_trainer_state, save_checkpoint
+from ..core.metrics import MetricsWriter, read_jsonl
+from ..core.train import _load_weights
+from ..errors import TrainingDiverged
+from .config import DistillConfig
+from .edm import EDMConfig, edm_loss
+from .losses import generator_loss, sample_generator_sigma
+
+LatentSampler = Callable[[int], tuple[torch.Tensor, torch.Tensor | None]]
+Evaluator = Callable[[nn.Module], dict[str, float]]
+
+
+def one_step(generator: nn.Module, z: torch.Tensor, sigma_init: float,
+             class_labels: torch.Tensor | None = None) -> torch.Tensor:
+    """The one-step sample x_g = G(sigma_init z; sigma_init) (SIM's inference: x = 2.5 z, then D(x; 2.5))."""
+    return generator(sigma_init * z, sigma_init, class_labels)
+
+
+class Distillation(nn.Module):
+    """The three networks that a distillation checkpoint holds."""
+
+    def __init__(self, init: nn.Module):
+        super().__init__()
+        self.generator = copy.deepcopy(init).requires_grad_(True)
+        self.generator_ema = copy.deepcopy(init).requires_grad_(False)
+        self.fake = copy.deepcopy(init).requires_grad_(True)
+
+
+def ema_beta(cfg: DistillConfig, images_seen: int) -> float:
+    """Per-step EMA decay from a half-life in images, ramped up early (EDM/SiD)."""
+    halflife = cfg.ema_halflife_images
+    if cfg.ema_rampup:
+        halflife = min(halflife, images_seen * cfg.ema_rampup)
+    return 0.5 ** (cfg.batch_size / max(halflife, 1e-8))
+
+
+def _finite_rows(x: torch.Tensor) -> torch.Tensor:
+    return torch.isfinite(x.flatten(1)).all(1)
+
+
+def _adam_step(loss: torch.Tensor, module: nn.Module, opt: torch.optim.Optimizer) -> float:
+    """Backward, NaN/Inf gradients zeroed (SiD's ``nan_to_num``), one optimizer step."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    for p in module.parameters():
+        if p.grad is not None:
+            torch.nan_to_num_(p.grad, nan=0.0, posinf=0.0, neginf=0.0)
+    opt.step()
+    return loss.item()
+
+
+def fake_score_step(state: Distillation, opt: torch.optim.Optimizer, sample: LatentSampler, cfg: DistillConfig,
+                    edm: EDMConfig) -> float:
+    """Step 1 (notes A.3): x_g without gradient into G, then one Adam step of EDM DSM on f_psi."""
+    z, labels = sample(cfg.batch_size)
+    with torch.no_grad():
+        x_g = one_step(state.generator, z, cfg.sigma_init, labels)
+    keep = _finite_rows(x_g)  # SiD drops samples with NaN
+    return _adam_step(edm_loss(state.fake, x_g[keep], edm, None if labels is None else labels[keep]), state.fake, opt)
+
+
+def generator_step(state: Distillation, teacher: nn.Module, opt: torch.optim.Optimizer, sample: LatentSampler,
+                   cfg: DistillConfig, edm: EDMConfig, device: torch.device) -> float:
+    """Step 2 (notes A.3): fresh z, x_t = x_g + sigma eps, both denoisers frozen, one Adam step on G."""
+    z, labels = sample(cfg.batch_size)
+    x_g = one_step(state.generator, z, cfg.sigma_init, labels)
+    finite = _finite_rows(x_g)  # SiD drops non-finite samples before the losses see them
+    x_g, labels = x_g[finite], None if labels is None else labels[finite]
+    sigma = sample_generator_sigma(x_g.shape[0], cfg.loss, edm, device)
+    x_t = x_g + sigma.reshape(-1, *([1] * (x_g.dim() - 1))) * torch.randn_like(x_g)
+    state.fake.requires_grad_(False)
+    try:
+        if cfg.loss.method == "diff_instruct":  # its surrogate needs no gradient through the denoisers
+            with torch.no_grad():
+                f_phi, f_psi = teacher(x_t, sigma, labels), state.fake(x_t, sigma, labels)
+        else:
+            f_phi, f_psi = teacher(x_t, sigma, labels), state.fake(x_t, sigma, labels)
+    finally:
+        state.fake.requires_grad_(True)
+    # rows where a denoiser gave NaN/Inf are left out before the loss: masking the loss afterwards would still
+    # send 0 * NaN = NaN into every weight's gradient
+    keep = _finite_rows(f_phi) & _finite_rows(f_psi)
+    if not keep.any():
+        return float("nan")
+    per_sample = generator_loss(cfg.loss, x_g[keep], f_phi[keep], f_psi[keep], sigma[keep])
+    return _adam_step(per_sample[torch.isfinite(per_sample)].mean(), state.generator, opt)
+
+
+def distill(init: nn.Module, teacher: nn.Module, sample: LatentSampler, cfg: DistillConfig, edm: EDMConfig,
+            run_dir: str | Path, device: torch.device, evaluate: Evaluator | None = None) -> nn.Module:
+    """Run (or resume) a distillation in ``run_dir``; returns the EMA generator.
+
+    ``sample(n)`` draws latents z and (for a conditional model) class labels on ``device`` from the global
+    RNG. ``evaluate(G_ema)`` gives the quality metrics logged every ``eval_every`` steps (and at step 0) with
+    ``images_seen``.
+    """
+    run_dir = Path(run_dir)
+    teacher = teacher.to(device).eval().requires_grad_(False)
+    state = Distillation(init).to(device)
+    opt_g = torch.optim.Adam(state.generator.parameters(), lr=cfg.lr_generator,
+                             betas=(cfg.beta1_generator, cfg.beta2), eps=1e-8)
+    opt_f = torch.optim.Adam(state.fake.parameters(), lr=cfg.lr_fake, betas=(cfg.beta1_fake, cfg.beta2), eps=1e-8)
+    start = 0
+    sums, last = {"loss_fake": 0.0, "loss_generator": 0.0}, 0  # loss sums since the last logged step
+    ckpt = latest_checkpoint(run_dir)
+    if ckpt is not None:
+        saved = load_trainer_state(ckpt)
+        _load_weights(state, ckpt)
+        opt_g.load_state_dict(saved["optimizer"])
+        opt_f.load_state_dict(saved["opt_fake"])
+        start, sums, last = int(saved["step"]), saved["loss_sums"], saved["last_logged"]
+    metrics = MetricsWriter(run_dir / "metrics.jsonl", resume_step=start if ckpt is not None else None)
+    if start == 0 and evaluate is not None:
+        metrics.log({"step": 0, "images_seen": 0, **evaluate(state.generator_ema)})
+    bar = tqdm(total=cfg.steps, initial=start, disable=not cfg.progress, desc=run_dir.name, leave=False,
+               dynamic_ncols=True)
+    try:
+        for step in range(start + 1, cfg.steps + 1):
+            torch.manual_seed(cfg.seed * 1_000_003 + step)
+            sums["loss_fake"] += fake_score_step(state, opt_f, sample, cfg, edm)
+            loss_g = generator_step(state, teacher, opt_g, sample, cfg, edm, device)
+            if not math.isfinite(loss_g):
+                raise TrainingDiverged(step, loss_g, str(latest_checkpoint(run_dir) or "") or None)
+            sums["loss_generator"] += loss_g
+            beta = ema_beta(cfg, step * cfg.batch_size)
+            with torch.no_grad():
+                for p_ema, p in zip(state.generator_ema.parameters(), state.generator.parameters()):
+                    p_ema.lerp_(p, 1 - beta)
+            bar.update(1)
+            if step % cfg.eval_every == 0 or step == cfg.steps:
+                record = {"step": step, "images_seen": step * cfg.batch_size,
+                          **{k: v / (step - last) for k, v in sums.items()}}
+                sums, last = dict.fromkeys(sums, 0.0), step
+                if evaluate is not None:
+                    record.update(evaluate(state.generator_ema))
+                metrics.log(record)
+                bar.set_postfix(loss_g=f"{record['loss_generator']:.3g}")
+            if step % cfg.ckpt_every == 0 or step == cfg.steps:
+                save_checkpoint(run_dir, step, state, opt_g, {"opt_fake": opt_f.state_dict(), "loss_sums": sums,
+                                                              "last_logged": last}, keep=1)
+    finally:
+        bar.close()
+        metrics.close()
+    return state.generator_ema
+
+
+def curve(run_dir: str | Path) -> list[dict]:
+    """The logged evaluation records of a distillation run, in step order."""
+    return read_jsonl(Path(run_dir) / "metrics.jsonl")

@@ -1,0 +1,140 @@
+"""The image task (SIM notes A.7.4): an EDM teacher trained here, its quality against NFE, one-step generators
+distilled from it by each method with equal budgets, and the sampling speed-up."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..core import dist
+from ..core.fileio import ensure_dir
+from .classifier import FeatureClassifier, classify, train_classifier
+from .config import SimConfig
+from .distill import curve, distill, one_step
+from .edm import sample_nfe
+from .images import load_images
+from .quality import class_coverage, frechet_distance, precision_recall
+from .teacher import TensorData, build_denoiser, train_denoiser
+
+NUM_CLASSES = 10
+Sampler = Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]
+
+
+class Scorer:
+    """FD-classifier, k-NN precision/recall and class coverage of samples drawn from fixed latents."""
+
+    def __init__(self, classifier: FeatureClassifier, reference: torch.Tensor, z: torch.Tensor,
+                 labels: torch.Tensor | None, cfg: SimConfig):
+        self.classifier, self.z, self.labels, self.cfg = classifier, z, labels, cfg
+        self.reference = classify(classifier, reference)[0]
+
+    @torch.no_grad()
+    def samples(self, sampler: Sampler) -> torch.Tensor:
+        out = []
+        for i in range(0, len(self.z), self.cfg.images.eval_batch):
+            labels = None if self.labels is None else self.labels[i:i + self.cfg.images.eval_batch]
+            out.append(sampler(self.z[i:i + self.cfg.images.eval_batch], labels).float().cpu())
+        return torch.cat(out)
+
+    def score(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, float]:
+        """The metrics of ``images``; ``labels`` (the classes they were asked for) adds ``label_acc``."""
+        feats, preds = classify(self.classifier, images.clamp(-1, 1))
+        finite = torch.isfinite(feats).all(1)
+        precision, recall = precision_recall(self.reference, feats[finite], self.cfg.images.knn_k)
+        out = {"fd": frechet_distance(self.reference, feats[finite]), "precision": precision, "recall": recall,
+               "classes": class_coverage(preds, NUM_CLASSES)}
+        if labels is not None:
+            out["label_acc"] = (preds == labels.cpu()).float().mean().item()
+        return out
+
+    def score_samples(self, sampler: Sampler) -> tuple[torch.Tensor, dict[str, float]]:
+        images = self.samples(sampler)
+        return images, self.score(images, self.labels)
+
+
+def _median_seconds(fn: Callable[[], Any], device: torch.device, repeats: int = 3) -> float:
+    def timed() -> float:
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter() - t0
+
+    timed()  # warm-up
+    return statistics.median(timed() for _ in range(repeats))
+
+
+def run_images(cfg: SimConfig, out: Path, env: dist.DistEnv) -> tuple[dict[str, float], dict[str, Any]]:
+    """Returns the summary entries and what the plots need (sample grids, curves)."""
+    device, ic = env.device, cfg.images
+    x_train, y_train = load_images(ic.dataset, "train")
+    x_test, y_test = load_images(ic.dataset, "test")
+    shape = tuple(x_train.shape[1:])
+    summary: dict[str, float] = {}
+
+    classifier = train_classifier(TensorData(x_train, y_train), NUM_CLASSES, ic.classifier, out / "classifier",
+                                  env, cfg.seed).to(device)
+    summary["classifier_test_accuracy"] = (classify(classifier, x_test)[1] == y_test).float().mean().item()
+
+    num_classes = NUM_CLASSES if ic.conditional else 0
+    teacher = build_denoiser(ic.net, shape, cfg.edm, num_classes, seed=cfg.seed)
+    teacher = train_denoiser(teacher, TensorData(x_train, y_train if ic.conditional else None), ic.teacher,
+                             cfg.edm, out / "teacher", env).to(device).requires_grad_(False)
+
+    g = torch.Generator().manual_seed(cfg.seed + 1)
+    ref_idx = torch.randperm(len(x_train), generator=g)[:ic.n_reference]
+    z = torch.randn(ic.n_eval, *shape, generator=g).to(device)
+    labels = (torch.arange(ic.n_eval) % NUM_CLASSES).to(device) if ic.conditional else None
+    scorer = Scorer(classifier, x_train[ref_idx], z, labels, cfg)
+    grids: dict[str, torch.Tensor] = {"data": x_train[ref_idx[:64]]}
+    for k, v in scorer.score(x_test[:ic.n_eval]).items():  # the floor: held-out real images
+        summary[f"{k}.real_test"] = v
+
+    for nfe in ic.nfe:
+        images, scores = scorer.score_samples(lambda zb, lb, nfe=nfe: sample_nfe(teacher, zb, nfe, cfg.edm, lb))
+        for k, v in scores.items():
+            summary[f"{k}.teacher.nfe{nfe}"] = v
+        grids[f"teacher {nfe} NFE"] = images[:64]
+    top = max(ic.nfe)
+    for k in scores:
+        summary[f"{k}.teacher_nfe{top}"] = summary[f"{k}.teacher.nfe{top}"]
+
+    def sample_labels(n: int) -> torch.Tensor | None:
+        return torch.randint(NUM_CLASSES, (n,), device=device) if ic.conditional else None
+
+    def evaluate(generator: torch.nn.Module) -> dict[str, float]:
+        return scorer.score_samples(lambda zb, lb: one_step(generator, zb, ic.distill.sigma_init, lb))[1]
+
+    curves, generator = {}, None
+    for method in cfg.methods:
+        print(f"[sim] images {ic.dataset}: {method}", flush=True)
+        dcfg = replace(ic.distill, loss=replace(ic.distill.loss, method=method))
+        generator = distill(teacher, teacher,
+                            lambda n: (torch.randn(n, *shape, device=device), sample_labels(n)),
+                            dcfg, cfg.edm, ensure_dir(out / method), device, evaluate)
+        records = [r for r in curve(out / method) if "fd" in r]
+        for k, v in evaluate(generator).items():
+            summary[f"{k}.{method}"] = v
+        summary["fd.init_generator"] = records[0]["fd"]
+        summary[f"fd_mid.{method}"] = records[len(records) // 2]["fd"]
+        grids[method] = scorer.samples(lambda zb, lb, gen=generator: one_step(gen, zb, dcfg.sigma_init, lb))[:64]
+        curves[method] = out / method / "metrics.jsonl"
+    summary["distill_images_per_method"] = ic.distill.steps * ic.distill.batch_size
+
+    batch_z = z[:ic.eval_batch]
+    batch_labels = None if labels is None else labels[:ic.eval_batch]
+    with torch.no_grad():
+        t_one = _median_seconds(lambda: one_step(generator, batch_z, ic.distill.sigma_init, batch_labels), device)
+        t_teacher = _median_seconds(lambda: sample_nfe(teacher, batch_z, top, cfg.edm, batch_labels), device)
+    summary["speedup.one_step_vs_teacher"] = t_teacher / t_one
+    summary["samples_per_s.one_step"] = ic.eval_batch / t_one
+    summary[f"samples_per_s.teacher_nfe{top}"] = ic.eval_batch / t_teacher
+    return summary, {"grids": grids, "curves": curves, "teacher_fd": summary[f"fd.teacher.nfe{top}"]}

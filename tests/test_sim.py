@@ -1,0 +1,311 @@
+"""sim: EDM pieces, the exact mixture teacher, the diffusers wrapper, metrics, distillation and the CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from conftest import ROOT, run_cli
+
+from fmrecipes.sim.config import DistillConfig
+from fmrecipes.sim.distill import distill, one_step
+from fmrecipes.sim.edm import DDPMEpsDenoiser, EDMConfig, EDMPrecond, edm_loss, karras_sigmas, sample_nfe
+from fmrecipes.sim.gmm import make_toy, ring
+from fmrecipes.sim.losses import LossConfig, sample_generator_sigma
+from fmrecipes.sim.nets import NetConfig
+from fmrecipes.sim.quality import class_coverage, energy_distance, frechet_distance, precision_recall, toy_metrics
+from fmrecipes.sim.teacher import TensorData, build_denoiser, train_denoiser
+
+SMOKE = ROOT / "configs" / "sim" / "smoke.yaml"
+EDM = EDMConfig()
+
+
+class ConstNet(torch.nn.Module):
+    def __init__(self, value: float):
+        super().__init__()
+        self.value = value
+
+    def forward(self, x, c_noise, class_labels=None):
+        return torch.full_like(x, self.value)
+
+
+def test_edm_preconditioning_hand_values():
+    sigma, sd = 2.0, 0.5
+    x = torch.tensor([[1.0, -2.0]])
+    out = EDMPrecond(ConstNet(3.0), sd)(x, sigma)
+    c_skip = sd ** 2 / (sigma ** 2 + sd ** 2)
+    c_out = sigma * sd / math.sqrt(sigma ** 2 + sd ** 2)
+    torch.testing.assert_close(out, c_skip * x + c_out * 3.0)
+
+
+def test_edm_loss_matches_hand_computation():
+    model = EDMPrecond(ConstNet(0.25), 0.5)
+    x0 = torch.randn(5, 3, generator=torch.Generator().manual_seed(1))
+    torch.manual_seed(7)
+    loss = edm_loss(model, x0, EDM)
+    torch.manual_seed(7)
+    sigma = (EDM.P_mean + EDM.P_std * torch.randn(5)).exp()[:, None]
+    x = x0 + sigma * torch.randn_like(x0)
+    weight = (sigma ** 2 + 0.25) / (sigma * 0.5) ** 2
+    expected = (weight * (model(x, sigma.flatten()) - x0) ** 2).mean()
+    torch.testing.assert_close(loss, expected)
+
+
+def test_karras_sigmas_endpoints():
+    s = karras_sigmas(18, EDM)
+    assert s[0].item() == pytest.approx(80.0) and s[-2].item() == pytest.approx(0.002) and s[-1] == 0
+    assert torch.all(s[:-1] > s[1:])
+
+
+def test_samplers_count_nfe_and_solve_the_gaussian_ode():
+    """Data N(0, s^2): D(x; sigma) = s^2 / (s^2 + sigma^2) x, and the ODE maps sigma_max z to ~s z."""
+    s, calls = 0.7, []
+
+    def denoiser(x, sigma, class_labels=None):
+        calls.append(1)
+        return s ** 2 / (s ** 2 + sigma ** 2) * x
+
+    z = torch.randn(1000, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    exact = s * z * EDM.sigma_max / math.sqrt(s ** 2 + EDM.sigma_max ** 2)
+    errors = {}
+    for nfe in (1, 2, 4, 8, 18, 35, 36, 71, 401):
+        calls.clear()
+        out = sample_nfe(denoiser, z, nfe, EDM)
+        assert len(calls) == nfe
+        errors[nfe] = ((out - exact).norm() / exact.norm()).item()
+    assert errors[401] < 1e-3
+    assert errors[35] < errors[18] < errors[8] < errors[4]
+    assert 3.5 < errors[35] / errors[71] < 5.0     # Heun (odd NFE): 2nd order, doubling the steps quarters it
+    assert 1.7 < errors[18] / errors[36] < 2.3     # Euler: 1st order
+
+
+def test_gmm_denoiser_is_tweedie_of_the_exact_density():
+    """D(x; sigma) = x + sigma^2 grad log p_sigma(x), with p_sigma written out by torch.distributions."""
+    gmm = ring(8, 1.0, 0.1)
+    sigma = 0.3
+    x = torch.randn(16, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0)).requires_grad_()
+    comps = torch.distributions.MultivariateNormal(gmm.means, (0.1 ** 2 + sigma ** 2) * torch.eye(2).expand(8, 2, 2))
+    mix = torch.distributions.MixtureSameFamily(torch.distributions.Categorical(gmm.weights), comps)
+    grad = torch.autograd.grad(mix.log_prob(x).sum(), x)[0]
+    torch.testing.assert_close(gmm(x.detach(), sigma), x.detach() + sigma ** 2 * grad)
+
+
+def test_gmm_samples_and_unknown_toy():
+    gmm = make_toy("grid25", 0.05)
+    x, comp = gmm.sample(500, torch.Generator().manual_seed(0))
+    assert x.shape == (500, 2) and comp.max() < 25
+    assert ((x.double() - gmm.means[comp]).norm(dim=1) < 0.5).all()
+    with pytest.raises(Exception, match="toy='moons' is unknown"):
+        make_toy("moons", 0.05)
+
+
+def test_ddpm_eps_wrapper_matches_diffusers_x0_prediction():
+    """The EDM view of an eps-prediction UNet (notes A.4) equals DDPMScheduler's predicted x0 at table sigmas."""
+    from diffusers import DDPMScheduler, UNet2DModel
+
+    torch.manual_seed(0)
+    unet = UNet2DModel(sample_size=8, in_channels=3, out_channels=3, block_out_channels=(8, 16),
+                       down_block_types=("DownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "UpBlock2D"),
+                       layers_per_block=1, norm_num_groups=4).eval()
+    scheduler = DDPMScheduler(num_train_timesteps=1000, beta_schedule="linear", beta_start=1e-4, beta_end=0.02,
+                              clip_sample=False, prediction_type="epsilon")
+    denoiser = DDPMEpsDenoiser(unet, channels=3)
+    for t in (10, 500, 990):
+        alpha_bar = scheduler.alphas_cumprod[t].double()
+        sigma = ((1 - alpha_bar) / alpha_bar).sqrt().float()
+        x = torch.randn(2, 3, 8, 8) * math.sqrt(1 + sigma.item() ** 2)   # EDM's x = x0 + sigma n
+        x_t = x * alpha_bar.sqrt().float()                                # DDPM's x_t = sqrt(abar) x
+        with torch.no_grad():
+            eps = unet(x_t, t).sample
+            reference = scheduler.step(eps, t, x_t).pred_original_sample
+            ours = denoiser(x, sigma.expand(2))
+        assert denoiser.timestep(sigma.reshape(1)).item() == t
+        torch.testing.assert_close(ours, reference, rtol=1e-4, atol=1e-4)
+
+
+def test_generator_sigma_sampling_ranges():
+    torch.manual_seed(0)
+    s = sample_generator_sigma(20000, LossConfig("sim_phuber"), EDM)
+    assert s.min() >= 0.002 - 1e-6 and s.max() <= 24.5
+    t_max_sigma = (80 ** (1 / 7) + 0.2 * (0.002 ** (1 / 7) - 80 ** (1 / 7))) ** 7
+    assert s.max().item() == pytest.approx(t_max_sigma, rel=0.02)
+    d = sample_generator_sigma(20000, LossConfig("diff_instruct"), EDM)
+    assert d.log().mean().item() == pytest.approx(EDM.P_mean, abs=0.05)
+
+
+def test_toy_metrics_on_exact_and_collapsed_samples():
+    gmm = ring(8, 1.0, 0.05)
+    ref = gmm.sample(800, torch.Generator().manual_seed(1))[0]
+    good = toy_metrics(gmm.sample(800, torch.Generator().manual_seed(2))[0], gmm, ref)
+    assert good["modes"] == 8 and good["hq"] > 0.95 and good["energy"] < 0.01
+    collapsed = gmm.means[:1].float().expand(800, 2)
+    bad = toy_metrics(collapsed, gmm, ref)
+    assert bad["modes"] == 1 and bad["hq"] == 1.0 and bad["energy"] > 0.3
+
+
+def test_energy_distance_hand_value():
+    x, y = torch.tensor([[0.0], [2.0]]), torch.tensor([[1.0], [1.0]])
+    # 2 E|X-Y| = 2, E|X-X'| = (0 + 2 + 2 + 0) / 4 = 1, E|Y-Y'| = 0
+    assert energy_distance(x, y) == pytest.approx(1.0)
+
+
+def test_frechet_distance_against_scipy():
+    from scipy import linalg
+
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(400, 6, generator=g, dtype=torch.float64)
+    b = torch.randn(400, 6, generator=g, dtype=torch.float64) @ torch.randn(6, 6, generator=g, dtype=torch.float64)
+    b = b + 0.5
+    mu_a, mu_b = a.mean(0).numpy(), b.mean(0).numpy()
+    s_a, s_b = np.cov(a.numpy().T), np.cov(b.numpy().T)
+    expected = ((mu_a - mu_b) ** 2).sum() + np.trace(s_a + s_b - 2 * linalg.sqrtm(s_a @ s_b).real)
+    assert frechet_distance(a, b) == pytest.approx(expected, rel=1e-6)
+    assert frechet_distance(a, a) == pytest.approx(0.0, abs=1e-8)
+
+
+def test_precision_recall_and_class_coverage_hand_cases():
+    real = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    assert precision_recall(real, real.clone(), k=1) == (1.0, 1.0)
+    far = real + 10.0
+    assert precision_recall(real, far, k=1) == (0.0, 0.0)
+    # two fakes near (0, 0), a tight pair (radius 0.1), two far away: the real balls (radius 1) hold the near
+    # two; the fake balls hold only the real point (0, 0)
+    mixed = torch.tensor([[0.0, 0.0], [0.1, 0.0], [10.0, 10.0], [10.0, 10.1]])
+    assert precision_recall(real, mixed, k=1) == (0.5, 0.25)
+    assert class_coverage(torch.tensor([0] * 50 + [1] * 40 + [2] * 10), 10) == 3
+    assert class_coverage(torch.tensor([0] * 98 + [1] * 2), 10) == 1  # 2 < a quarter of the uniform 10
+
+
+def _tiny_toy_setup(tmp_path, init_steps=5, hidden=32, depth=1):
+    from fmrecipes.core import dist
+    from fmrecipes.core.train import TrainConfig
+
+    gmm = ring(8, 1.0, 0.05)
+    init = build_denoiser(NetConfig(hidden=hidden, depth=depth), (2,), EDM, seed=0)
+    tcfg = TrainConfig(steps=init_steps, batch_size=128, micro_batch_size=128, lr=2e-3, warmup_steps=10,
+                       weight_decay=0.0, grad_clip=None, beta2=0.999, log_every=50, ckpt_every=max(init_steps, 1),
+                       progress=False, precision="fp32")
+    env = dist.setup("cpu")
+    data = TensorData(gmm.sample(5000, torch.Generator().manual_seed(0))[0])
+    return gmm, train_denoiser(init, data, tcfg, EDM, tmp_path / "init", env)
+
+
+def _distill(init, gmm, run_dir, steps, method="sim_phuber", evaluate=None):
+    cfg = DistillConfig(steps=steps, batch_size=64, lr_generator=1e-3, lr_fake=1e-3, ema_halflife_images=2000,
+                        eval_every=2, ckpt_every=3, progress=False, loss=LossConfig(method))
+    return distill(init, gmm, lambda n: (torch.randn(n, 2), None), cfg, EDM, run_dir, torch.device("cpu"), evaluate)
+
+
+@pytest.mark.parametrize("method", ["sim_phuber", "diff_instruct"])
+def test_distillation_resumes_exactly_after_a_kill(tmp_path, method):
+    """A run killed between checkpoints (steps 3 and 6) and restarted equals an uninterrupted run."""
+    gmm, init = _tiny_toy_setup(tmp_path)
+    calls = []
+
+    def evaluate(generator):  # called at steps 0, 2, 4, 6; the "kill" strikes at step 4
+        calls.append(1)
+        if kill and len(calls) == 3:
+            raise KeyboardInterrupt
+        return {"mean_norm": one_step(generator, torch.ones(1, 2), 2.5).norm().item()}
+
+    kill = False
+    whole = _distill(init, gmm, tmp_path / "whole", 6, method, evaluate)
+    kill, calls = True, []
+    with pytest.raises(KeyboardInterrupt):
+        _distill(init, gmm, tmp_path / "split", 6, method, evaluate)
+    (tmp_path / "split" / "metrics.jsonl").open("a").write('{"step": 5, "torn')  # a torn line from the kill
+    kill = False
+    resumed = _distill(init, gmm, tmp_path / "split", 6, method, evaluate)
+    for a, b in zip(whole.parameters(), resumed.parameters()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+    def read(d):
+        return [json.loads(line) for line in (tmp_path / d / "metrics.jsonl").read_text().splitlines()]
+
+    assert read("split") == read("whole") and [r["step"] for r in read("whole")] == [0, 2, 4, 6]
+
+
+class NaNRows(torch.nn.Module):
+    """A denoiser whose even-numbered outputs are NaN."""
+
+    def __init__(self, inner: torch.nn.Module):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x, sigma, class_labels=None):
+        out = self.inner(x, sigma, class_labels)
+        bad = (torch.arange(len(x)) % 2 == 0).reshape(-1, 1)
+        return torch.where(bad, torch.full_like(out, float("nan")), out)
+
+
+def test_distillation_drops_nan_samples(tmp_path):
+    """NaN guard (notes A.3): samples that a generator, the fake score or the teacher turns into NaN are
+    dropped before the losses, and the step still trains on the rest."""
+    gmm, init = _tiny_toy_setup(tmp_path)
+    for name, start, teacher in (("generator", NaNRows(init), gmm), ("teacher", init, NaNRows(gmm))):
+        generator = _distill(start, teacher, tmp_path / name, 2)
+        assert all(torch.isfinite(p).all() for p in generator.parameters())
+        assert any(not torch.equal(a, b) for a, b in zip(generator.parameters(), start.parameters())), name
+
+
+def test_sim_distillation_moves_the_generator_to_the_ring(tmp_path):
+    """Behaviour: 200 SIM-PH steps move the generator from a blob at the origin onto the ring (radius 1)."""
+    gmm, init = _tiny_toy_setup(tmp_path, init_steps=300, hidden=64, depth=2)
+    ref = gmm.sample(1000, torch.Generator().manual_seed(3))[0]
+    z = torch.randn(1000, 2, generator=torch.Generator().manual_seed(4))
+    generator = _distill(init, gmm, tmp_path / "sim", 200)
+    with torch.no_grad():
+        x0, x1 = one_step(init, z, 2.5), one_step(generator, z, 2.5)
+    before, after = toy_metrics(x0, gmm, ref), toy_metrics(x1, gmm, ref)
+    assert after["energy"] < before["energy"] / 3
+    assert x0.norm(dim=1).mean() < 0.5 and abs(x1.norm(dim=1).mean() - 1.0) < 0.1  # the ring has radius 1
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("sim")
+    r = run_cli("reproduce", "sim", "--preset", "smoke", "--out", str(out))
+    assert r.returncode == 0, r.stderr[-2000:]
+    return out / "sim"
+
+
+def test_reproduce_smoke_writes_summary_and_plots(smoke_run):
+    summary = json.loads((smoke_run / "summary.json").read_text())
+    for m in ("sim_phuber", "sim_l2", "sid", "diff_instruct"):
+        for key in ("fd", "precision", "recall", "modes", "classes"):
+            assert math.isfinite(summary[f"{key}.{m}"]), key
+    for nfe in (1, 3):
+        assert f"fd.teacher.nfe{nfe}" in summary
+    assert "modes.sim_phuber_c1e-01" in summary
+    assert summary["speedup.one_step_vs_teacher"] > 0
+    assert summary["paper.cifar10_fid.sim_phuber"] == 2.06
+    for png in ("toy_samples.png", "toy_convergence.png", "image_samples.png", "image_convergence.png"):
+        assert (smoke_run / png).stat().st_size > 1000
+
+
+def test_sample_cli_and_conditional_run(smoke_run, tmp_path):
+    png = tmp_path / "grid.png"
+    r = run_cli("sim", "sample", str(smoke_run), "--method", "sid", "--n", "16", "--png", str(png))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert png.stat().st_size > 1000
+    out = tmp_path / "cond"
+    r = run_cli("sim", "run", "--config", str(SMOKE), "--out", str(out), "run_toy=false", "images.conditional=true",
+                "methods=[sim_phuber]")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "label_acc.sim_phuber" in json.loads((out / "summary.json").read_text())
+
+
+@pytest.mark.parametrize("args,message", [
+    (["sim", "run", "--config", str(SMOKE), "methods=[sim_huber]"], "methods=['sim_huber'] must be"),
+    (["sim", "run", "--config", str(SMOKE), "images.dataset=cifar"], "images.dataset='cifar' is unknown"),
+    (["sim", "run", "--config", str(SMOKE), "toy.net.kind=cnn"], "toy.net.kind='cnn' is unknown"),
+    (["sim", "run", "--config", str(SMOKE), "toy.distill.loss.huber_c=0"], "toy.distill.loss.huber_c=0.0 must"),
+    (["sim", "sample", "/nonexistent/run"], "is not a sim run directory"),
+])
+def test_bad_input_gives_one_line_errors(args, message):
+    r = run_cli(*args)
+    assert r.returncode == 2
+    assert message in r.stderr and "Traceback" not in r.stderr
