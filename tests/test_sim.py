@@ -275,11 +275,13 @@ def smoke_run(tmp_path_factory):
 def test_reproduce_smoke_writes_summary_and_plots(smoke_run):
     summary = json.loads((smoke_run / "summary.json").read_text())
     for m in ("sim_phuber", "sim_l2", "sid", "diff_instruct"):
-        for key in ("fd", "precision", "recall", "modes", "classes"):
+        for key in ("fd", "precision", "recall", "modes", "classes", "fd_mid", "fd_tail"):
             assert math.isfinite(summary[f"{key}.{m}"]), key
     for nfe in (1, 3):
         assert f"fd.teacher.nfe{nfe}" in summary
     assert "modes.sim_phuber_c1e-01" in summary
+    seeds = [summary[f"energy.sid.seed{s}"] for s in (0, 1)]  # smoke repeats the 2-D runs at two seeds
+    assert seeds[0] != seeds[1] and summary["energy.sid"] == pytest.approx(sum(seeds) / 2)
     assert summary["speedup.one_step_vs_teacher"] > 0
     assert summary["paper.cifar10_fid.sim_phuber"] == 2.06
     for png in ("toy_samples.png", "toy_convergence.png", "image_samples.png", "image_convergence.png"):

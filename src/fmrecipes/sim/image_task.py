@@ -125,6 +125,8 @@ def run_images(cfg: SimConfig, out: Path, env: dist.DistEnv) -> tuple[dict[str, 
             summary[f"{k}.{method}"] = v
         summary["fd.init_generator"] = records[0]["fd"]
         summary[f"fd_mid.{method}"] = records[len(records) // 2]["fd"]
+        tail = [r["fd"] for r in records if r["step"] > dcfg.steps / 2]  # one end point is noisy: the 2nd half
+        summary[f"fd_tail.{method}"] = sum(tail) / len(tail)
         grids[method] = scorer.samples(lambda zb, lb, gen=generator: one_step(gen, zb, dcfg.sigma_init, lb))[:64]
         curves[method] = out / method / "metrics.jsonl"
     summary["distill_images_per_method"] = ic.distill.steps * ic.distill.batch_size

@@ -32,7 +32,8 @@ def toy_runs(cfg: SimConfig) -> dict[str, Any]:
 
 
 def run_toy(cfg: SimConfig, out: Path, env: dist.DistEnv) -> tuple[dict[str, float], dict[str, Any]]:
-    """Returns the summary entries and what the plots need (samples per run, curves, the mixture)."""
+    """Returns the summary entries (each run's metrics: the mean over ``toy.seeds``, and per seed when there are
+    several) and what the plots need (the first seed's samples and curves, the mixture)."""
     device = env.device
     toy = cfg.toy
     gmm = make_toy(toy.name, toy.std).to(device)
@@ -47,24 +48,34 @@ def run_toy(cfg: SimConfig, out: Path, env: dist.DistEnv) -> tuple[dict[str, flo
     for k, v in toy_metrics(teacher, gmm, reference).items():
         summary[f"{k}.teacher"] = v
 
-    init = build_denoiser(toy.net, (gmm.dim,), cfg.edm, seed=cfg.seed)
-    data = TensorData(gmm.sample(toy.n_data, torch.Generator().manual_seed(cfg.seed + 2))[0])
-    init = train_denoiser(init, data, toy.init, cfg.edm, out / "init", env)
-
     def evaluate(generator: torch.nn.Module) -> dict[str, float]:
         with torch.no_grad():
             return toy_metrics(one_step(generator, z_eval, toy.distill.sigma_init), gmm, reference)
 
-    samples["init generator"] = evaluate_samples(init, z_eval, toy.distill.sigma_init)
+    data = TensorData(gmm.sample(toy.n_data, torch.Generator().manual_seed(cfg.seed + 2))[0])
+    per_seed: dict[str, list[dict[str, float]]] = {}
     curves = {}
-    for name, dcfg in toy_runs(cfg).items():
-        print(f"[sim] 2-D {toy.name}: {name}", flush=True)
-        generator = distill(init, gmm, lambda n: (torch.randn(n, gmm.dim, device=device), None), dcfg, cfg.edm,
-                            ensure_dir(out / name), device, evaluate)
-        for k, v in evaluate(generator).items():
-            summary[f"{k}.{name}"] = v
-        samples[name] = evaluate_samples(generator, z_eval, dcfg.sigma_init)
-        curves[name] = out / name / "metrics.jsonl"
+    for seed in toy.seeds:  # repeats: init network, its fit and the distillation all reseeded
+        run_dir = out / f"seed{seed}"
+        init = build_denoiser(toy.net, (gmm.dim,), cfg.edm, seed=cfg.seed + seed)
+        init = train_denoiser(init, data, replace(toy.init, seed=toy.init.seed + seed), cfg.edm, run_dir / "init",
+                              env)
+        if seed == toy.seeds[0]:
+            samples["init generator"] = evaluate_samples(init, z_eval, toy.distill.sigma_init)
+        for name, dcfg in toy_runs(cfg).items():
+            print(f"[sim] 2-D {toy.name} (seed {seed}): {name}", flush=True)
+            dcfg = replace(dcfg, seed=dcfg.seed + seed)
+            generator = distill(init, gmm, lambda n: (torch.randn(n, gmm.dim, device=device), None), dcfg,
+                                cfg.edm, ensure_dir(run_dir / name), device, evaluate)
+            per_seed.setdefault(name, []).append(evaluate(generator))
+            if seed == toy.seeds[0]:
+                samples[name] = evaluate_samples(generator, z_eval, dcfg.sigma_init)
+                curves[name] = run_dir / name / "metrics.jsonl"
+    for name, results in per_seed.items():
+        for k in results[0]:
+            summary[f"{k}.{name}"] = sum(r[k] for r in results) / len(results)  # the mean over seeds
+            if len(results) > 1:
+                summary.update({f"{k}.{name}.seed{seed}": r[k] for seed, r in zip(toy.seeds, results)})
     return summary, {"samples": samples, "curves": curves, "means": gmm.means.cpu(),
                      "teacher": {k.split(".")[0]: v for k, v in summary.items() if k.endswith(".teacher")}}
 
