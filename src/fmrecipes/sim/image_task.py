@@ -131,6 +131,7 @@ def run_images(cfg: SimConfig, out: Path, env: dist.DistEnv) -> tuple[dict[str, 
         curves[method] = out / method / "metrics.jsonl"
     summary["distill_images_per_method"] = ic.distill.steps * ic.distill.batch_size
 
+    # every generator has the teacher's architecture, so timing the last one times them all
     batch_z = z[:ic.eval_batch]
     batch_labels = None if labels is None else labels[:ic.eval_batch]
     with torch.no_grad():
