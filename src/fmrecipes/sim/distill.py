@@ -168,3 +168,9 @@ def distill(init: nn.Module, teacher: nn.Module, sample: LatentSampler, cfg: Dis
 def curve(run_dir: str | Path) -> list[dict]:
     """The logged evaluation records of a distillation run, in step order."""
     return read_jsonl(Path(run_dir) / "metrics.jsonl")
+
+
+def final_metrics(run_dir: str | Path) -> dict[str, float]:
+    """The quality metrics of the finished EMA generator: the run's last logged evaluation (step == steps)."""
+    return {k: v for k, v in curve(run_dir)[-1].items()
+            if k not in ("step", "images_seen", "loss_fake", "loss_generator")}

@@ -3,8 +3,6 @@ distilled from it by each method with equal budgets, and the sampling speed-up."
 
 from __future__ import annotations
 
-import statistics
-import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -14,9 +12,10 @@ import torch
 
 from ..core import dist
 from ..core.fileio import ensure_dir
+from ..core.timing import interleaved_medians
 from .classifier import FeatureClassifier, classify, train_classifier
 from .config import SimConfig
-from .distill import curve, distill, one_step
+from .distill import curve, distill, final_metrics, one_step
 from .edm import sample_nfe
 from .images import load_images
 from .quality import class_coverage, frechet_distance, precision_recall
@@ -56,20 +55,6 @@ class Scorer:
     def score_samples(self, sampler: Sampler) -> tuple[torch.Tensor, dict[str, float]]:
         images = self.samples(sampler)
         return images, self.score(images, self.labels)
-
-
-def _median_seconds(fn: Callable[[], Any], device: torch.device, repeats: int = 3) -> float:
-    def timed() -> float:
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        return time.perf_counter() - t0
-
-    timed()  # warm-up
-    return statistics.median(timed() for _ in range(repeats))
 
 
 def run_images(cfg: SimConfig, out: Path, env: dist.DistEnv) -> tuple[dict[str, float], dict[str, Any]]:
@@ -121,7 +106,7 @@ def run_images(cfg: SimConfig, out: Path, env: dist.DistEnv) -> tuple[dict[str, 
                             lambda n: (torch.randn(n, *shape, device=device), sample_labels(n)),
                             dcfg, cfg.edm, ensure_dir(out / method), device, evaluate)
         records = [r for r in curve(out / method) if "fd" in r]
-        for k, v in evaluate(generator).items():
+        for k, v in final_metrics(out / method).items():
             summary[f"{k}.{method}"] = v
         summary["fd.init_generator"] = records[0]["fd"]
         summary[f"fd_mid.{method}"] = records[len(records) // 2]["fd"]
@@ -135,9 +120,10 @@ def run_images(cfg: SimConfig, out: Path, env: dist.DistEnv) -> tuple[dict[str, 
     batch_z = z[:ic.eval_batch]
     batch_labels = None if labels is None else labels[:ic.eval_batch]
     with torch.no_grad():
-        t_one = _median_seconds(lambda: one_step(generator, batch_z, ic.distill.sigma_init, batch_labels), device)
-        t_teacher = _median_seconds(lambda: sample_nfe(teacher, batch_z, top, cfg.edm, batch_labels), device)
-    summary["speedup.one_step_vs_teacher"] = t_teacher / t_one
-    summary["samples_per_s.one_step"] = ic.eval_batch / t_one
-    summary[f"samples_per_s.teacher_nfe{top}"] = ic.eval_batch / t_teacher
+        seconds = interleaved_medians({
+            "one_step": lambda: one_step(generator, batch_z, ic.distill.sigma_init, batch_labels),
+            "teacher": lambda: sample_nfe(teacher, batch_z, top, cfg.edm, batch_labels)}, 3, device)
+    summary["speedup.one_step_vs_teacher"] = seconds["teacher"] / seconds["one_step"]
+    summary["samples_per_s.one_step"] = ic.eval_batch / seconds["one_step"]
+    summary[f"samples_per_s.teacher_nfe{top}"] = ic.eval_batch / seconds["teacher"]
     return summary, {"grids": grids, "curves": curves, "teacher_fd": summary[f"fd.teacher.nfe{top}"]}

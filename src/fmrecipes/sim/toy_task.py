@@ -12,7 +12,7 @@ import torch
 from ..core import dist
 from ..core.fileio import ensure_dir
 from .config import SimConfig
-from .distill import distill, one_step
+from .distill import distill, final_metrics, one_step
 from .edm import sample_nfe
 from .gmm import make_toy
 from .quality import toy_metrics
@@ -67,7 +67,7 @@ def run_toy(cfg: SimConfig, out: Path, env: dist.DistEnv) -> tuple[dict[str, flo
             dcfg = replace(dcfg, seed=dcfg.seed + seed)
             generator = distill(init, gmm, lambda n: (torch.randn(n, gmm.dim, device=device), None), dcfg,
                                 cfg.edm, ensure_dir(run_dir / name), device, evaluate)
-            per_seed.setdefault(name, []).append(evaluate(generator))
+            per_seed.setdefault(name, []).append(final_metrics(run_dir / name))
             if seed == toy.seeds[0]:
                 samples[name] = evaluate_samples(generator, z_eval, dcfg.sigma_init)
                 curves[name] = run_dir / name / "metrics.jsonl"
