@@ -11,6 +11,18 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 @pytest.fixture(scope="session")
+def smoke_all(tmp_path_factory) -> Path:
+    """One ``reproduce all --preset smoke`` per test run, shared by every test that reads a smoke reproduction
+    (``OUT/<recipe>/summary.json``, replicates in ``OUT/<recipe>/seed<k>/``, the report). Read it; a test that
+    changes files copies the recipe's directory first."""
+    from fmrecipes.reproduce import reproduce
+
+    out = tmp_path_factory.mktemp("smoke_all")
+    assert reproduce("all", "smoke", out) == 0
+    return out
+
+
+@pytest.fixture(scope="session")
 def corpus(tmp_path_factory) -> Path:
     """A small real corpus (the Lee news articles) as a user jsonl file."""
     from fmrecipes.data.corpora import news_documents

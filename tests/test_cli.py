@@ -8,6 +8,7 @@ import pytest
 
 from conftest import tiny_lm_args
 from fmrecipes.cli import main
+from fmrecipes.recipes import RECIPES
 
 
 def _digest(root: Path) -> dict[str, str]:
@@ -38,7 +39,7 @@ def test_help_lists_recipes_and_verbs(capsys):
     out = capsys.readouterr().out
     for word in ("stability", "miniplm", "sso", "tips", "altogether", "sim", "lm", "reproduce", "report"):
         assert word in out
-    for verb in (["lm", "train"], ["lm", "eval"], ["lm", "sample"], ["reproduce"], ["report"], ["stability", "sweep"]):
+    for verb in (["lm", "train"], ["lm", "eval"], ["lm", "sample"], ["reproduce"], ["report"], *[[r, "run"] for r in RECIPES]):
         with pytest.raises(SystemExit) as e:
             main([*verb, "--help"])
         assert e.value.code == 0
@@ -117,6 +118,6 @@ def test_rerun_of_finished_run_is_a_noop_and_eval_sample_work(capsys, finished_r
     assert capsys.readouterr().out.startswith("The")
 
 
-def test_stability_sweep_bad_variant(capsys, tmp_path):
-    _fails_with(capsys, ["stability", "sweep", "--out", str(tmp_path), "variants=[baseline, qk_nrom]"],
+def test_stability_run_bad_variant(capsys, tmp_path):
+    _fails_with(capsys, ["stability", "run", "--out", str(tmp_path), "variants=[baseline, qk_nrom]"],
                 r"error: variants: unknown qk_nrom; choose from baseline, qk_norm, ")

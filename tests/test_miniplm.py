@@ -128,16 +128,13 @@ def test_truncated_shard_is_a_clear_error(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory):
-    from fmrecipes.reproduce import reproduce
-
-    out = tmp_path_factory.mktemp("mp")
-    assert reproduce("miniplm", "smoke", out) == 0
-    return out / "miniplm"
+def smoke_run(smoke_all):
+    """The shared smoke reproduction's replicate (seed 0); the CLI tests below add stages beside it."""
+    return smoke_all / "miniplm" / "seed0"
 
 
 def test_reproduce_smoke_summary(smoke_run):
-    s = json.loads((smoke_run / "summary.json").read_text())
+    s = json.loads((smoke_run.parent / "summary.json").read_text())
     for method in ("no_kd", "vanilla_kd", "vanilla_kd_steps", "random", "miniplm", "rho"):
         assert math.isfinite(s[f"val_loss.{method}.s16"]) and s[f"flops.{method}"] > 0
     assert s["flops.vanilla_kd"] < s["flops.vanilla_kd_steps"]  # fewer steps at matched compute

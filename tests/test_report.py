@@ -4,15 +4,16 @@ import subprocess
 
 import pytest
 
-from fmrecipes.recipes import RECIPES, implemented
+from fmrecipes.recipes import RECIPES, all_recipes
 from fmrecipes.report import write_report
-from fmrecipes.reproduce import reproduce
 
 
 def _fake_summary(out, name):
     d = out / name
     d.mkdir(parents=True)
-    (d / "summary.json").write_text(json.dumps({"ppl.baseline": 11.5, "paper.ppl.baseline": 11.19, "flops.baseline": 2,
+    (d / "summary.json").write_text(json.dumps({"ppl.baseline": 11.5, "spread.ppl.baseline": 0.25,
+                                                "per_seed.ppl.baseline": [11.25, 11.75], "seeds": [0, 1],
+                                                "paper.ppl.baseline": 11.19, "flops.baseline": 2,
                                                 "val_loss.miniplm.small": 4.2, "paper.val_loss.miniplm.200M": 3.3,
                                                 "val_loss.no_kd.small": 4.3,
                                                 "paper.only": 3, "preset": "smoke", "wall_time_s": 1.0,
@@ -28,16 +29,22 @@ def _fake_summary(out, name):
     plt.close()
 
 
-def test_reproduce_all_reports_unimplemented_recipes(tmp_path):
-    failures = reproduce("all", "smoke", tmp_path)
-    assert failures == 0
-    md = (tmp_path / "report.md").read_text()
-    page = (tmp_path / "report.html").read_text()
-    for name in RECIPES:
-        assert f"## {name}" in md and f"<section id='{name}'>" in page
-        if name not in implemented():
-            assert "not implemented" in md.split(f"## {name}")[1].split("## ")[0]
-    assert (tmp_path / "data" / "fashionscenes-gallery.png").is_file()  # the FashionScenes gallery, shown
+def test_reproduce_all_opens_the_report_with_every_claim(smoke_all):
+    md = (smoke_all / "report.md").read_text()
+    page = (smoke_all / "report.html").read_text()
+    assert md.index("## claims") < md.index("## stability")  # the claims table comes first
+    claims_table = md.split("## claims")[1].split("## stability")[0]
+    for recipe in all_recipes():
+        summary = json.loads((smoke_all / recipe.name / "summary.json").read_text())
+        assert f"## {recipe.name}" in md and f"<section id='{recipe.name}'>" in page
+        for claim in recipe.claims:
+            assert f"| {recipe.name} | {claim.statement} | {claim.paper} |" in claims_table
+            verdict = summary[f"claims.{claim.id}.verdict"]
+            assert verdict == ("inconclusive" if summary[f"claims.{claim.id}.n_seeds"] < 3 else verdict)
+    assert "(n=2) | **inconclusive** |" in claims_table  # sso's smoke runs two seeds: never decides
+    assert "color:#8a6d00'>inconclusive</td>" in page
+    assert "![final_loss_vs_lr](stability/seed0/final_loss_vs_lr.png)" in md  # the first replicate's plots
+    assert (smoke_all / "data" / "fashionscenes-gallery.png").is_file()  # the FashionScenes gallery, shown
     assert "![fashionscenes-gallery](data/fashionscenes-gallery.png)" in md and "<section id='data'>" in page
 
 
@@ -47,7 +54,8 @@ def test_report_tables_put_paper_numbers_beside_ours(tmp_path):
     (tmp_path / "sso" / "failed.json").write_text(json.dumps({"error": "boom <x>"}))
     md, page = write_report(tmp_path)
     text = md.read_text()
-    assert "|  | ppl (ours) | ppl (paper) | flops |" in text and "| baseline | 11.5 | 11.19 | 2 |" in text
+    assert "|  | ppl (ours) | ppl (paper) | flops |" in text and "| baseline | 11.5 ± 0.25 | 11.19 | 2 |" in text
+    assert "per_seed" not in text and "spread" not in text
     assert "|  | small | 200M |" in text  # one table per 3-part metric: rows = entity, columns = last part
     assert "| miniplm | 4.2 | (paper 3.3) |" in text and "| no_kd | 4.3 |  |" in text
     assert "| only |  | 3 |" in text

@@ -2,6 +2,7 @@
 resume, TRL export), reward models (BT, RRM), iterative training and the smoke experiment."""
 
 import json
+import math
 import shutil
 
 import numpy as np
@@ -224,18 +225,21 @@ def test_cli_bad_input_is_one_line(tmp_path):
         assert msg in r.stderr and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
 
 
-def test_reproduce_smoke_writes_the_summary(tmp_path):
-    r = run_cli("reproduce", "sso", "--preset", "smoke", "--out", str(tmp_path), timeout=600)
-    assert r.returncode == 0, r.stderr[-2000:]
-    s = json.loads((tmp_path / "sso" / "summary.json").read_text())
-    for key in ["gold.sft.iter0", "gold.sso.iter2", "gold.pbaa.iter2", "gold.dpo.iter2", "winrate.sso",
-                "length.pbaa", "rm_pairs.sso_pairs", "paper.ae2_lc.sso.llama31_8b_sft"]:
+def test_reproduce_smoke_writes_the_summary(smoke_all):
+    out = smoke_all / "sso"
+    s = json.loads((out / "summary.json").read_text())
+    for key in ["gold.sft.iter0", "gold.sso.iter2", "gold.pbaa.iter2", "gold.dpo.iter2", "gold.sso.final",
+                "winrate.sso", "length.pbaa", "rm_pairs.sso_pairs", "paper.ae2_lc.sso.llama31_8b_sft"]:
         assert key in s, key
     assert 0.0 <= s["gold.sso.iter2"] <= 1.0 and 0.0 <= s["winrate.dpo"] <= 1.0
-    assert (tmp_path / "sso" / "gold_per_iteration.png").is_file() and s["seeds"] == 2
-    per_seed = [json.loads((tmp_path / "sso" / f"seed{k}" / "results.json").read_text()) for k in (0, 1)]
+    assert (out / "seed0" / "gold_per_iteration.png").is_file() and s["seeds"] == [0, 1]
+    per_seed = [json.loads((out / f"seed{k}" / "summary.json").read_text()) for k in (0, 1)]
+    assert per_seed[0]["gold.sso.final"] == per_seed[0]["gold.sso.iter2"]  # smoke runs 2 iterations
     assert s["winrate.sso"] == pytest.approx((per_seed[0]["winrate.sso"] + per_seed[1]["winrate.sso"]) / 2)
-    assert s["winrate_std.sso"] == pytest.approx(abs(per_seed[0]["winrate.sso"] - per_seed[1]["winrate.sso"]) / 2)
+    assert s["spread.winrate.sso"] == pytest.approx(abs(per_seed[0]["winrate.sso"] - per_seed[1]["winrate.sso"])
+                                                    / math.sqrt(2))
+    assert s["per_seed.winrate.sso"] == [per_seed[0]["winrate.sso"], per_seed[1]["winrate.sso"]]
+    assert s["claims.sso_vs_pbaa.n_seeds"] == 2 and s["claims.sso_vs_pbaa.verdict"] == "inconclusive"
 
 
 def test_cached_generation_equals_recomputation():
@@ -304,12 +308,13 @@ def test_v2_variant_trains_a_generator_then_dpo(smoke, tmp_path):
     assert (it / "generator_data" / "triples.jsonl").is_file() and (it / "policy" / "config.json").is_file()
 
 
-def test_experiment_verb_takes_overrides(tmp_path):
-    r = run_cli("sso", "experiment", "--config", "configs/sso/smoke.yaml", "seeds=[4]", "methods=[pbaa]",
+def test_run_verb_takes_overrides(tmp_path):
+    r = run_cli("sso", "run", "--config", "configs/sso/smoke.yaml", "seeds=[4]", "methods=[pbaa]",
                 "iterations=1", "--out", str(tmp_path), timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     s = json.loads((tmp_path / "summary.json").read_text())
-    assert s["seeds"] == 1 and "gold.pbaa.iter1" in s and "gold.sso.iter1" not in s
+    assert s["seeds"] == [4] and "gold.pbaa.iter1" in s and "gold.sso.iter1" not in s
+    assert s["claims.sso_vs_pbaa.n_seeds"] == 0 and "claims.sso_vs_pbaa.n_seeds" in r.stdout
     assert (tmp_path / "seed4" / "pbaa" / "iter1" / "policy" / "config.json").is_file()
 
 
@@ -326,4 +331,6 @@ def test_sft_policy_is_reproducible(tmp_path):
     b = sft_policy(cfg, world, tmp_path / "b")
     wa, wb = load_file(str(a / "model.safetensors")), load_file(str(b / "model.safetensors"))
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
-    assert cfg.with_seed(7).train.seed == 7 and cfg.with_seed(7).reward.train.seed == 7
+    from fmrecipes.recipe import replicate
+
+    assert replicate(cfg, 7).train.seed == 7 and replicate(cfg, 7).reward.train.seed == 7

@@ -266,19 +266,18 @@ def test_frozen_minilm_text_tower(tmp_path):
     assert all(p.grad is None for p in model.text.encoder.parameters()) and model.text.proj.weight.grad is not None
 
 
-def test_reproduce_smoke_and_cli(tmp_path):
-    from fmrecipes.tips.experiment import run_experiment
-
-    summary = run_experiment(smoke_cfg(tmp_path / "exp", "variants=[clip_alt,tips]"))
+def test_reproduce_smoke_and_cli(smoke_all, tmp_path):
+    exp = smoke_all / "tips" / "seed0"  # the shared smoke reproduction's replicate
+    summary = json.loads((exp.parent / "summary.json").read_text())
     for metric in ("zeroshot_acc", "i2t_r1", "t2i_r1", "seg_miou", "depth_rmse"):
         assert f"{metric}.clip_alt" in summary and f"{metric}.tips" in summary
     assert "i2t_r1_cls2.tips" in summary and "i2t_r1_cls2.clip_alt" not in summary
     assert summary["paper.i2t_r1.tips"] == 89.2
-    assert (tmp_path / "exp" / "ablation.png").is_file() and (tmp_path / "exp" / "segmentation_probe.png").is_file()
-    r = run_cli("tips", "probe", str(tmp_path / "exp" / "tips"))
+    assert (exp / "ablation.png").is_file() and (exp / "segmentation_probe.png").is_file()
+    r = run_cli("tips", "probe", str(exp / "tips"))
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout.strip().splitlines()[-1])["seg_miou"] == pytest.approx(
-        json.loads((tmp_path / "exp" / "tips" / "probes.json").read_text())["seg_miou"], abs=1e-3)
+        json.loads((exp / "tips" / "probes.json").read_text())["seg_miou"], abs=1e-3)
     r = run_cli("tips", "probe", str(tmp_path))
     assert r.returncode == 2 and "no config.yaml" in r.stderr
     r = run_cli("tips", "train", "--config", str(SMOKE), "--out", str(tmp_path / "cli"), "variant=dual_cls")

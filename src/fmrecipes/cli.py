@@ -5,34 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
-from . import config as configlib
+from .cli_helpers import Parser, add_config_args, add_verb, load_config
 from .errors import FmError
-from .recipes import RECIPES, recipe_module
+from .recipe import SUMMARY
+from .recipes import RECIPES, all_recipes, get
 from .reproduce import PRESETS
-
-
-def add_config_args(p: argparse.ArgumentParser, default_out: bool = True) -> None:
-    """The common ``--config F.yaml``, ``--out DIR`` and ``key=value`` override arguments."""
-    p.add_argument("--config", help="YAML config file (see configs/)")
-    if default_out:
-        p.add_argument("--out", help="output/run directory (overrides the config's `out`)")
-    p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, dotted for nesting")
-
-
-def add_verb(verbs, name: str, help: str, func) -> argparse.ArgumentParser:
-    """A recipe verb taking the common config arguments; returns its parser for extra options."""
-    v = verbs.add_parser(name, help=help)
-    add_config_args(v)
-    v.set_defaults(func=func)
-    return v
-
-
-def load_config(cls, args: argparse.Namespace):
-    overrides = list(args.overrides)
-    if getattr(args, "out", None):
-        overrides.append(f"out={args.out}")
-    return configlib.load(cls, args.config, overrides)
 
 
 def _lm_train(args: argparse.Namespace) -> int:
@@ -71,16 +50,20 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
-class Parser(argparse.ArgumentParser):
-    """argparse with one-line errors (``fmrecipes: error: ...``, exit code 2)."""
-
-    def error(self, message: str):  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+def _run_recipe(args: argparse.Namespace) -> int:
+    """``fmrecipes <recipe> run``: the recipe's comparison with any config, every seed, verdicts."""
+    recipe = get(args.command)
+    cfg = load_config(recipe.config, args)
+    summary = recipe.run(cfg)
+    print(json.dumps({k: v for k, v in summary.items() if k.startswith("claims.") and k.endswith(
+        (".verdict", ".mean", ".se", ".n_seeds"))}, indent=1))
+    print(f"summary: {Path(cfg.out) / SUMMARY}")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    listing = "\n".join(f"  {name:<11} {desc}{'' if recipe_module(name) else '  [not implemented yet]'}"
-                        for name, desc in RECIPES.items())
+    recipes = all_recipes()
+    listing = "\n".join(f"  {r.name:<11} {r.description}" for r in recipes)
     parser = Parser(
         prog="fmrecipes", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Foundation-model training recipes, faithful to their papers.\n\nrecipes:\n" + listing)
@@ -117,10 +100,13 @@ def build_parser() -> argparse.ArgumentParser:
     from .data.cli import register_cli as register_data
 
     register_data(sub)
-    for name in RECIPES:
-        module = recipe_module(name)
-        if module is not None and hasattr(module, "register_cli"):
-            module.register_cli(sub)
+    for recipe in recipes:
+        p = sub.add_parser(recipe.name, help=f"{recipe.description} ({recipe.paper})")
+        verbs = p.add_subparsers(dest="verb", required=True, metavar="<verb>", parser_class=Parser)
+        add_verb(verbs, "run", "the paper's comparison with any config: every seed of `seeds`, the claims' verdicts "
+                 "(resumes)", _run_recipe)
+        if recipe.register_cli is not None:
+            recipe.register_cli(verbs)
     return parser
 
 

@@ -1,16 +1,20 @@
-"""``fmrecipes reproduce <recipe|all>``: run recipes' small-scale comparisons and write the report."""
+"""``fmrecipes reproduce <recipe|all>``: run recipes' preset comparisons (every seed) and write the report."""
 
 from __future__ import annotations
 
 import platform
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
+from . import config as configlib
 from .core.fileio import atomic_write_json, ensure_dir
 from .errors import FmError
-from .recipes import RECIPES, recipe_module
+from .presets import preset_path
+from .recipe import SUMMARY
+from .recipes import RECIPES, get
 
 PRESETS = ("smoke", "quick", "full")
 
@@ -21,23 +25,23 @@ def machine() -> str:
            f"Python {platform.python_version()}, torch {torch.__version__}"
 
 
-def run_recipe(name: str, preset: str, out: Path) -> dict:
-    """Run one recipe's ``reproduce`` and write ``out/<name>/summary.json``."""
-    module = recipe_module(name)
-    if module is None:
-        raise FmError(f"recipe '{name}' is not implemented yet")
+def run_recipe(name: str, preset: str, out: Path) -> dict[str, Any]:
+    """Run recipe ``name`` with ``configs/<name>/<preset>.yaml`` in ``out/<name>``; its ``summary.json`` also
+    records the preset, wall time and machine."""
+    recipe = get(name)
     recipe_dir = ensure_dir(out / name)
+    cfg = configlib.load(recipe.config, preset_path(name, preset), [f"out={recipe_dir}"])
     t0 = time.perf_counter()
-    summary = dict(module.reproduce(preset, recipe_dir))
+    summary = recipe.run(cfg)
     summary.update({"preset": preset, "wall_time_s": round(time.perf_counter() - t0, 1), "machine": machine()})
-    atomic_write_json(recipe_dir / "summary.json", summary)
+    atomic_write_json(recipe_dir / SUMMARY, summary)
     (recipe_dir / "failed.json").unlink(missing_ok=True)
     return summary
 
 
 def data_gallery(out_dir: Path) -> None:
     """The FashionScenes gallery the report shows (skipped, with a warning, without Fashion-MNIST)."""
-    from .data.cli import scenes_gallery
+    from .data.gallery import scenes_gallery
     from .data.scene_config import SceneConfig
 
     try:
@@ -56,15 +60,10 @@ def reproduce(target: str, preset: str, out: str | Path) -> int:
     names = list(RECIPES) if target == "all" else [target]
     failures = 0
     for name in names:
-        if recipe_module(name) is None:
-            if target != "all":
-                raise FmError(f"recipe '{name}' is not implemented yet")
-            print(f"[{name}] not implemented yet")
-            continue
         print(f"[{name}] reproducing with preset {preset} ...", flush=True)
         try:
             summary = run_recipe(name, preset, out_dir)
-            print(f"[{name}] done in {summary['wall_time_s']} s -> {out_dir / name / 'summary.json'}")
+            print(f"[{name}] done in {summary['wall_time_s']} s -> {out_dir / name / SUMMARY}")
         except FmError as exc:
             failures += 1
             atomic_write_json(ensure_dir(out_dir / name) / "failed.json", {"error": str(exc)})
@@ -73,7 +72,6 @@ def reproduce(target: str, preset: str, out: str | Path) -> int:
         from .report import write_report
 
         data_gallery(out_dir)
-
         md, html = write_report(out_dir)
         print(f"report: {md} and {html}")
     return failures

@@ -5,12 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..cli_helpers import add_verb, load_config
 from .config import AltogetherConfig
 
 
 def _cfg(args: argparse.Namespace) -> AltogetherConfig:
-    from ..cli import load_config
-
     return load_config(AltogetherConfig, args)
 
 
@@ -83,11 +82,8 @@ def _caption(args: argparse.Namespace) -> int:
     return 0
 
 
-def register_cli(sub) -> None:
-    from ..cli import Parser, add_verb
-
-    p = sub.add_parser("altogether", help="Altogether: re-align alt-text into rich captions (arXiv 2410.17251)")
-    verbs = p.add_subparsers(dest="verb", required=True, metavar="<verb>", parser_class=Parser)
+def register_cli(verbs) -> None:
+    """The stages and captioning as verbs of ``fmrecipes altogether``."""
     add_verb(verbs, "pretrain", "stage 0 encoder (if no encoder.path) and stage 1 on alt-text (resumes)", _pretrain)
     add_verb(verbs, "finetune", "stage 2 on re-aligned captions, from stage 1 (resumes)", _finetune)
     v = verbs.add_parser("caption", help="caption an image-text index (FashionScenes export or a real set); resumes")

@@ -87,6 +87,7 @@ class AltogetherConfig:
     # encoders of a `reproduce tips` run beside this one (same --out), if present.
     compare_encoders: list[str] = field(default_factory=list)
     seed: int = 0
+    seeds: list[int] = field(default_factory=lambda: [0])  # `run` / reproduce: one full replicate per seed
 
     def validate(self) -> None:
         if self.data.size != self.encoder.vit.image_size and not self.encoder.path:

@@ -9,10 +9,11 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ..core.clip import CLIP, ImageTextData, clip_loss_fn
+from ..core.clip import CLIP, clip_loss_fn
 from ..core.text_encoder import TextCodec
 from ..core.train import TrainConfig, train
 from ..core.vit import ViT, load_vit, save_vit
+from ..data.image_text_pairs import ImageTextData
 from ..data.scene_pack import ScenePack, to_float
 from .data import distinct_alts
 

@@ -1,5 +1,5 @@
-"""``fmrecipes reproduce altogether``: re-aligning alt-text against raw alt-text and captioning from scratch,
-and the downstream CLIP study (notes B.6-B.7).
+"""One replicate of ``fmrecipes altogether run`` / ``reproduce altogether``: re-aligning alt-text against raw
+alt-text and captioning from scratch, and the downstream CLIP study (notes B.6-B.7).
 
 Systems on the test scenes: ``alt_text`` (the joined alt-texts themselves), ``no_alt`` (the same two stages,
 never shown an alt-text), ``stage1`` (after alt-text pre-training), ``altogether`` (after fine-tuning on
@@ -31,6 +31,7 @@ from ..core.train import TrainConfig, _load_weights, train
 from ..core.vit import load_vit
 from ..data.fashion_mnist import zeroshot_images
 from ..data.scene_pack import ScenePack, scene_pack, to_float
+from ..data.scene_text import class_phrases
 from .caption import caption
 from .config import AltogetherConfig
 from .data import CaptionCodec, CaptionData, inference_prompt
@@ -118,8 +119,8 @@ def downstream(cfg: AltogetherConfig, data: Corpus, captions: list[str], clip_co
         torch.manual_seed(cfg.seed)
         clip = train_clip(make_clip(), data.pretrain.images, text, clip_codec, d.train, cfg.global_scale,
                           out / f"clip_{name}", cfg.seed)
-        result[f"clip_zeroshot.{name}"] = 100 * zeroshot_accuracy(clip.encode_images(fashion),
-                                                                   class_embeddings(clip.text, clip_codec), labels)
+        classes = class_embeddings(clip.text, clip_codec, class_phrases())
+        result[f"clip_zeroshot.{name}"] = 100 * zeroshot_accuracy(clip.encode_images(fashion), classes, labels)
         t2i = retrieval_r1(clip.encode_images(to_float(data.test.images)),
                            encode_texts(clip.text, clip_codec, data.test.realigned))[1]
         result[f"clip_t2i_r1.{name}"] = 100 * t2i
@@ -194,11 +195,12 @@ def run_experiment(cfg: AltogetherConfig) -> dict[str, Any]:
 
 
 def compare_paths(cfg: AltogetherConfig) -> list[Path]:
-    """``compare_encoders`` with "auto" expanded to the sibling tips run's tips and clip_alt encoders."""
+    """``compare_encoders`` with "auto" expanded to the tips and clip_alt encoders of the same seed's replicate of a
+    ``reproduce tips`` run beside this one (``OUT/tips/seed<k>/<variant>/vit``)."""
     paths: list[Path] = []
     for entry in cfg.compare_encoders:
         if entry == "auto":
-            tips = Path(cfg.out).parent / "tips"
+            tips = Path(cfg.out).parent.parent / "tips" / Path(cfg.out).name
             paths += [tips / v / "vit" for v in ("tips", "clip_alt") if (tips / v / "vit" / "config.json").is_file()]
         else:
             paths.append(Path(entry))
@@ -220,10 +222,3 @@ def encoder_comparison(cfg: AltogetherConfig, s: Setup, out: Path) -> dict[str, 
         metrics = caption_metrics(caps, s.data.test.realigned, s.data.test.graphs, s.data.test.alt_text_errors)
         result.update({f"{m}.{name}": (round(v, 3) if v is not None else None) for m, v in metrics.items()})
     return result
-
-
-def reproduce(preset: str, out_dir: Path) -> dict[str, Any]:
-    from .. import config as configlib
-    from ..presets import preset_path
-
-    return run_experiment(configlib.load(AltogetherConfig, preset_path("altogether", preset), [f"out={out_dir}"]))

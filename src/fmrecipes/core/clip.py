@@ -4,7 +4,6 @@ downstream CLIP study."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -12,10 +11,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..data.image_transforms import RandomHorizontalFlip, RandomResizedCrop
-from ..data.scene_pack import to_float
 from .contrastive import LogitScale, clip_loss
-from .text_encoder import FrozenMiniLM, TextCodec, TextConfig, TextEncoder
+from .text_encoder import FrozenMiniLM, TextConfig, TextEncoder
 from .vit import ViT, ViTConfig
 
 
@@ -43,25 +40,3 @@ class CLIP(nn.Module):
 
 def clip_loss_fn(model: nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     return model(batch)
-
-
-class ImageTextData:
-    """Trainer dataset of uint8 images [N, H, W, 3] and a text per draw: ``text(i, generator)`` (e.g. a random
-    alt-text, or a caption 15% of the time). Each example is a random resized crop of ``scale`` and a
-    horizontal flip that also swaps left/right in its text; augmentation draws from the global RNG, which the
-    trainer reseeds every step."""
-
-    def __init__(self, images: torch.Tensor, text: Callable[[int, torch.Generator], str], codec: TextCodec,
-                 scale: tuple[float, float] = (0.7, 1.0)):
-        self.images, self.text, self.codec = images, text, codec
-        self.crop, self.flip = RandomResizedCrop(images.shape[1], tuple(scale)), RandomHorizontalFlip()
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def batch(self, indices) -> dict[str, Any]:
-        g = torch.Generator().manual_seed(int(torch.randint(0, 2**62, (1,))))
-        views = [self.flip(self.crop({"image": to_float(self.images[i:i + 1])[0],
-                                      "caption": self.text(i, g)}, g), g) for i in indices.tolist()]
-        ids, keep = self.codec([v["caption"] for v in views])
-        return {"image": torch.stack([v["image"] for v in views]), "ids": ids, "keep": keep}

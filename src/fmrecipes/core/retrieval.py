@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-
-from ..data.fashion_mnist import CLASSES
-from ..data.scene_text import article
 
 TEMPLATES = ("a photo of {}.", "{}.", "an image showing {}.", "a picture of {} on a background.")
 
@@ -23,9 +20,10 @@ def encode_texts(text: nn.Module, codec: Callable, texts: list[str], batch: int 
     return out
 
 
-def class_embeddings(text: nn.Module, codec: Callable, classes: tuple[str, ...] = CLASSES) -> torch.Tensor:
-    """Per class, the mean of the L2-normalised prompt embeddings over :data:`TEMPLATES` (CLIP practice)."""
-    prompts = [t.format(article(c)) for c in classes for t in TEMPLATES]
+def class_embeddings(text: nn.Module, codec: Callable, classes: Sequence[str]) -> torch.Tensor:
+    """Per class (a noun phrase such as "a dress"), the mean of the L2-normalised prompt embeddings over
+    :data:`TEMPLATES` (CLIP practice)."""
+    prompts = [t.format(c) for c in classes for t in TEMPLATES]
     emb = F.normalize(encode_texts(text, codec, prompts), dim=-1).view(len(classes), len(TEMPLATES), -1)
     return F.normalize(emb.mean(1), dim=-1)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass, field
-from pathlib import Path
 
+from ..cli_helpers import Parser, load_config
 from .scene_config import SceneConfig
 from .scene_graph import SPLITS
 
@@ -17,19 +17,7 @@ class ScenesJob:
     data: SceneConfig = field(default_factory=SceneConfig)
 
 
-def scenes_gallery(cfg: SceneConfig, split: str, n: int, out: str | Path, cols: int = 4) -> Path:
-    """A gallery of the first ``n`` scenes of ``split``: alt-texts, dense caption and re-aligned caption."""
-    from .gallery import gallery
-    from .scenes import make_scene
-
-    scenes = [make_scene(cfg, split, i) for i in range(n)]
-    texts = [{"alt": " ; ".join(repr(a) for a in s.alt_texts), "caption": s.caption,
-              "re-aligned": s.realigned_caption} for s in scenes]
-    return gallery([s.image for s in scenes], texts, out, cols=cols)
-
-
 def _export(args: argparse.Namespace) -> int:
-    from ..cli import load_config
     from .image_text import export_scenes
 
     job = load_config(ScenesJob, argparse.Namespace(overrides=args.overrides, config=args.config))
@@ -39,7 +27,7 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _gallery(args: argparse.Namespace) -> int:
-    from ..cli import load_config
+    from .gallery import scenes_gallery
 
     job = load_config(ScenesJob, argparse.Namespace(overrides=args.overrides, config=args.config))
     print(f"gallery: {scenes_gallery(job.data, args.split, args.n, args.out, args.cols)}")
@@ -48,8 +36,6 @@ def _gallery(args: argparse.Namespace) -> int:
 
 def register_cli(sub) -> None:
     """Add ``data scenes export`` and ``data scenes gallery`` to the top-level parser."""
-    from ..cli import Parser
-
     data = sub.add_parser("data", help="generated datasets (FashionScenes)")
     data_sub = data.add_subparsers(dest="dataset", required=True, metavar="<dataset>", parser_class=Parser)
     scenes = data_sub.add_parser("scenes", help="FashionScenes: images with alt-texts, captions, masks and depth")

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.fileio import ensure_dir
+from .scene_config import SceneConfig
 
 IMAGE_IN = 2.6     # inches per image side
 LINE_IN = 0.105    # inches per text line at FONT_PT
@@ -49,3 +50,13 @@ def gallery(images: list[np.ndarray], texts: list[dict[str, str]], path: str | P
     fig.savefig(path, dpi=130)
     plt.close(fig)
     return path
+
+
+def scenes_gallery(cfg: SceneConfig, split: str, n: int, out: str | Path, cols: int = 4) -> Path:
+    """A gallery of the first ``n`` scenes of ``split``: alt-texts, dense caption and re-aligned caption."""
+    from .scenes import make_scene
+
+    scenes = [make_scene(cfg, split, i) for i in range(n)]
+    texts = [{"alt": " ; ".join(repr(a) for a in s.alt_texts), "caption": s.caption,
+              "re-aligned": s.realigned_caption} for s in scenes]
+    return gallery([s.image for s in scenes], texts, out, cols=cols)

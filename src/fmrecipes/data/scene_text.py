@@ -48,6 +48,11 @@ def article(phrase: str) -> str:
     return ("an " if phrase[0].lower() in "aeiou" else "a ") + phrase
 
 
+def class_phrases() -> list[str]:
+    """The Fashion-MNIST class names with their article ("a dress", "an ankle boot"), for zero-shot prompts."""
+    return [article(c) for c in CLASSES]
+
+
 def be(obj: dict[str, Any]) -> str:
     """The verb agreeing with "the <colour> <class>" (trousers are plural)."""
     return "are" if obj["class"] == "trousers" else "is"

@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from ..cli_helpers import add_verb, load_config
 from ..core import dist
 from ..core.checkpoint import latest_checkpoint, load_lm
 from ..errors import FmError
@@ -17,8 +18,6 @@ from .stages import compute_matched, num_params, sized, train_model
 
 
 def _cfg(args: argparse.Namespace) -> MiniPLMConfig:
-    from ..cli import load_config
-
     return load_config(MiniPLMConfig, args)
 
 
@@ -124,12 +123,8 @@ def _pretrain(args: argparse.Namespace) -> int:
     return 0
 
 
-def register_cli(sub) -> None:
-    from ..cli import add_verb
-
-    p = sub.add_parser("miniplm", help="knowledge distillation for pre-training by difference sampling "
-                                       "(arXiv 2410.17215)")
-    verbs = p.add_subparsers(dest="verb", required=True, metavar="<verb>", parser_class=type(p))
+def register_cli(verbs) -> None:
+    """The stages as verbs of ``fmrecipes miniplm``."""
     add_verb(verbs, "train-ref", "train the reference LM on D_ref (held out from scoring)", _train_ref)
     add_verb(verbs, "train-teacher", "train the teacher LM on every training instance", _train_teacher)
     v = add_verb(verbs, "score", "per-instance mean token log-likelihood of D under a model (torchrun-able)", _score)

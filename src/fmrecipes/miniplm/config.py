@@ -41,6 +41,8 @@ class MiniPLMConfig:
     cross_family: bool = True  # also train a Llama student (Hugging Face class) on no_kd and miniplm data
     score_batch_size: int = 32
     score_chunk: int = 512  # instances per resumable scoring chunk
+    seed: int = 0  # draws D_ref
+    seeds: list[int] = field(default_factory=lambda: [0])  # replicates: each reseeds D_ref, every model and order
 
     def validate(self) -> None:
         if not 0.0 < self.alpha <= 1.0:

@@ -64,7 +64,7 @@ def build_pool(cfg, env: dist.DistEnv | None = None) -> Pool:
     data_dir = Path(cfg.out) / "data"
     tok, train_shard, val_shard = prepare(cfg.data, cfg.vocab_size, data_dir, None, env)
     train, val = packed(train_shard, val_shard, cfg.seq_len, cfg.data.sources)
-    ref, pool = ref_split(len(train), cfg.ref_fraction)
+    ref, pool = ref_split(len(train), cfg.ref_fraction, cfg.seed)
     corpus_id = (data_dir / "prepared.json").read_text()
     return Pool(tok, train, val, ref, pool, hashlib.sha1(corpus_id.encode()).hexdigest()[:16])
 

@@ -1,9 +1,12 @@
 """Collect every recipe's ``summary.json`` and plots into ``report.md`` and a self-contained ``report.html``.
 
-A summary is a flat mapping of dotted keys; ``paper.<k>`` holds the paper's number for ``<k>`` and is shown
-beside ours. Keys ``<metric>.<entity>`` (``ppl.qk_norm``) form the main table, one row per entity;
-keys ``<metric>.<entity>.<column>`` (``val_loss.miniplm.small``) form one table per metric; other keys are
-listed last. Recipes without a summary show as "not implemented", "not run" or "failed".
+The report opens with one table of every recipe's claims (claim, paper figure, ours as mean ± std of the paired
+per-seed differences with n, verdict). A summary is a flat mapping of dotted keys; ``paper.<k>`` holds the
+paper's number for ``<k>`` and is shown beside ours, and ``spread.<k>`` (std over seeds) after ours as "± s".
+Keys ``<metric>.<entity>`` (``ppl.qk_norm``) form the main table, one row per entity; keys
+``<metric>.<entity>.<column>`` (``val_loss.miniplm.small``) form one table per metric; other keys are listed
+last. Plots are the recipe directory's and its first replicate's. Recipes without a summary show as "not run"
+or "failed".
 """
 
 from __future__ import annotations
@@ -11,21 +14,40 @@ from __future__ import annotations
 import base64
 import html
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from ..claims import Claim
 from ..core.fileio import atomic_write_text
-from ..recipes import RECIPES, recipe_module
+from ..recipes import all_recipes
 
-META_KEYS = ("preset", "wall_time_s", "machine")
+META_KEYS = ("preset", "wall_time_s", "machine", "seeds")
+DERIVED = ("claims.", "spread.", "per_seed.", "paper.")  # shown through the keys they belong to
+VERDICT_COLOUR = {"holds": "#1a7f37", "fails": "#b42318", "inconclusive": "#8a6d00"}
 
 
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return "" if value is None else str(value)
+def _fmt(value: Any, spread: Any = None) -> str:
+    text = f"{value:.4g}" if isinstance(value, float) else ("" if value is None else str(value))
+    return f"{text} ± {spread:.2g}" if isinstance(spread, float) and text else text
+
+
+def claim_rows(summary: dict[str, Any], claims: Sequence[Claim]) -> list[dict[str, str]]:
+    """One row per claim: statement, paper, ours (the paired difference as mean ± std with n, or both sides'
+    values where no seed gave a paired difference, e.g. censored ones) and verdict."""
+    rows = []
+    for claim in claims:
+        cid = claim.id
+        c = {k.rsplit(".", 1)[1]: v for k, v in summary.items() if k.startswith(f"claims.{cid}.")}
+        n = c.get("n_seeds", 0)
+        a, b = (_fmt(summary.get(k, "not measured")) for k in (claim.a, claim.b))
+        diff = (f"no paired value: {claim.a} = {a}, {claim.b} = {b}" if c.get("mean") is None
+                else f"{c['metric']} = {_fmt(c['mean'], c.get('std'))}")
+        rows.append({"id": cid, "claim": str(c.get("statement", cid)), "paper": str(c.get("paper", "")),
+                     "ours": f"{diff} (n={n})", "verdict": str(c.get("verdict", ""))})
+    return rows
 
 
 @dataclass
@@ -42,7 +64,7 @@ def _grid(title: str, cells: dict[tuple[str, str], str], row_order: list[str], c
 
 def tables(summary: dict[str, Any]) -> list[Table]:
     """The summary as tables (see the module docstring)."""
-    ours = {k: v for k, v in summary.items() if not k.startswith("paper.") and k not in META_KEYS}
+    ours = {k: v for k, v in summary.items() if not k.startswith(DERIVED) and k not in META_KEYS}
     paper = {k[len("paper."):]: v for k, v in summary.items() if k.startswith("paper.")}
     keys = list(ours) + [k for k in paper if k not in ours]
     main: dict[tuple[str, str], str] = {}
@@ -51,7 +73,7 @@ def tables(summary: dict[str, Any]) -> list[Table]:
     per_metric: dict[str, tuple[dict, list[str], list[str]]] = {}
     scalars = Table("other measurements", ["metric", "ours", "paper"])
     for key in keys:
-        o, p = _fmt(ours.get(key)), _fmt(paper.get(key))
+        o, p = _fmt(ours.get(key), summary.get(f"spread.{key}")), _fmt(paper.get(key))
         parts = key.split(".")
         if len(parts) == 2:
             metric, entity = parts
@@ -81,17 +103,30 @@ def tables(summary: dict[str, Any]) -> list[Table]:
 
 
 def recipe_status(out_dir: Path, name: str) -> tuple[str, dict[str, Any]]:
-    """('done', summary) | ('failed', {'error': ...}) | ('not run', {}) | ('not implemented', {})."""
+    """('done', summary) | ('failed', {'error': ...}) | ('not run', {})."""
     d = out_dir / name
     if (d / "summary.json").is_file():
         return "done", json.loads((d / "summary.json").read_text())
     if (d / "failed.json").is_file():
         return "failed", json.loads((d / "failed.json").read_text())
-    return ("not run" if recipe_module(name) is not None else "not implemented"), {}
+    return "not run", {}
 
 
-def _plots(out_dir: Path, name: str) -> list[Path]:
-    return sorted((out_dir / name).glob("*.png"))
+def _plots(out_dir: Path, name: str, summary: dict[str, Any]) -> list[Path]:
+    """The directory's plots, then those of its first replicate (``seed<k>/``, from the summary's ``seeds``)."""
+    d = out_dir / name
+    first = [d / f"seed{s}" for s in summary.get("seeds", [])[:1]]
+    return sorted(d.glob("*.png")) + [p for f in first for p in sorted(f.glob("*.png"))]
+
+
+def all_claims(out_dir: Path) -> list[dict[str, str]]:
+    """Every finished recipe's claim rows, each with its recipe's name."""
+    rows = []
+    for recipe in all_recipes():
+        status, summary = recipe_status(out_dir, recipe.name)
+        if status == "done":
+            rows += [{"recipe": recipe.name, **r} for r in claim_rows(summary, recipe.claims)]
+    return rows
 
 
 DATA_NOTE = ("FashionScenes validation scenes: each image's web alt-texts, its dense (synthetic) caption, and the "
@@ -108,11 +143,23 @@ def _run_line(summary: dict[str, Any]) -> str:
             f"machine: {summary.get('machine')}.")
 
 
+CLAIM_RULE = ("Verdicts from paired per-seed differences: `holds` when their mean lies in the claimed direction by "
+              "more than 2 standard errors with n >= 3 seeds, `fails` when it lies the other way by that margin, "
+              "`inconclusive` otherwise (always with n < 3). Censored values are never compared.")
+CLAIM_HEADER = ["recipe", "claim", "paper", "ours (mean ± std of the paired difference, n)", "verdict"]
+
+
 def markdown(out_dir: Path) -> str:
-    lines = ["# fmrecipes report", "", f"Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}.", ""]
-    for name, desc in RECIPES.items():
+    lines = ["# fmrecipes report", "", f"Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}.", "",
+             "## claims", "", CLAIM_RULE, "", "| " + " | ".join(CLAIM_HEADER) + " |", "|" + " --- |" * len(
+                 CLAIM_HEADER)]
+    lines += [f"| {r['recipe']} | {r['claim']} | {r['paper']} | {r['ours']} | **{r['verdict']}** |"
+              for r in all_claims(out_dir)]
+    lines.append("")
+    for recipe in all_recipes():
+        name = recipe.name
         status, summary = recipe_status(out_dir, name)
-        lines += [f"## {name}", "", f"_{desc}_", ""]
+        lines += [f"## {name}", "", f"_{recipe.description} ({recipe.paper})_", ""]
         if status != "done":
             detail = f": {summary['error']}" if status == "failed" else ""
             lines += [f"**{status}**{detail}", ""]
@@ -122,19 +169,20 @@ def markdown(out_dir: Path) -> str:
             lines += [f"**{t.title}**", "", "| " + " | ".join(t.header) + " |", "|" + " --- |" * len(t.header)]
             lines += ["| " + " | ".join(r) + " |" for r in t.rows]
             lines.append("")
-        lines += [f"![{p.stem}]({name}/{p.name})" for p in _plots(out_dir, name)]
+        lines += [f"![{p.stem}]({p.relative_to(out_dir).as_posix()})" for p in _plots(out_dir, name, summary)]
         if _config_text(out_dir, name):
             lines += ["", "<details><summary>config</summary>", "", "```yaml", _config_text(out_dir, name).rstrip(),
                       "```", "", "</details>"]
         lines.append("")
-    if _plots(out_dir, "data"):
-        lines += ["## data", "", DATA_NOTE, ""] + [f"![{p.stem}](data/{p.name})" for p in _plots(out_dir, "data")]
+    if _plots(out_dir, "data", {}):
+        lines += ["## data", "", DATA_NOTE, ""] + [f"![{p.stem}](data/{p.name})" for p in _plots(out_dir, "data", {})]
     return "\n".join(lines)
 
 
 CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:.5em 0 1.2em}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}
-th{background:#f3f3f3}.status{font-weight:bold;color:#a33}img{max-width:100%;display:block;margin:8px 0}
+th{background:#f3f3f3}.status{font-weight:bold;color:#a33}.verdict{font-weight:bold}
+img{max-width:100%;display:block;margin:8px 0}
 pre{background:#f6f6f6;padding:8px;overflow:auto}h3{font-size:1em;margin-bottom:0}"""
 
 
@@ -147,10 +195,18 @@ def html_page(out_dir: Path) -> str:
     e = html.escape
     parts = ["<!DOCTYPE html><html><head><meta charset='utf-8'><title>fmrecipes report</title>",
              f"<style>{CSS}</style></head><body>", "<h1>fmrecipes report</h1>",
-             f"<p>Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}.</p>"]
-    for name, desc in RECIPES.items():
+             f"<p>Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}.</p>",
+             f"<section id='claims'><h2>claims</h2><p>{e(CLAIM_RULE)}</p><table><tr>",
+             "".join(f"<th>{e(h)}</th>" for h in CLAIM_HEADER) + "</tr>"]
+    parts += [f"<tr><td>{e(r['recipe'])}</td><td>{e(r['claim'])}</td><td>{e(r['paper'])}</td><td>{e(r['ours'])}</td>"
+              f"<td class='verdict' style='color:{VERDICT_COLOUR.get(r['verdict'], '#222')}'>{e(r['verdict'])}</td>"
+              "</tr>" for r in all_claims(out_dir)]
+    parts.append("</table></section>")
+    for recipe in all_recipes():
+        name = recipe.name
         status, summary = recipe_status(out_dir, name)
-        parts.append(f"<section id='{name}'><h2>{e(name)}</h2><p><em>{e(desc)}</em></p>")
+        parts.append(f"<section id='{name}'><h2>{e(name)}</h2><p><em>{e(recipe.description)} "
+                     f"({e(recipe.paper)})</em></p>")
         if status != "done":
             detail = f": {e(summary['error'])}" if status == "failed" else ""
             parts.append(f"<p class='status'>{e(status)}{detail}</p></section>")
@@ -161,13 +217,13 @@ def html_page(out_dir: Path) -> str:
             parts += ["<tr><th>" + e(r[0]) + "</th>" + "".join(f"<td>{e(c)}</td>" for c in r[1:]) + "</tr>"
                       for r in t.rows]
             parts.append("</table>")
-        parts += [_img(p) for p in _plots(out_dir, name)]
+        parts += [_img(p) for p in _plots(out_dir, name, summary)]
         if _config_text(out_dir, name):
             parts.append(f"<details><summary>config</summary><pre>{e(_config_text(out_dir, name))}</pre></details>")
         parts.append("</section>")
-    if _plots(out_dir, "data"):
+    if _plots(out_dir, "data", {}):
         parts.append(f"<section id='data'><h2>data</h2><p>{e(DATA_NOTE)}</p>")
-        parts += [_img(p) for p in _plots(out_dir, "data")] + ["</section>"]
+        parts += [_img(p) for p in _plots(out_dir, "data", {})] + ["</section>"]
     parts.append("</body></html>")
     return "\n".join(parts)
 

@@ -1,25 +1,11 @@
-"""``fmrecipes sim run | sample``."""
+"""``fmrecipes sim sample``."""
 
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from .config import SimConfig
-
-
-def _run(args: argparse.Namespace) -> int:
-    from ..cli import load_config
-    from ..core.fileio import atomic_write_json
-    from .experiment import run_experiment
-
-    cfg = load_config(SimConfig, args)
-    summary = run_experiment(cfg)
-    atomic_write_json(Path(cfg.out) / "summary.json", summary)
-    print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in summary.items()
-                      if not k.startswith("paper.")}, indent=1))
-    return 0
 
 
 def _sample(args: argparse.Namespace) -> int:
@@ -36,8 +22,8 @@ def _sample(args: argparse.Namespace) -> int:
 
     run = Path(args.run)
     if not (run / "config.yaml").is_file():
-        raise FmError(f"{run} is not a sim run directory (no config.yaml); pass the --out of `sim run` or "
-                      f"`reproduce sim` (DIR/sim)")
+        raise FmError(f"{run} is not a sim replicate directory (no config.yaml); pass OUT/seed<k> of `sim run` or "
+                      f"`reproduce sim` (DIR/sim/seed<k>)")
     cfg = configlib.load(SimConfig, run / "config.yaml")
     ckpt = latest_checkpoint(run / "images" / args.method)
     if ckpt is None:
@@ -58,13 +44,8 @@ def _sample(args: argparse.Namespace) -> int:
     return 0
 
 
-def register_cli(sub) -> None:
-    from ..cli import Parser, add_verb
-
-    p = sub.add_parser("sim", help="SIM: one-step diffusion distillation by Score Implicit Matching "
-                                   "(arXiv 2410.16794)")
-    verbs = p.add_subparsers(dest="verb", required=True, metavar="<verb>", parser_class=Parser)
-    add_verb(verbs, "run", "teacher, then each method's one-step distillation and metrics (resumes)", _run)
+def register_cli(verbs) -> None:
+    """``sample`` as a verb of ``fmrecipes sim``."""
     v = verbs.add_parser("sample", help="a grid of one-step samples from a distilled image generator")
     v.add_argument("run", help="the output directory of `sim run` or `reproduce sim`")
     v.add_argument("--method", default="sim_phuber", help="which distilled generator (default sim_phuber)")

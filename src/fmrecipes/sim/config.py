@@ -55,7 +55,6 @@ class ToyConfig:
     distill: DistillConfig = field(default_factory=lambda: DistillConfig(
         steps=600, batch_size=256, lr_generator=1e-3, lr_fake=1e-3, ema_halflife_images=10_000, eval_every=100))
     huber_c_ablation: list[float] = field(default_factory=lambda: [1e-2, 1e-1])  # extra SIM-PH runs
-    seeds: list[int] = field(default_factory=lambda: [0])  # repeats of every run (init fit + distillation)
     n_eval: int = 2000
 
 
@@ -91,6 +90,7 @@ class SimConfig:
     run_images: bool = True
     device: str = "auto"
     seed: int = 0
+    seeds: list[int] = field(default_factory=lambda: [0])  # `run` / reproduce: one full replicate per seed
 
     def validate(self) -> None:
         from .gmm import TOYS
@@ -106,8 +106,6 @@ class SimConfig:
                               f"{', '.join(DATASETS)}")
         if not self.images.nfe or min(self.images.nfe) < 1:
             raise ConfigError(f"images.nfe={self.images.nfe} must list positive step counts")
-        if not self.toy.seeds or len(set(self.toy.seeds)) != len(self.toy.seeds):
-            raise ConfigError(f"toy.seeds={self.toy.seeds} must list distinct seeds")
         if any(c <= 0 for c in self.toy.huber_c_ablation):
             raise ConfigError(f"toy.huber_c_ablation={self.toy.huber_c_ablation} must be positive")
         for name, value in (("toy.n_eval", self.toy.n_eval), ("images.n_eval", self.images.n_eval),

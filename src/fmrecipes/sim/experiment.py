@@ -1,13 +1,12 @@
-"""``fmrecipes reproduce sim``: the teacher's quality against NFE, then SIM (pseudo-Huber), SIM-L2, SiD and
-Diff-Instruct distilled from the same teacher with equal budgets, on a 2-D mixture and on images; quality
-against generator images seen (the paper's convergence claim), final quality and the one-step speed-up."""
+"""One replicate of ``fmrecipes sim run`` / ``reproduce sim``: the teacher's quality against NFE, then SIM
+(pseudo-Huber), SIM-L2, SiD and Diff-Instruct distilled from the same teacher with equal budgets, on a 2-D
+mixture and on images; quality against generator images seen (the paper's convergence claim), final quality
+and the one-step speed-up."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from ..config import dump_yaml
 from ..core import dist
 from ..core.fileio import ensure_dir
 from .config import SimConfig
@@ -30,7 +29,6 @@ def run_experiment(cfg: SimConfig) -> dict[str, Any]:
 
     cfg.validate()
     out = ensure_dir(cfg.out)
-    dump_yaml(cfg, out / "config.yaml")
     env = dist.setup(cfg.device)
     summary: dict[str, Any] = {}
     if cfg.run_toy:
@@ -48,12 +46,4 @@ def run_experiment(cfg: SimConfig) -> dict[str, Any]:
         convergence(images["curves"], "fd", out / "image_convergence.png",
                     f"{cfg.images.dataset}: FD-classifier of the EMA generator", images["teacher_fd"],
                     f"teacher, {max(cfg.images.nfe)} NFE", logy=True)
-        summary.update(PAPER)
     return summary
-
-
-def reproduce(preset: str, out_dir: Path) -> dict[str, Any]:
-    from .. import config as configlib
-    from ..presets import preset_path
-
-    return run_experiment(configlib.load(SimConfig, preset_path("sim", preset), [f"out={out_dir}"]))

@@ -32,8 +32,7 @@ def toy_runs(cfg: SimConfig) -> dict[str, Any]:
 
 
 def run_toy(cfg: SimConfig, out: Path, env: dist.DistEnv) -> tuple[dict[str, float], dict[str, Any]]:
-    """Returns the summary entries (each run's metrics: the mean over ``toy.seeds``, and per seed when there are
-    several) and what the plots need (the first seed's samples and curves, the mixture)."""
+    """Returns the summary entries (each run's metrics) and what the plots need (samples, curves, the mixture)."""
     device = env.device
     toy = cfg.toy
     gmm = make_toy(toy.name, toy.std).to(device)
@@ -53,29 +52,17 @@ def run_toy(cfg: SimConfig, out: Path, env: dist.DistEnv) -> tuple[dict[str, flo
             return toy_metrics(one_step(generator, z_eval, toy.distill.sigma_init), gmm, reference)
 
     data = TensorData(gmm.sample(toy.n_data, torch.Generator().manual_seed(cfg.seed + 2))[0])
-    per_seed: dict[str, list[dict[str, float]]] = {}
     curves = {}
-    for seed in toy.seeds:  # repeats: init network, its fit and the distillation all reseeded
-        run_dir = out / f"seed{seed}"
-        init = build_denoiser(toy.net, (gmm.dim,), cfg.edm, seed=cfg.seed + seed)
-        init = train_denoiser(init, data, replace(toy.init, seed=toy.init.seed + seed), cfg.edm, run_dir / "init",
-                              env)
-        if seed == toy.seeds[0]:
-            samples["init generator"] = evaluate_samples(init, z_eval, toy.distill.sigma_init)
-        for name, dcfg in toy_runs(cfg).items():
-            print(f"[sim] 2-D {toy.name} (seed {seed}): {name}", flush=True)
-            dcfg = replace(dcfg, seed=dcfg.seed + seed)
-            generator = distill(init, gmm, lambda n: (torch.randn(n, gmm.dim, device=device), None), dcfg,
-                                cfg.edm, ensure_dir(run_dir / name), device, evaluate)
-            per_seed.setdefault(name, []).append(final_metrics(run_dir / name))
-            if seed == toy.seeds[0]:
-                samples[name] = evaluate_samples(generator, z_eval, dcfg.sigma_init)
-                curves[name] = run_dir / name / "metrics.jsonl"
-    for name, results in per_seed.items():
-        for k in results[0]:
-            summary[f"{k}.{name}"] = sum(r[k] for r in results) / len(results)  # the mean over seeds
-            if len(results) > 1:
-                summary.update({f"{k}.{name}.seed{seed}": r[k] for seed, r in zip(toy.seeds, results)})
+    init = build_denoiser(toy.net, (gmm.dim,), cfg.edm, seed=cfg.seed)
+    init = train_denoiser(init, data, toy.init, cfg.edm, out / "init", env)
+    samples["init generator"] = evaluate_samples(init, z_eval, toy.distill.sigma_init)
+    for name, dcfg in toy_runs(cfg).items():
+        print(f"[sim] 2-D {toy.name}: {name}", flush=True)
+        generator = distill(init, gmm, lambda n: (torch.randn(n, gmm.dim, device=device), None), dcfg,
+                            cfg.edm, ensure_dir(out / name), device, evaluate)
+        summary.update({f"{k}.{name}": v for k, v in final_metrics(out / name).items()})
+        samples[name] = evaluate_samples(generator, z_eval, dcfg.sigma_init)
+        curves[name] = out / name / "metrics.jsonl"
     return summary, {"samples": samples, "curves": curves, "means": gmm.means.cpu(),
                      "teacher": {k.split(".")[0]: v for k, v in summary.items() if k.endswith(".teacher")}}
 

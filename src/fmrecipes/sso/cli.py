@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from ..cli_helpers import add_verb, load_config
 from ..core import dist
 from ..core.fileio import iter_jsonl
 from ..core.hf import context_length
@@ -20,8 +21,6 @@ from .world import AssistantWorld, PromptsTask, Task
 
 
 def _cfg(args: argparse.Namespace) -> SSOConfig:
-    from ..cli import load_config
-
     return load_config(SSOConfig, args)
 
 
@@ -132,23 +131,8 @@ def _reward_model(args: argparse.Namespace) -> int:
     return 0
 
 
-def _experiment(args: argparse.Namespace) -> int:
-    from ..core.fileio import atomic_write_json
-    from .experiment import run_experiment
-
-    cfg = _cfg(args)
-    summary = run_experiment(cfg)
-    atomic_write_json(Path(cfg.out) / "summary.json", summary)
-    print(json.dumps({k: v for k, v in summary.items() if k.split(".")[0] in ("gold", "winrate", "rm_acc")},
-                     indent=2))
-    return 0
-
-
-def register_cli(sub) -> None:
-    from ..cli import add_verb
-
-    p = sub.add_parser("sso", help="Self-Steering Optimization (arXiv 2410.17131)")
-    verbs = p.add_subparsers(dest="verb", required=True, metavar="<verb>", parser_class=type(p))
+def register_cli(verbs) -> None:
+    """The stages as verbs of ``fmrecipes sso``."""
     add_verb(verbs, "sft", "train the assistant world's start policy (tokenizer + SFT)", _sft)
     v = add_verb(verbs, "generate", "sample on-policy (y+, y-, y0) triples under x+, x-, x", _generate)
     v.add_argument("--policy", help="policy directory (ours or a Hugging Face chat model); default: the SFT policy")
@@ -161,5 +145,3 @@ def register_cli(sub) -> None:
     v.add_argument("--rrm", action="store_true", help="add RRM augmentation (filtered by the plain RM)")
     v.add_argument("--heldout", help="labelled preference jsonl to report accuracy on")
     v.add_argument("--policy", help="backbone: a policy directory; default: the SFT policy")
-    add_verb(verbs, "experiment", "the paper's comparison with any config (reproduce sso runs it on a preset)",
-             _experiment)

@@ -48,8 +48,8 @@ class SSOConfig:
     eval_queries: int = 256
     reward: RewardConfig = field(default_factory=RewardConfig)
     reward_pairs: int = 256  # pairs per data source for the reward-model comparison
-    seed: int = 0  # the CLI verbs' seed
-    seeds: list[int] = field(default_factory=lambda: [0])  # reproduce: one full replicate per seed, then means
+    seed: int = 0  # the world split, data and sampling (a replicate sets every seed field to its own)
+    seeds: list[int] = field(default_factory=lambda: [0])  # `run` / reproduce: one full replicate per seed
 
     def validate(self) -> None:
         bad = [m for m in self.methods if m not in METHODS]
@@ -60,15 +60,7 @@ class SSOConfig:
         for name in ("iterations", "queries_per_iteration", "epochs"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name}={getattr(self, name)} must be positive")
-        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
-            raise ConfigError(f"seeds={self.seeds} must be a non-empty list of distinct seeds")
         self.loss.validate()
-
-    def with_seed(self, seed: int) -> SSOConfig:
-        """A replicate: ``seed`` drives the world split, data, initialisation and every training run's batches."""
-        reward = dataclasses.replace(self.reward, train=dataclasses.replace(self.reward.train, seed=seed))
-        return dataclasses.replace(self, seed=seed, sft_train=dataclasses.replace(self.sft_train, seed=seed),
-                                   train=dataclasses.replace(self.train, seed=seed), reward=reward)
 
     def method_loss(self, method: str) -> LossConfig:
         if method not in METHOD_LOSS:

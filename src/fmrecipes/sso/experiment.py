@@ -1,7 +1,7 @@
-"""``fmrecipes reproduce sso``: SSO vs modified PBAA vs DPO from one SFT policy, 3 on-policy iterations each,
-judged by the synthetic world's gold judge on held-out queries without principles; then Bradley-Terry reward
-models trained on SSO pairs vs gold-labelled pairs (the role UltraFeedback plays in the paper), each with and
-without RRM augmentation. Every stage is cached in the output directory, so a killed run resumes.
+"""One replicate of ``fmrecipes sso run`` / ``reproduce sso``: SSO vs modified PBAA vs DPO from one SFT policy,
+3 on-policy iterations each, judged by the synthetic world's gold judge on held-out queries without principles;
+then Bradley-Terry reward models trained on SSO pairs vs gold-labelled pairs (the role UltraFeedback plays in the
+paper), each with and without RRM augmentation. Every stage is cached in the output directory, so a killed run resumes.
 """
 
 from __future__ import annotations
@@ -10,13 +10,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from .. import config as configlib
 from ..core import dist
 from ..core.checkpoint import load_lm
 from ..core.fileio import atomic_write_json, ensure_dir
-from ..presets import preset_path
 from .config import SSOConfig
 from .evaluate import gold_report, respond, win_rate
 from .generate import generate_triples
@@ -56,9 +52,10 @@ def _evaluate(cache: Path, policy_dir: Path, world: AssistantWorld, queries, cfg
     return result
 
 
-def run_seed(cfg: SSOConfig, out: Path) -> tuple[dict[str, float], dict[str, list[float]]]:
-    """One replicate: SFT policy, every method's iterations, evaluation and the reward models, under ``cfg.seed``
-    (which also draws the world's train/eval split). Returns its numbers and per-iteration curves."""
+def run_experiment(cfg: SSOConfig) -> dict[str, Any]:
+    """One replicate: SFT policy, every method's iterations, evaluation, the reward models and the per-iteration
+    plots, under ``cfg.seed`` (which also draws the world's train/eval split)."""
+    out = ensure_dir(cfg.out)
     env = dist.DistEnv(device=dist.resolve_device(cfg.train.device))
     world = AssistantWorld(seed=cfg.seed)
     start = sft_policy(cfg, world, out / "sft", env)
@@ -81,6 +78,7 @@ def run_seed(cfg: SSOConfig, out: Path) -> tuple[dict[str, float], dict[str, lis
             curves[f"{method} length"].append(ev["report"]["length"])
         result.update({f"gold_feature.{method}.{key[len('feature.'):]}": value
                        for key, value in ev["report"].items() if key.startswith("feature.")})
+        result[f"gold.{method}.final"] = ev["report"]["score"]
         result[f"winrate.{method}"] = win_rate(world, queries, ev["texts"], sft_eval["texts"])
         result[f"length.{method}"] = ev["report"]["length"]
     result.update({f"gold_feature.sft.{key[len('feature.'):]}": value
@@ -90,39 +88,8 @@ def run_seed(cfg: SSOConfig, out: Path) -> tuple[dict[str, float], dict[str, lis
                                  cfg.generation, out / "sso" / "iter1" / "data", cfg.seed + 1, cfg.train.progress)
     result.update(reward_comparison(cfg, world, tok, start, sso_pairs, queries, out / "reward", env))
     result["triples_kept.sso_pairs"] = len(sso_pairs)
-    atomic_write_json(out / "results.json", result)
-    return result, curves
-
-
-def run_experiment(cfg: SSOConfig) -> dict[str, Any]:
-    """Every seed of ``cfg.seeds`` in ``out/seed<k>``; the summary holds the means over seeds, the spread
-    (standard deviation) of the headline numbers, and the plots of the mean curves."""
-    out = ensure_dir(cfg.out)
-    configlib.dump_yaml(cfg, out / "config.yaml")
-    runs = [run_seed(cfg.with_seed(s), out / f"seed{s}") for s in cfg.seeds]
-    summary: dict[str, Any] = dict(PAPER)
-    for key in dict.fromkeys(k for r, _ in runs for k in r):  # a tiny eval set may miss a feature in a seed
-        values = [r[key] for r, _ in runs if key in r]
-        summary[key] = float(np.mean(values))
-        head = key.split(".")[0]
-        if len(runs) > 1 and head in ("winrate", "rm_acc"):
-            summary[f"{head}_std.{key.split('.', 1)[1]}"] = float(np.std(values))
-        if len(runs) > 1 and head == "gold" and key.endswith(f"iter{cfg.iterations}"):
-            summary[f"gold_final_std.{key.split('.')[1]}"] = float(np.std(values))
-    summary["seeds"] = len(runs)
-    mean_curves = {name: list(np.mean([c[name] for _, c in runs], axis=0)) for name in runs[0][1]}
-    per_iteration({m: c for m, c in mean_curves.items() if not m.endswith("length")},
-                  f"gold score (held-out, no principle; mean of {len(runs)} seeds)", out / "gold_per_iteration.png")
-    per_iteration({m[:-len(" length")]: c for m, c in mean_curves.items() if m.endswith("length")},
+    per_iteration({m: c for m, c in curves.items() if not m.endswith("length")},
+                  "gold score (held-out, no principle)", out / "gold_per_iteration.png")
+    per_iteration({m[:-len(" length")]: c for m, c in curves.items() if m.endswith("length")},
                   "response length (tokens)", out / "length_per_iteration.png")
-    atomic_write_json(out / "results.json", summary)
-    return summary
-
-
-def reproduce(preset: str, out_dir: Path) -> dict[str, Any]:
-    """Entry point of ``fmrecipes reproduce sso``."""
-    cfg = configlib.load(SSOConfig, preset_path("sso", preset), [f"out={out_dir}"])
-    return run_experiment(cfg)
-
-
-__all__ = ["run_experiment", "reproduce"]
+    return result

@@ -5,31 +5,31 @@ The switches live in :mod:`fmrecipes.core.gpt`; this package runs the paper's co
 
 from __future__ import annotations
 
-import argparse
-
+from ..claims import Claim
+from ..recipe import Recipe
 from .config import StabilityConfig
-from .experiment import reproduce, run_experiment
-from .variants import VARIANTS
+from .experiment import run_experiment
+from .variants import VARIANTS, paper_numbers
 
-__all__ = ["StabilityConfig", "VARIANTS", "reproduce", "run_experiment", "register_cli"]
+CLAIMS = (
+    Claim("qk_norm_cap_lr", "QK_norm_cap raises the max stable LR of QK_norm", "1.5x: 60e-3 vs 40e-3 (§B.4)",
+          "max_stable_lr.qk_norm_cap", "max_stable_lr.qk_norm", "higher", "log_ratio"),
+    Claim("qkv_norm_lr", "QKV_norm raises the max stable LR of QK_norm", "1.5x: 60e-3 vs 40e-3 (§B.4)",
+          "max_stable_lr.qkv_norm", "max_stable_lr.qk_norm", "higher", "log_ratio"),
+    Claim("qk_norm_lr", "QK_norm raises the max stable LR of the baseline", "6.7x: 40e-3 vs 6e-3 (§B.4)",
+          "max_stable_lr.qk_norm", "max_stable_lr.baseline", "higher", "log_ratio"),
+    Claim("qk_norm_ppl", "QK_norm lowers perplexity against the baseline at a moderate LR",
+          "10.84 vs 11.19 (Table 4)", "ppl.qk_norm", "ppl.baseline", "lower"),
+)
 
+RECIPE = Recipe(
+    name="stability",
+    paper="Methods of improving LLM training stability (arXiv 2410.16682)",
+    description="QK-norm, QKV-norm, post-norms and soft-capping, with an LR sweep",
+    config=StabilityConfig,
+    run_experiment=run_experiment,
+    claims=CLAIMS,
+    paper_numbers=paper_numbers(),
+)
 
-def _sweep(args: argparse.Namespace) -> int:
-    import json
-
-    from ..cli import load_config
-
-    summary = run_experiment(load_config(StabilityConfig, args))
-    keys = [k for k in summary if k.split(".")[0] in ("max_stable_lr", "lr_gain", "ppl")]
-    print(json.dumps({k: summary[k] for k in keys}, indent=2))
-    return 0
-
-
-def register_cli(sub) -> None:
-    p = sub.add_parser("stability", help="QK/QKV-norm, post-norms, soft-capping: LR sweep (arXiv 2410.16682)")
-    verbs = p.add_subparsers(dest="verb", required=True, metavar="<verb>", parser_class=type(p))
-    s = verbs.add_parser("sweep", help="train every variant at every learning rate; label divergence; plot")
-    from ..cli import add_config_args
-
-    add_config_args(s)
-    s.set_defaults(func=_sweep)
+__all__ = ["RECIPE", "StabilityConfig", "VARIANTS", "run_experiment"]

@@ -1,30 +1,34 @@
-"""``fmrecipes stability sweep`` / ``reproduce stability``: sweep, label, summarise, plot."""
+"""One replicate of the stability comparison (``fmrecipes stability run`` / ``reproduce stability``): sweep,
+label, summarise, plot."""
 
 from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 from typing import Any
 
-from .. import config as configlib
-from ..core.fileio import atomic_write_json, atomic_write_text, ensure_dir
-from ..presets import preset_path
+from ..core.fileio import atomic_write_text, ensure_dir
 from . import plots
 from .config import StabilityConfig
 from .sweep import Run, aggregate, classify, run_sweep, stable_range
-from .variants import paper_numbers
 
 
 def summarize(cfg: StabilityConfig, results: list[dict[str, Any]]) -> tuple[dict[str, Any], dict, dict]:
-    """``max_stable_lr``, ``first_diverged_lr``, ``lr_gain`` (vs qk_norm) and ``ppl`` per variant."""
+    """``max_stable_lr``, ``first_diverged_lr``, ``lr_gain`` (vs qk_norm) and ``ppl`` per variant.
+
+    A variant that diverged nowhere in the grid has a censored max stable LR, ``">= <top of the grid>"``, and no
+    ``lr_gain``: a censored value is never divided as if it were a number.
+    """
     agg = aggregate(results)
     labels = classify(agg, cfg.divergence)
     grid = sorted(set(cfg.lrs))
     summary: dict[str, Any] = {}
     for v in cfg.variants:
         largest, first_bad = stable_range(labels, v, grid)
-        summary[f"max_stable_lr.{v}"] = largest if largest is not None else "below grid"
+        if largest is None:
+            summary[f"max_stable_lr.{v}"] = "below grid"
+        else:
+            summary[f"max_stable_lr.{v}"] = largest if first_bad is not None else f">= {largest:g}"
         summary[f"first_diverged_lr.{v}"] = first_bad if first_bad is not None else "none in grid"
         final = agg[(v, cfg.ppl_lr)]["final"]
         summary[f"ppl.{v}"] = round(math.exp(final), 3) if math.isfinite(final) else None
@@ -37,8 +41,6 @@ def summarize(cfg: StabilityConfig, results: list[dict[str, Any]]) -> tuple[dict
         summary[f"label.{v}.lr_{lr:g}"] = label
         summary[f"final_val_loss.{v}.lr_{lr:g}"] = round(agg[(v, lr)]["final"], 4)
     summary["ppl_lr"] = cfg.ppl_lr
-    summary["seeds"] = len(cfg.seeds)
-    summary.update({k: v for k, v in paper_numbers().items() if k.split(".")[-1] in cfg.variants})
     return summary, agg, labels
 
 
@@ -56,7 +58,6 @@ def norm_plot_pair(cfg: StabilityConfig, labels: dict) -> tuple[Run, Run] | None
 
 def run_experiment(cfg: StabilityConfig) -> dict[str, Any]:
     out = ensure_dir(cfg.out)
-    configlib.dump_yaml(cfg, out / "config.yaml")
     results = run_sweep(cfg)
     summary, agg, labels = summarize(cfg, results)
     plots.loss_vs_lr(agg, labels, cfg.variants, out / "final_loss_vs_lr.png")
@@ -68,11 +69,4 @@ def run_experiment(cfg: StabilityConfig) -> dict[str, Any]:
                            out / f"output_norms_lr_{pair[0].lr:g}.png")
     records = [json.dumps({**r, "label": labels[(r["variant"], r["lr"])]}) + "\n" for r in results]
     atomic_write_text(out / "metrics.jsonl", "".join(records))  # one record per run
-    atomic_write_json(out / "sweep_summary.json", summary)
     return summary
-
-
-def reproduce(preset: str, out_dir: Path) -> dict[str, Any]:
-    """The paper's comparison at small scale with the preset config (``configs/stability/<preset>.yaml``)."""
-    cfg = configlib.load(StabilityConfig, preset_path("stability", preset), [f"out={out_dir}"])
-    return run_experiment(cfg)

@@ -6,11 +6,11 @@ import argparse
 import json
 from pathlib import Path
 
+from ..cli_helpers import add_verb, load_config
 from .config import TIPSConfig
 
 
 def _train(args: argparse.Namespace) -> int:
-    from ..cli import load_config
     from ..core import dist
     from ..core.fileio import atomic_write_json
     from .experiment import eval_set, evaluate, prepare, train_variant
@@ -45,11 +45,8 @@ def _probe(args: argparse.Namespace) -> int:
     return 0
 
 
-def register_cli(sub) -> None:
-    from ..cli import Parser, add_verb
-
-    p = sub.add_parser("tips", help="TIPS: image-text pretraining with spatial awareness (arXiv 2410.16512)")
-    verbs = p.add_subparsers(dest="verb", required=True, metavar="<verb>", parser_class=Parser)
+def register_cli(verbs) -> None:
+    """``train`` and ``probe`` as verbs of ``fmrecipes tips``."""
     add_verb(verbs, "train", "train one variant (variant=tips|clip_alt|...) on FashionScenes, then probe it "
              "(resumes; torchrun for DDP)", _train)
     v = verbs.add_parser("probe", help="zero-shot, retrieval and dense probes of a trained variant")

@@ -77,6 +77,7 @@ class TIPSConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     probe: ProbeConfig = field(default_factory=ProbeConfig)
     seed: int = 0
+    seeds: list[int] = field(default_factory=lambda: [0])  # `run` / reproduce: one full replicate per seed
 
     def validate(self) -> None:
         for name in [self.variant, *self.variants]:

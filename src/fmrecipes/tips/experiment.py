@@ -1,4 +1,5 @@
-"""``fmrecipes reproduce tips``: the paper's ablation ladder (Table 1, notes A.7) at small scale, equal budgets.
+"""One replicate of ``fmrecipes tips run`` / ``reproduce tips``: the paper's ablation ladder (Table 1, notes A.7)
+at small scale, equal budgets.
 
 Variants: (1) CLIP on alt-text, (2) + self-distillation, (3) + masked image modelling, (4) dual [CLS] with
 synthetic captions, contrastive only, (5) full TIPS. Each trains for the same steps and batch from the same
@@ -29,6 +30,7 @@ from ..core.train import _load_weights, train
 from ..core.vit import save_vit
 from ..data.fashion_mnist import zeroshot_images
 from ..data.scene_pack import ScenePack, pack_texts, scene_pack, to_float
+from ..data.scene_text import class_phrases
 from ..errors import FmError
 from .config import VARIANTS, TIPSConfig
 from .data import TIPSData
@@ -71,7 +73,7 @@ def evaluate(model: TIPSModel, codec: TextCodec, ev: EvalSet, cfg: TIPSConfig) -
     p = cfg.probe
     n_cls = model.vit.cfg.n_cls
     zc, rc = min(p.zeroshot_cls, n_cls) - 1, min(p.retrieval_cls, n_cls) - 1
-    classes = class_embeddings(model.text, codec)
+    classes = class_embeddings(model.text, codec, class_phrases())
     out: dict[str, Any] = {
         "zeroshot_acc": 100 * zeroshot_accuracy(encode_images(model.vit, ev.fashion).cls[:, zc], classes,
                                                 ev.fashion_labels),
@@ -125,7 +127,6 @@ def run_experiment(cfg: TIPSConfig) -> dict[str, Any]:
     """Train and probe every variant of ``cfg.variants`` (a finished variant's ``probes.json`` is reused)."""
     cfg.validate()
     out = ensure_dir(cfg.out)
-    dump_yaml(cfg, out / "config.yaml")
     pack, codec = prepare(cfg, out)
     ev = eval_set(cfg)
     results: dict[str, dict[str, Any]] = {}
@@ -145,15 +146,7 @@ def run_experiment(cfg: TIPSConfig) -> dict[str, Any]:
     segmentation_grid(ev.test, {v: r["seg_pred"] for v, r in results.items()}, out / "segmentation_probe.png")
     summary: dict[str, Any] = {f"{metric}.{variant}": round(value, 4) for variant, r in results.items()
                                for metric, value in r.items() if metric != "seg_pred"}
-    summary.update({k: v for k, v in PAPER.items() if k.split(".")[2] in results})
     return summary
-
-
-def reproduce(preset: str, out_dir: Path) -> dict[str, Any]:
-    from .. import config as configlib
-    from ..presets import preset_path
-
-    return run_experiment(configlib.load(TIPSConfig, preset_path("tips", preset), [f"out={out_dir}"]))
 
 
 __all__ = [
@@ -162,7 +155,6 @@ __all__ = [
     "evaluate",
     "load_trained",
     "prepare",
-    "reproduce",
     "run_experiment",
     "train_variant",
 ]

@@ -1,0 +1,86 @@
+"""The recipe contract: a :class:`Recipe` spec per package, and running its comparison over seeds.
+
+A recipe package declares ``RECIPE = Recipe(...)`` in its ``__init__``: its name, paper, Config class, the
+function that runs one replicate of its comparison, its claims, the paper's numbers and its extra CLI verbs.
+Everything generic (the ``run`` verb, ``reproduce``, seeds, verdicts, ``summary.json``) is built from the spec.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from . import config as configlib
+from .claims import Claim, aggregate, judge
+from .core.fileio import atomic_write_json, atomic_write_text, ensure_dir
+from .errors import ConfigError
+
+SUMMARY = "summary.json"  # the one summary file name: OUT/summary.json, and OUT/seed<k>/summary.json per replicate
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One recipe: what ``fmrecipes <name> run`` and ``fmrecipes reproduce <name>`` need."""
+
+    name: str
+    paper: str                      # title and arXiv id
+    description: str                # one line
+    config: type                    # the Config dataclass; it has ``out`` and ``seeds``
+    run_experiment: Callable[[Any], dict[str, Any]]  # one replicate: a config whose seeds == [s] -> its metrics
+    claims: tuple[Claim, ...]
+    paper_numbers: Mapping[str, Any] = field(default_factory=dict)  # ``paper.<key>``: shown beside ``<key>``
+    register_cli: Callable[[Any], None] | None = None  # adds recipe-specific verbs to ``fmrecipes <name>``
+
+    def run(self, cfg: Any) -> dict[str, Any]:
+        """Every seed of ``cfg.seeds`` as a full replicate in ``OUT/seed<k>``, then means, spreads, per-seed values
+        and the claims' verdicts in ``OUT/summary.json`` (see :mod:`fmrecipes.claims`). Finished replicates
+        with the same config are reused, so a killed run resumes."""
+        seeds = list(cfg.seeds)
+        if not seeds or len(set(seeds)) != len(seeds) or not all(isinstance(s, int) for s in seeds):
+            raise ConfigError(f"seeds={seeds} must be a non-empty list of distinct integers")
+        out = ensure_dir(cfg.out)
+        configlib.dump_yaml(cfg, out / "config.yaml")
+        replicates = {}
+        for i, seed in enumerate(seeds, 1):
+            print(f"[{self.name}] replicate seed {seed} ({i} of {len(seeds)})", flush=True)
+            replicates[seed] = run_replicate(self, replicate(cfg, seed))
+        summary = {**aggregate(replicates), **judge(self.claims, replicates), **self.paper_numbers,
+                   "seeds": seeds}
+        atomic_write_json(out / SUMMARY, summary)
+        return summary
+
+
+def replicate(cfg: Any, seed: int) -> Any:
+    """``cfg`` as the replicate of ``seed``: every ``seed`` field (data order, initialisation, sampling, data
+    generation) set to it, ``seeds = [seed]`` and ``out = OUT/seed<seed>``."""
+
+    def reseed(node: Any) -> Any:
+        if dataclasses.is_dataclass(node) and not isinstance(node, type):
+            changes = {f.name: seed if f.name == "seed" else reseed(getattr(node, f.name))
+                       for f in dataclasses.fields(node)}
+            return dataclasses.replace(node, **changes)
+        if isinstance(node, list):
+            return [reseed(x) for x in node]
+        return node
+
+    return dataclasses.replace(reseed(cfg), seeds=[seed], out=str(Path(cfg.out) / f"seed{seed}"))
+
+
+def run_replicate(recipe: Recipe, cfg: Any) -> dict[str, Any]:
+    """One replicate in ``cfg.out``; reuses its ``summary.json`` when its ``config.yaml`` is unchanged."""
+    out = ensure_dir(cfg.out)
+    text = yaml.safe_dump(configlib.to_dict(cfg), sort_keys=False)
+    done, saved = out / SUMMARY, out / "config.yaml"
+    if done.is_file() and saved.is_file() and saved.read_text() == text:
+        return json.loads(done.read_text())
+    done.unlink(missing_ok=True)
+    atomic_write_text(saved, text)
+    result = recipe.run_experiment(cfg)
+    atomic_write_json(done, result)
+    return result
