@@ -18,7 +18,7 @@ from fmrecipes.altogether.data import (
     pretrain_example,
 )
 from fmrecipes.altogether.evaluate import caption_metrics, cider_bleu, graph_counts
-from fmrecipes.altogether.model import Captioner
+from fmrecipes.altogether.model import Captioner, caption_loss
 from fmrecipes.core.gpt import GPTConfig
 from fmrecipes.core.tokenizer import load_tokenizer, train_bpe
 from fmrecipes.data.scene_config import SceneConfig
@@ -78,7 +78,7 @@ def test_loss_is_on_the_caption_only_and_padding_is_invisible(tokenizer):
     p_ids, p_keep = codec.prompts(["red dress", "blue bag by Alba"])
     t_ids, t_keep = codec.targets(["a small red dress.", "a bag."])
     batch = {"image_emb": emb, "prompt_ids": p_ids, "prompt_keep": p_keep, "target_ids": t_ids, "target_keep": t_keep}
-    loss, _ = model(batch)
+    loss, _ = caption_loss(model, batch)
     # by hand: the decoder on [prefix + prompt] + target, cross-entropy on target tokens only
     total, count = 0.0, 0
     for b in range(2):
@@ -92,7 +92,7 @@ def test_loss_is_on_the_caption_only_and_padding_is_invisible(tokenizer):
     # what sits in the padding, and the other rows of a batch, change nothing
     garbage = p_ids.clone()
     garbage[~p_keep] = 7
-    assert model({**batch, "prompt_ids": garbage})[0].item() == pytest.approx(loss.item(), rel=1e-6)
+    assert caption_loss(model, {**batch, "prompt_ids": garbage})[0].item() == pytest.approx(loss.item(), rel=1e-6)
     one = model.generate(emb[:1], p_ids[:1], p_keep[:1], 6, codec.eos, 0.0, None)
     two = model.generate(emb, p_ids, p_keep, 6, codec.eos, 0.0, None)
     assert torch.equal(one[0], two[0, :one.shape[1]])
@@ -110,8 +110,8 @@ def test_hugging_face_decoder(tmp_path, tokenizer):
     model, codec = _captioner(tokenizer, decoder=load_causal_lm(tmp_path / "tiny"))
     p_ids, p_keep = codec.prompts(["red dress", ""])
     t_ids, t_keep = codec.targets(["a red dress.", "a bag."])
-    loss, _ = model({"image_emb": torch.randn(2, 12), "prompt_ids": p_ids, "prompt_keep": p_keep,
-                     "target_ids": t_ids, "target_keep": t_keep})
+    loss, _ = caption_loss(model, {"image_emb": torch.randn(2, 12), "prompt_ids": p_ids, "prompt_keep": p_keep,
+                                   "target_ids": t_ids, "target_keep": t_keep})
     assert math.isfinite(loss.item()) and abs(loss.item() - math.log(len(tokenizer))) < 1.0
     loss.backward()
     assert model.mapper.linear.weight.grad is not None
@@ -176,10 +176,11 @@ def test_config_errors(tmp_path):
 def test_reproduce_smoke_caption_cli_and_bad_input(tmp_path):
     from fmrecipes.altogether.experiment import run_experiment
 
-    from fmrecipes.core.vit import ViT, ViTConfig, save_vit
+    from fmrecipes.core.checkpoint import save_model
+    from fmrecipes.core.vit import ViT, ViTConfig
 
     torch.manual_seed(0)  # an encoder from elsewhere (a tips variant's vit/), compared under the same captioner
-    save_vit(ViT(ViTConfig(image_size=16, patch_size=4, width=24, depth=1, heads=2, n_cls=2)), tmp_path / "tips" / "vit")
+    save_model(ViT(ViTConfig(image_size=16, patch_size=4, width=24, depth=1, heads=2, n_cls=2)), tmp_path / "tips" / "vit")
     out = tmp_path / "exp"
     summary = run_experiment(configlib.load(AltogetherConfig, SMOKE, [f"out={out}",
                                                                      f"compare_encoders=[{tmp_path / 'tips' / 'vit'}]"]))

@@ -3,7 +3,7 @@ import json
 import torch
 
 from conftest import run_cli, tiny_lm_args
-from fmrecipes.core.checkpoint import latest_checkpoint, load_lm
+from fmrecipes.core.checkpoint import latest_checkpoint, load_model
 from fmrecipes.core.tokenizer import load_tokenizer, train_bpe
 from fmrecipes.data.corpora import news_documents
 
@@ -42,7 +42,7 @@ def test_train_a_local_llama_with_the_same_loop(tmp_path, corpus):
     rows = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
     assert rows[-1]["loss"] < rows[0]["loss"] - 0.5
     ckpt = latest_checkpoint(out)
-    model = load_lm(ckpt)
+    model = load_model(ckpt)
     assert type(model).__name__ == "LlamaForCausalLM"
     from transformers import LlamaForCausalLM
 

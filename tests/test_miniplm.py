@@ -191,12 +191,12 @@ def test_cli_stages_bad_input_and_two_rank_scoring(smoke_run, tmp_path):
 
 
 def test_score_rejects_a_model_whose_vocabulary_is_too_small(smoke_run, tmp_path):
-    from fmrecipes.core.checkpoint import save_lm
+    from fmrecipes.core.checkpoint import save_model
     from fmrecipes.core.gpt import GPT, GPTConfig
 
     small = tmp_path / "small_vocab"
     small.mkdir()
-    save_lm(GPT(GPTConfig(vocab_size=100, seq_len=32, n_layer=1, n_head=2, d_model=16)), small)
+    save_model(GPT(GPTConfig(vocab_size=100, seq_len=32, n_layer=1, n_head=2, d_model=16)), small)
     res = run_cli("miniplm", "score", *_cli_args(smoke_run), "--model", str(small), "--name", "x")
     assert res.returncode == 2
     assert "has a vocabulary of 100 tokens, which does not cover the corpus tokenizer's" in res.stderr

@@ -5,7 +5,7 @@ import dataclasses
 import pytest
 import torch
 
-from fmrecipes.core.checkpoint import load_lm, save_lm
+from fmrecipes.core.checkpoint import load_model, save_model
 from fmrecipes.core.gpt import GPT, CausalSelfAttention, GPTConfig, rope_cache, softcap
 from fmrecipes.stability.variants import VARIANTS
 
@@ -214,8 +214,8 @@ def test_every_variant_trains_and_round_trips(variant, tmp_path):
         opt.zero_grad()
         losses.append(loss.item())
     assert losses[-1] < losses[0] - 0.5
-    save_lm(model, tmp_path)
-    back = load_lm(tmp_path)
+    save_model(model, tmp_path)
+    back = load_model(tmp_path)
     assert back.config == model.config
     idx = torch.randint(0, 40, (2, 8))
     assert torch.equal(back.eval()(idx), model.eval()(idx))

@@ -171,14 +171,14 @@ def test_each_variant_trains_the_parts_it_should(tmp_path, variant):
     from fmrecipes.core.text_encoder import text_codec
     from fmrecipes.data.scene_pack import pack_texts, scene_pack
     from fmrecipes.tips.data import TIPSData
-    from fmrecipes.tips.model import TeacherHooks, TIPSModel
+    from fmrecipes.tips.model import TeacherHooks, TIPSModel, tips_loss
 
     cfg = smoke_cfg(tmp_path)
     pack = scene_pack(cfg.data, "train", 16)
     codec = text_codec(cfg.text, cfg.tokenizer_vocab, pack_texts(pack), tmp_path / "tok")
     torch.manual_seed(0)
     model = TIPSModel(cfg, variant)
-    loss, metrics = model(TIPSData(pack, codec, cfg, variant).batch(torch.arange(8)))
+    loss, metrics = tips_loss(model, TIPSData(pack, codec, cfg, variant).batch(torch.arange(8)))
     flags = VARIANTS[variant]
     assert ("clip_syn" in metrics, "distill" in metrics, "mim" in metrics) == (
         flags["dual_cls"], flags["distill"], flags["mim"])

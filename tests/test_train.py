@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import load_file
 
 from conftest import ROOT, run_cli, tiny_lm_args
-from fmrecipes.core.checkpoint import latest_checkpoint, load_lm, save_checkpoint
+from fmrecipes.core.checkpoint import latest_checkpoint, load_model, save_checkpoint
 from fmrecipes.core.gpt import GPT, GPTConfig
 from fmrecipes.core.train import StepHooks, TrainConfig, lr_at, param_groups, train
 from fmrecipes.errors import FmError, TrainingDiverged
@@ -99,19 +99,43 @@ def test_checkpoint_roundtrip_and_bad_dirs(tmp_path):
     model = _toy_model()
     opt = torch.optim.AdamW(model.parameters())
     path = save_checkpoint(tmp_path, 3, model, opt, {})
-    back = load_lm(path)
+    back = load_model(path)
     x = torch.randint(0, 20, (2, 8))
     assert torch.equal(back(x), model(x))
     with pytest.raises(FmError, match="does not exist"):
-        load_lm(tmp_path / "nope")
+        load_model(tmp_path / "nope")
     half = tmp_path / "half"
     half.mkdir()
     (half / "config.json").write_text((path / "config.json").read_text())
     with pytest.raises(FmError, match=r"incomplete or half-written \(missing model.safetensors\)"):
-        load_lm(half)
+        load_model(half)
     (half / "model.safetensors").write_bytes((path / "model.safetensors").read_bytes()[:100])
     with pytest.raises(FmError, match="cannot be read"):
-        load_lm(half)
+        load_model(half)
+
+
+def test_one_checkpoint_api_for_every_model_kind(tmp_path):
+    from fmrecipes.core.checkpoint import save_model
+    from fmrecipes.core.vit import ViT, ViTConfig
+
+    torch.manual_seed(0)
+    vit = ViT(ViTConfig(image_size=16, patch_size=4, width=24, depth=1, heads=2, n_cls=2)).eval()
+    back = load_model(save_model(vit, tmp_path / "vit"), expect=ViT).eval()
+    images = torch.rand(2, 3, 16, 16)
+    assert type(back) is ViT and back.cfg == vit.cfg and torch.equal(back(images).cls, vit(images).cls)
+    save_model(_toy_model(), tmp_path / "gpt")
+    with pytest.raises(FmError, match="holds a GPT, not a ViT"):
+        load_model(tmp_path / "gpt", expect=ViT)
+    head = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.Tanh())  # a module rebuilt in code
+    save_model(head, tmp_path / "head")
+    with pytest.raises(FmError, match="rebuilt in code"):
+        load_model(tmp_path / "head")
+    fresh = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.Tanh())
+    assert load_model(tmp_path / "head", into=fresh) is fresh
+    assert torch.equal(fresh[0].weight, head[0].weight)
+    with pytest.raises(FmError, match="does not match the model"):
+        load_model(tmp_path / "head", into=torch.nn.Linear(3, 3))
+    assert not list(tmp_path.glob(".tmp-*"))  # written atomically
 
 
 def test_hidden_tmp_checkpoint_is_ignored(tmp_path):

@@ -47,9 +47,8 @@ def _finetune(args: argparse.Namespace) -> int:
 
 def _caption(args: argparse.Namespace) -> int:
     from .. import config as configlib
-    from ..core.checkpoint import latest_checkpoint
-    from ..core.train import _load_weights
-    from ..core.vit import load_vit
+    from ..core.checkpoint import latest_checkpoint, load_model
+    from ..core.vit import ViT
     from ..data.image_text import ImageTextIndex
     from ..errors import FmError
     from .caption import caption
@@ -64,7 +63,7 @@ def _caption(args: argparse.Namespace) -> int:
     ckpt = latest_checkpoint(run / args.system)
     if ckpt is None:
         raise FmError(f"{run / args.system} has no checkpoint: train it first")
-    vit = load_vit(cfg.encoder.path or run / "encoder" / "vit")
+    vit = load_model(cfg.encoder.path or run / "encoder" / "vit", expect=ViT).eval()
     index = ImageTextIndex(args.index, image_size=vit.cfg.image_size)
     images = [index[i]["image"] for i in range(len(index))]
     import torch
@@ -72,7 +71,7 @@ def _caption(args: argparse.Namespace) -> int:
     uint8 = (torch.stack(images).permute(0, 2, 3, 1) * 255).round().to(torch.uint8)
     codec = caption_codec(cfg, None, run)
     model = new_captioner(cfg, vit.cfg.width, codec)
-    _load_weights(model, ckpt)
+    load_model(ckpt, into=model)
     if args.greedy:
         cfg.sampling.greedy = True
     prompts = [inference_prompt(r["alt_texts"]) if not args.no_alt else "" for r in index.rows]

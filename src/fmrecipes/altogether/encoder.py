@@ -9,10 +9,11 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from ..core.checkpoint import load_model, save_model
 from ..core.clip import CLIP, clip_loss_fn
 from ..core.text_encoder import TextCodec
 from ..core.train import TrainConfig, train
-from ..core.vit import ViT, load_vit, save_vit
+from ..core.vit import ViT
 from ..data.image_text_pairs import ImageTextData
 from ..data.scene_pack import ScenePack, to_float
 from .data import distinct_alts
@@ -38,12 +39,12 @@ def image_encoder(path: str, pack: ScenePack, codec: TextCodec, make_clip, cfg: 
                   out: Path, seed: int) -> ViT:
     """``path``'s ViT, or stage 0 trained on ``pack``'s alt-texts (saved to ``out/vit``, reused if present)."""
     if path:
-        return load_vit(path)
+        return load_model(path, expect=ViT).eval()
     if (out / "vit" / "config.json").is_file():
-        return load_vit(out / "vit")
+        return load_model(out / "vit", expect=ViT).eval()
     torch.manual_seed(seed)
     clip = train_clip(make_clip(), pack.images, random_alt_text(pack), codec, cfg, scale, out, seed)
-    save_vit(clip.vit, out / "vit")
+    save_model(clip.vit, out / "vit")
     return clip.vit.eval()
 
 

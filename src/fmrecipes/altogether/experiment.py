@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from ..config import dump_yaml
-from ..core.checkpoint import latest_checkpoint
+from ..core.checkpoint import latest_checkpoint, load_model
 from ..core.clip import CLIP
 from ..core.fileio import atomic_write_json, ensure_dir
 from ..core.retrieval import (
@@ -27,8 +27,8 @@ from ..core.retrieval import (
 )
 from ..core.text_encoder import TextCodec, text_codec
 from ..core.tokenizer import load_tokenizer, train_bpe
-from ..core.train import TrainConfig, _load_weights, train
-from ..core.vit import load_vit
+from ..core.train import TrainConfig, train
+from ..core.vit import ViT
 from ..data.fashion_mnist import zeroshot_images
 from ..data.scene_pack import ScenePack, scene_pack, to_float
 from ..data.scene_text import class_phrases
@@ -84,7 +84,7 @@ def train_stage(model: Captioner, data: CaptionData, cfg: TrainConfig, run_dir: 
     """One stage in ``run_dir`` (resumable), starting from the final weights of ``init`` (stage 1) if given;
     every stage has its own warm-up and schedule (the released code's shared schedule is a bug, notes B.4)."""
     if init is not None and latest_checkpoint(run_dir) is None:
-        _load_weights(model, latest_checkpoint(init))
+        load_model(latest_checkpoint(init), into=model)
     train(model, data, None, replace(cfg, seed=seed), run_dir, loss_fn=caption_loss)
     return model.eval()
 
@@ -214,7 +214,7 @@ def encoder_comparison(cfg: AltogetherConfig, s: Setup, out: Path) -> dict[str, 
     prompts = [inference_prompt(a) for a in s.data.test.alt_texts]
     for path in compare_paths(cfg):
         name = f"enc_{path.parent.name}"
-        vit = load_vit(path)
+        vit = load_model(path, expect=ViT).eval()
         emb = {k: embed_images(vit, getattr(s.data, k).images) for k in ("pretrain", "finetune", "test")}
         model = captioner_pair(cfg, s.data, emb, s.codec, out, cfg.captioner.p_blank, name)[1]
         caps = caption(model, s.codec, emb["test"], prompts, [f"test-{i:06d}" for i in range(cfg.n_test)],

@@ -79,17 +79,14 @@ class Captioner(nn.Module):
         positions = (keep.long().cumsum(1) - 1).clamp_min(0)
         return self.decoder(inputs_embeds=embeds, attention_mask=keep.long(), position_ids=positions).logits
 
-    def forward(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Mean cross-entropy over target tokens (caption + EOS), the prompt unsupervised."""
-        ctx, keep = self.context(batch["image_emb"], batch["prompt_ids"], batch["prompt_keep"])
-        width = int(batch["target_keep"].sum(1).max())
-        target, target_keep = batch["target_ids"][:, :width], batch["target_keep"][:, :width]
-        embeds = torch.cat([ctx, self.embed(target[:, :-1])], dim=1)
-        mask = torch.cat([keep, torch.ones_like(target[:, :-1], dtype=torch.bool)], dim=1)
-        logits = self.logits(embeds, mask)[:, ctx.shape[1] - 1:]
-        ce = F.cross_entropy(logits.float().transpose(1, 2), target, reduction="none")
-        loss = (ce * target_keep).sum() / target_keep.sum()
-        return loss, {"target_tokens": target_keep.sum(1).float().mean()}
+    def forward(self, image_emb: torch.Tensor, prompt_ids: torch.Tensor, prompt_keep: torch.Tensor,
+                target_ids: torch.Tensor) -> torch.Tensor:
+        """Teacher-forced next-token logits [B, T, V] predicting each of ``target_ids`` [B, T] from [prefix] +
+        [prompt] + the targets before it."""
+        ctx, keep = self.context(image_emb, prompt_ids, prompt_keep)
+        embeds = torch.cat([ctx, self.embed(target_ids[:, :-1])], dim=1)
+        mask = torch.cat([keep, torch.ones_like(target_ids[:, :-1], dtype=torch.bool)], dim=1)
+        return self.logits(embeds, mask)[:, ctx.shape[1] - 1:]
 
     @torch.no_grad()
     def generate(self, image_emb: torch.Tensor, prompt_ids: torch.Tensor, prompt_keep: torch.Tensor,
@@ -121,4 +118,10 @@ class Captioner(nn.Module):
 
 
 def caption_loss(model: nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    return model(batch)
+    """Mean cross-entropy over target tokens (caption + EOS) only: the prompt is context, never supervised."""
+    width = int(batch["target_keep"].sum(1).max())
+    target, target_keep = batch["target_ids"][:, :width], batch["target_keep"][:, :width]
+    logits = model(batch["image_emb"], batch["prompt_ids"], batch["prompt_keep"], target)
+    ce = F.cross_entropy(logits.float().transpose(1, 2), target, reduction="none")
+    loss = (ce * target_keep).sum() / target_keep.sum()
+    return loss, {"target_tokens": target_keep.sum(1).float().mean()}

@@ -1,4 +1,5 @@
-"""Checkpoints: ``model.safetensors`` + ``config.json`` (+ ``trainer_state.pt`` for resuming).
+"""Checkpoints: ``model.safetensors`` + ``config.json`` (+ ``trainer_state.pt`` for resuming), one API for every
+model kind: :func:`save_model` / :func:`load_model` with one registry of architectures.
 
 Every checkpoint directory is written atomically, so a killed save leaves only a hidden temporary
 directory that :func:`latest_checkpoint` ignores. Models built on Hugging Face classes are saved
@@ -16,14 +17,33 @@ from typing import Any
 
 import torch
 import torch.nn as nn
-from safetensors.torch import load_model, save_model
+from safetensors.torch import load_file
+from safetensors.torch import save_model as save_file_model
 
 from ..errors import FmError
 from .fileio import AtomicDir
 from .gpt import GPT, GPTConfig
+from .vit import ViT, ViTConfig
 
-GPT_ARCH = "fmrecipes.GPT"
 STEP_DIR = re.compile(r"^step_(\d{8})$")
+
+
+@dataclasses.dataclass(frozen=True)
+class Architecture:
+    """How a model class is rebuilt from ``config.json``: its config dataclass, stored under ``key``, read from
+    the model's attribute ``attr``."""
+
+    model: type[nn.Module]
+    config: type
+    key: str
+    attr: str
+
+
+# The one registry of architectures rebuilt from their checkpoint alone (Hugging Face models carry their own).
+ARCHITECTURES: dict[str, Architecture] = {
+    "fmrecipes.GPT": Architecture(GPT, GPTConfig, "gpt", "config"),
+    "fmrecipes.core.vit.ViT": Architecture(ViT, ViTConfig, "vit", "cfg"),
+}
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -33,22 +53,34 @@ def unwrap(model: nn.Module) -> nn.Module:
     return model
 
 
-def save_lm(model: nn.Module, directory: str | Path) -> None:
-    """Write the weights and config of an LM into an existing directory."""
+def _write_model(model: nn.Module, directory: Path) -> None:
+    """The weights and ``config.json`` of ``model`` into the existing ``directory``."""
     model = unwrap(model)
-    directory = Path(directory)
     if hasattr(model, "save_pretrained"):
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()  # one bar per checkpoint would drown the training bar
         model.save_pretrained(str(directory), safe_serialization=True)
         return
-    save_model(model, str(directory / "model.safetensors"))
-    if isinstance(getattr(model, "config", None), GPTConfig):
-        config = {"architecture": GPT_ARCH, "gpt": dataclasses.asdict(model.config)}
+    save_file_model(model, str(directory / "model.safetensors"))
+    name = next((n for n, a in ARCHITECTURES.items() if type(model) is a.model), None)
+    if name is not None:
+        arch = ARCHITECTURES[name]
+        config = {"architecture": name, arch.key: dataclasses.asdict(getattr(model, arch.attr))}
     else:  # another module (e.g. a reward model): its weights, named; it is rebuilt in code, then loaded
         config = {"architecture": f"{type(model).__module__}.{type(model).__qualname__}"}
     (directory / "config.json").write_text(json.dumps(config, indent=2))
+
+
+def save_model(model: nn.Module, directory: str | Path, tokenizer: Any = None) -> Path:
+    """Write ``model`` (any kind: ours, a Hugging Face model, or a module rebuilt in code) as ``config.json`` +
+    ``model.safetensors`` in ``directory``, with ``tokenizer`` (``save_pretrained``) beside it if given,
+    atomically; :func:`load_model` reads it back."""
+    with AtomicDir(directory) as tmp:
+        _write_model(model, tmp)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(str(tmp))
+    return Path(directory)
 
 
 def check_checkpoint_dir(directory: str | Path) -> Path:
@@ -68,20 +100,52 @@ def check_checkpoint_dir(directory: str | Path) -> Path:
     return d
 
 
-def load_lm(directory: str | Path, device: str | torch.device = "cpu") -> nn.Module:
-    """Load an LM checkpoint (ours or any local Hugging Face causal LM) in one call."""
+def _load_weights(model: nn.Module, d: Path) -> None:
+    """Every ``*.safetensors`` of ``d`` into ``model``; tied weights saved once are restored by the tie."""
+    state: dict[str, torch.Tensor] = {}
+    for f in sorted(d.glob("*.safetensors")):
+        try:
+            state.update(load_file(str(f)))
+        except Exception as exc:  # safetensors raises several types for a truncated file
+            raise FmError(f"checkpoint {f} cannot be read: {str(exc).splitlines()[0]}") from None
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    aliases: dict[int, set[str]] = {}
+    for name, p in model.named_parameters(remove_duplicate=False):
+        aliases.setdefault(id(p), set()).add(name)
+    really_missing = sorted(n for n, p in model.named_parameters(remove_duplicate=False)
+                            if n in missing and not aliases[id(p)] & set(state))
+    if unexpected or really_missing:
+        raise FmError(f"checkpoint {d} does not match the model (missing {really_missing[:3]}, "
+                      f"unexpected {sorted(unexpected)[:3]})")
+
+
+def load_model(directory: str | Path, device: str | torch.device = "cpu", into: nn.Module | None = None,
+               expect: type[nn.Module] | None = None) -> nn.Module:
+    """Load a checkpoint written by :func:`save_model` (or any local Hugging Face causal LM) in one call.
+
+    ``into``: load the weights into this model (one rebuilt in code, e.g. a reward model or a TIPS model);
+    otherwise the architecture comes from the registry or from Hugging Face. ``expect``: the class the caller
+    needs, as a one-line error naming the checkpoint's architecture when it differs.
+    """
     d = check_checkpoint_dir(directory)
     config = json.loads((d / "config.json").read_text())
-    if config.get("architecture") == GPT_ARCH:
-        model = GPT(GPTConfig(**config["gpt"]))
-        try:
-            load_model(model, str(d / "model.safetensors"), device=str(device))
-        except Exception as exc:  # safetensors raises several types for a truncated file
-            raise FmError(f"checkpoint {d / 'model.safetensors'} cannot be read: {str(exc).splitlines()[0]}") from None
-        return model.to(device)
-    from .hf import load_causal_lm
+    if into is not None:
+        _load_weights(into, d)
+        return into.to(device)
+    arch = ARCHITECTURES.get(config.get("architecture"))
+    if arch is not None:
+        model = arch.model(arch.config(**config[arch.key]))
+        _load_weights(model, d)
+    elif "model_type" in config:
+        from .hf import load_causal_lm
 
-    return load_causal_lm(d).to(device)
+        model = load_causal_lm(d)
+    else:
+        raise FmError(f"checkpoint {d} holds a {config.get('architecture')!r}, which is rebuilt in code: load it "
+                      "into that model (load_model(..., into=model))")
+    if expect is not None and not isinstance(model, expect):
+        raise FmError(f"checkpoint {d} holds a {type(model).__name__}, not a {expect.__name__}")
+    return model.to(device)
 
 
 def step_dirs(run_dir: str | Path) -> list[tuple[int, Path]]:
@@ -107,7 +171,7 @@ def save_checkpoint(run_dir: str | Path, step: int, model: nn.Module, optimizer:
     """Atomically write ``checkpoints/step_XXXXXXXX`` and prune all but the newest ``keep``."""
     path = Path(run_dir) / "checkpoints" / f"step_{step:08d}"
     with AtomicDir(path) as tmp:
-        save_lm(model, tmp)
+        _write_model(model, tmp)
         torch.save({"step": step, "optimizer": optimizer.state_dict(), **state}, tmp / "trainer_state.pt")
     for _, old in step_dirs(run_dir)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)

@@ -23,10 +23,9 @@ class CLIP(nn.Module):
         self.text = FrozenMiniLM(vit.width) if text.kind == "minilm" else TextEncoder(text)
         self.scale = LogitScale(init_temperature, max_scale)
 
-    def forward(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        scale = self.scale()
-        loss, acc = clip_loss(self.vit(batch["image"]).cls[:, 0], self.text(batch["ids"], batch["keep"]), scale)
-        return loss, {"clip_acc": acc, "logit_scale": scale.detach()}
+    def forward(self, images: torch.Tensor, ids: torch.Tensor, keep: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """(image [CLS] features, text features, logit scale); :func:`clip_loss_fn` turns them into the loss."""
+        return self.vit(images).cls[:, 0], self.text(ids, keep), self.scale()
 
     @torch.no_grad()
     def encode_images(self, images: torch.Tensor, batch: int = 256) -> torch.Tensor:
@@ -39,4 +38,7 @@ class CLIP(nn.Module):
 
 
 def clip_loss_fn(model: nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    return model(batch)
+    """The training objective: the contrastive loss of the model's features (open_clip's split)."""
+    image, text, scale = model(batch["image"], batch["ids"], batch["keep"])
+    loss, acc = clip_loss(image, text, scale)
+    return loss, {"clip_acc": acc, "logit_scale": scale.detach()}

@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from ..errors import ConfigError, FmError, TrainingDiverged
 from . import dist
-from .checkpoint import latest_checkpoint, load_trainer_state, save_checkpoint, unwrap
+from .checkpoint import latest_checkpoint, load_model, load_trainer_state, save_checkpoint, unwrap
 from .metrics import MetricsWriter, plot_curves, read_jsonl
 
 
@@ -182,31 +182,96 @@ def evaluate(model: nn.Module, data: Dataset, cfg: TrainConfig, env: dist.DistEn
     return (total[0] / total[1]).item()
 
 
-def _load_weights(model: nn.Module, checkpoint: Path) -> None:
-    """Load a checkpoint's weights into ``model``; tied weights saved once are restored by the tie."""
-    from safetensors.torch import load_file
+def _micro_batches(cfg: TrainConfig, env: dist.DistEnv) -> tuple[int, int]:
+    """(micro-batch size, accumulation steps) that make up the global batch over ``env.world_size`` processes."""
+    micro = min(cfg.micro_batch_size, cfg.batch_size // env.world_size)
+    if micro < 1 or cfg.batch_size % (micro * env.world_size):
+        raise ConfigError(f"train.batch_size={cfg.batch_size} must be a multiple of train.micro_batch_size="
+                          f"{micro} x {env.world_size} processes")
+    return micro, cfg.batch_size // (micro * env.world_size)
 
-    files = sorted(checkpoint.glob("*.safetensors"))
-    state: dict[str, torch.Tensor] = {}
-    for f in files:
-        state.update(load_file(str(f)))
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    aliases: dict[int, set[str]] = {}
-    for name, p in model.named_parameters(remove_duplicate=False):
-        aliases.setdefault(id(p), set()).add(name)
-    loaded = set(state)
-    really_missing = sorted(n for n, p in model.named_parameters(remove_duplicate=False)
-                            if n in missing and not aliases[id(p)] & loaded)
-    if unexpected or really_missing:
-        raise FmError(f"checkpoint {checkpoint} does not match the model (missing {really_missing[:3]}, "
-                      f"unexpected {sorted(unexpected)[:3]})")
+
+def _resume(model: nn.Module, optimizer: torch.optim.Optimizer, run_dir: Path) -> int | None:
+    """Restore weights and optimizer state from ``run_dir``'s latest checkpoint; its step, or None without one."""
+    ckpt = latest_checkpoint(run_dir)
+    if ckpt is None:
+        return None
+    state = load_trainer_state(ckpt)
+    load_model(ckpt, into=model)
+    optimizer.load_state_dict(state["optimizer"])
+    return int(state["step"])
+
+
+@dataclass
+class _Step:
+    """What one optimizer step measured."""
+
+    loss: float
+    grad_norm: float
+    lr: float
+    extra: dict[str, torch.Tensor]
+
+
+def _optimizer_step(step: int, model: nn.Module, ddp_model: nn.Module, optimizer: torch.optim.Optimizer,
+                    train_data: Dataset, cfg: TrainConfig, env: dist.DistEnv, loss_fn: Callable, hooks: StepHooks,
+                    run_dir: Path) -> _Step:
+    """Step ``step``: its learning rate, its seeded examples and dropout, accumulated forward/backward passes,
+    clipping, and the update, unless the loss or gradient is NaN/Inf (:class:`TrainingDiverged`)."""
+    micro, accum = _micro_batches(cfg, env)
+    lr = lr_at(step, cfg)
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    torch.manual_seed(cfg.seed * 1_000_003 + step)
+    idx = step_indices(step, cfg, len(train_data), env)
+    hooks.before_step(step, model)
+    loss_sum = torch.zeros((), device=env.device)
+    extra_sum: dict[str, torch.Tensor] = {}
+    for m in range(accum):
+        chunk = idx[m * micro:(m + 1) * micro]
+        sync = contextlib.nullcontext() if (m == accum - 1 or not env.distributed) else ddp_model.no_sync()
+        with sync:
+            with _autocast(env, cfg.precision):
+                loss, extra = split_loss(loss_fn(ddp_model, _to(train_data.batch(chunk), env.device)))
+            (loss / accum).backward()
+        loss_sum += loss.detach() / accum
+        for k, v in extra.items():
+            extra_sum[k] = extra_sum.get(k, 0.0) + v.detach().float().mean() / accum
+    loss_value = dist.all_reduce_mean(loss_sum, env).item()
+    grad_norm = (torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip or float("inf"))).item()
+    if not math.isfinite(loss_value) or not math.isfinite(grad_norm):
+        bad = loss_value if not math.isfinite(loss_value) else grad_norm
+        raise TrainingDiverged(step, bad, str(latest_checkpoint(run_dir) or "") or None)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return _Step(loss_value, grad_norm, lr, extra_sum)
+
+
+class _Throughput:
+    """Tokens per second since the last reading."""
+
+    def __init__(self) -> None:
+        self.since, self.tokens = time.perf_counter(), 0
+
+    def add(self, tokens: int) -> None:
+        self.tokens += tokens
+
+    def read(self) -> float:
+        now = time.perf_counter()
+        rate = self.tokens / max(now - self.since, 1e-9)
+        self.since, self.tokens = now, 0
+        return rate
+
+
+def _due(step: int, every: int, cfg: TrainConfig) -> bool:
+    return step % every == 0 or step == cfg.steps
 
 
 def train(model: nn.Module, train_data: Dataset, val_data: Dataset | None, cfg: TrainConfig,
           run_dir: str | Path, env: dist.DistEnv | None = None, loss_fn: Callable = lm_loss,
           tokens_per_example: int = 0,
           hooks: StepHooks | None = None) -> TrainResult:
-    """Train ``model`` in ``run_dir`` for ``cfg.steps`` optimizer steps, resuming if a checkpoint exists.
+    """Train ``model`` in ``run_dir`` for ``cfg.steps`` optimizer steps, resuming if a checkpoint exists; after
+    the loop, plot ``loss_curve.png``.
 
     ``hooks`` (a :class:`StepHooks`) may observe each step and add metrics to its record.
     Raises :class:`TrainingDiverged` when the loss becomes NaN/Inf, before applying that update.
@@ -214,77 +279,38 @@ def train(model: nn.Module, train_data: Dataset, val_data: Dataset | None, cfg: 
     env = env or dist.setup(cfg.device)
     hooks = hooks or StepHooks()
     run_dir = Path(run_dir)
-    micro = min(cfg.micro_batch_size, cfg.batch_size // env.world_size)
-    if micro < 1 or cfg.batch_size % (micro * env.world_size):
-        raise ConfigError(f"train.batch_size={cfg.batch_size} must be a multiple of train.micro_batch_size="
-                          f"{micro} x {env.world_size} processes")
-    accum = cfg.batch_size // (micro * env.world_size)
+    _micro_batches(cfg, env)  # a batch that does not split is an error before any work
     if len(train_data) == 0:
         raise FmError(f"{run_dir}: the training set is empty")
     model.to(env.device)
     optimizer = make_optimizer(model, cfg)
-    start, resumed = 0, None
-    ckpt = latest_checkpoint(run_dir)
-    if ckpt is not None:
-        state = load_trainer_state(ckpt)
-        _load_weights(model, ckpt)
-        optimizer.load_state_dict(state["optimizer"])
-        start = resumed = int(state["step"])
+    resumed = _resume(model, optimizer, run_dir)
+    start = resumed or 0
     ddp_model = dist.wrap(model, env)
-    tb_dir = run_dir / "tensorboard" if cfg.tensorboard else None
-    metrics = MetricsWriter(run_dir / "metrics.jsonl", resume_step=start if resumed is not None else None,
-                            tensorboard_dir=tb_dir, enabled=env.is_main)
-    val_loss = None
+    metrics = MetricsWriter(run_dir / "metrics.jsonl", resume_step=resumed,
+                            tensorboard_dir=run_dir / "tensorboard" if cfg.tensorboard else None, enabled=env.is_main)
     bar = tqdm(total=cfg.steps, initial=start, disable=not (cfg.progress and env.is_main), desc=run_dir.name,
                dynamic_ncols=True, leave=False)
+    throughput, val_loss = _Throughput(), None
     ddp_model.train()
-    t_last, tokens_since = time.perf_counter(), 0
     try:
         for step in range(start + 1, cfg.steps + 1):
-            lr = lr_at(step, cfg)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            torch.manual_seed(cfg.seed * 1_000_003 + step)
-            idx = step_indices(step, cfg, len(train_data), env)
-            hooks.before_step(step, model)
-            loss_sum = torch.zeros((), device=env.device)
-            extra_sum: dict[str, torch.Tensor] = {}
-            for m in range(accum):
-                chunk = idx[m * micro:(m + 1) * micro]
-                sync = contextlib.nullcontext() if (m == accum - 1 or not env.distributed) else ddp_model.no_sync()
-                with sync:
-                    with _autocast(env, cfg.precision):
-                        loss, extra = split_loss(loss_fn(ddp_model, _to(train_data.batch(chunk), env.device)))
-                    (loss / accum).backward()
-                loss_sum += loss.detach() / accum
-                for k, v in extra.items():
-                    extra_sum[k] = extra_sum.get(k, 0.0) + v.detach().float().mean() / accum
-            loss_value = dist.all_reduce_mean(loss_sum, env).item()
-            grad_norm = (torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip or float("inf"))).item()
-            if not math.isfinite(loss_value) or not math.isfinite(grad_norm):
-                bad = loss_value if not math.isfinite(loss_value) else grad_norm
-                raise TrainingDiverged(step, bad, str(latest_checkpoint(run_dir) or "") or None)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            tokens_since += cfg.batch_size * tokens_per_example
+            done = _optimizer_step(step, model, ddp_model, optimizer, train_data, cfg, env, loss_fn, hooks, run_dir)
+            throughput.add(cfg.batch_size * tokens_per_example)
             bar.update(1)
-            record: dict[str, Any] = {}
-            record.update(hooks.after_step(step, model))
-            if step % cfg.log_every == 0 or step == cfg.steps or step == 1:
-                now = time.perf_counter()
-                tps = tokens_since / max(now - t_last, 1e-9)
-                t_last, tokens_since = now, 0
-                record.update({"loss": loss_value, "lr": lr, "grad_norm": grad_norm, "tokens_per_s": tps})
-                record.update({k: dist.all_reduce_mean(v, env).item() for k, v in extra_sum.items()})
-                bar.set_postfix(loss=f"{loss_value:.3f}", tok_s=f"{tps:,.0f}")
-            if val_data is not None and (step % cfg.eval_every == 0 or step == cfg.steps):
-                val_loss = evaluate(ddp_model, val_data, cfg, env, loss_fn)
-                record["val_loss"] = val_loss
+            record: dict[str, Any] = dict(hooks.after_step(step, model))
+            if _due(step, cfg.log_every, cfg) or step == 1:
+                tps = throughput.read()
+                record.update({"loss": done.loss, "lr": done.lr, "grad_norm": done.grad_norm, "tokens_per_s": tps})
+                record.update({k: dist.all_reduce_mean(v, env).item() for k, v in done.extra.items()})
+                bar.set_postfix(loss=f"{done.loss:.3f}", tok_s=f"{tps:,.0f}")
+            if val_data is not None and _due(step, cfg.eval_every, cfg):
+                val_loss = record["val_loss"] = evaluate(ddp_model, val_data, cfg, env, loss_fn)
                 if not math.isfinite(val_loss):
                     raise TrainingDiverged(step, val_loss, str(latest_checkpoint(run_dir) or "") or None)
             if record:
                 metrics.log({"step": step, **record})
-            if step % cfg.ckpt_every == 0 or step == cfg.steps:
+            if _due(step, cfg.ckpt_every, cfg):
                 if env.is_main:
                     save_checkpoint(run_dir, step, model, optimizer, {"seed": cfg.seed}, keep=cfg.keep_checkpoints)
                 dist.barrier(env)
@@ -294,8 +320,8 @@ def train(model: nn.Module, train_data: Dataset, val_data: Dataset | None, cfg: 
     if val_data is not None and val_loss is None:  # already complete: report the final validation loss
         val_loss = evaluate(ddp_model, val_data, cfg, env, loss_fn)
     if env.is_main:
-        records = read_jsonl(run_dir / "metrics.jsonl")
-        plot_curves(records, ["loss", "val_loss"], run_dir / "loss_curve.png", title=f"{run_dir.name}: loss")
+        plot_curves(read_jsonl(run_dir / "metrics.jsonl"), ["loss", "val_loss"], run_dir / "loss_curve.png",
+                    title=f"{run_dir.name}: loss")
     return TrainResult(cfg.steps, val_loss, resumed, latest_checkpoint(run_dir))
 
 

@@ -10,9 +10,7 @@ position grid bicubically.
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
@@ -100,36 +98,3 @@ def _init(module: nn.Module) -> None:
         nn.init.trunc_normal_(module.weight, std=0.02)
         if module.bias is not None:
             nn.init.zeros_(module.bias)
-
-
-VIT_ARCH = "fmrecipes.core.vit.ViT"
-
-
-def save_vit(vit: ViT, directory: str | Path) -> Path:
-    """Write ``config.json`` + ``model.safetensors`` (atomically): a checkpoint any recipe can load."""
-    from safetensors.torch import save_model
-
-    from .fileio import AtomicDir
-
-    with AtomicDir(directory) as tmp:
-        save_model(vit, str(tmp / "model.safetensors"))
-        (tmp / "config.json").write_text(json.dumps({"architecture": VIT_ARCH, "vit": asdict(vit.cfg)}, indent=2))
-    return Path(directory)
-
-
-def load_vit(directory: str | Path) -> ViT:
-    """A ViT saved by :func:`save_vit`, in eval mode; one-line errors for a missing or foreign directory."""
-    from safetensors.torch import load_model
-
-    from ..errors import FmError
-
-    d = Path(directory)
-    if not (d / "config.json").is_file() or not (d / "model.safetensors").is_file():
-        raise FmError(f"ViT checkpoint {d} needs config.json and model.safetensors (written by save_vit, e.g. "
-                      "OUT/tips/<variant>/vit)")
-    config = json.loads((d / "config.json").read_text())
-    if config.get("architecture") != VIT_ARCH:
-        raise FmError(f"{d / 'config.json'} is not a core ViT checkpoint (architecture {config.get('architecture')!r})")
-    vit = ViT(ViTConfig(**config["vit"]))
-    load_model(vit, str(d / "model.safetensors"))
-    return vit.eval()

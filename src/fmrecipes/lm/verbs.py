@@ -13,7 +13,7 @@ import yaml
 
 from .. import config as configlib
 from ..core import dist
-from ..core.checkpoint import latest_checkpoint, load_lm
+from ..core.checkpoint import latest_checkpoint, load_model
 from ..core.fileio import atomic_write_json, ensure_dir
 from ..core.gpt import GPT
 from ..core.hf import context_length, load_causal_lm
@@ -78,7 +78,7 @@ def load_run(run_dir: str | Path) -> tuple[LMConfig, nn.Module, Path]:
     ckpt = latest_checkpoint(run)
     if ckpt is None:
         raise FmError(f"run directory {run} has no complete checkpoint yet")
-    return cfg, load_lm(ckpt), ckpt
+    return cfg, load_model(ckpt), ckpt
 
 
 def eval_lm(run_dir: str | Path, device: str = "auto") -> dict[str, Any]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..cli_helpers import add_verb, load_config
 from ..core import dist
-from ..core.checkpoint import latest_checkpoint, load_lm
+from ..core.checkpoint import latest_checkpoint, load_model
 from ..errors import FmError
 from .config import SELECTORS, MiniPLMConfig
 from .pool import Subset, build_pool
@@ -27,7 +27,7 @@ def _load_model(path: str):
     ckpt = latest_checkpoint(p) if (p / "checkpoints").is_dir() else p
     if ckpt is None:
         raise FmError(f"run directory {p} has no complete checkpoint yet")
-    return load_lm(ckpt)
+    return load_model(ckpt)
 
 
 def _train_ref(args: argparse.Namespace) -> int:

@@ -12,8 +12,7 @@ def _sample(args: argparse.Namespace) -> int:
     import torch
 
     from .. import config as configlib
-    from ..core.checkpoint import latest_checkpoint
-    from ..core.train import _load_weights
+    from ..core.checkpoint import latest_checkpoint, load_model
     from ..errors import FmError
     from .distill import Distillation, one_step
     from .images import SHAPES
@@ -32,7 +31,7 @@ def _sample(args: argparse.Namespace) -> int:
     ic = cfg.images
     init = build_denoiser(ic.net, SHAPES[ic.dataset], cfg.edm, 10 if ic.conditional else 0)
     state = Distillation(init)
-    _load_weights(state, ckpt)
+    load_model(ckpt, into=state)
     g = torch.Generator().manual_seed(args.seed)
     z = torch.randn(args.n, *SHAPES[ic.dataset], generator=g)
     labels = torch.arange(args.n) % 10 if ic.conditional else None

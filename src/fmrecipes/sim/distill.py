@@ -19,9 +19,8 @@ import torch
 import torch.nn as nn
 from tqdm.auto import tqdm
 
-from ..core.checkpoint import latest_checkpoint, load_trainer_state, save_checkpoint
+from ..core.checkpoint import latest_checkpoint, load_model, load_trainer_state, save_checkpoint
 from ..core.metrics import MetricsWriter, read_jsonl
-from ..core.train import _load_weights
 from ..errors import TrainingDiverged
 from .config import DistillConfig
 from .edm import EDMConfig, edm_loss
@@ -126,7 +125,7 @@ def distill(init: nn.Module, teacher: nn.Module, sample: LatentSampler, cfg: Dis
     ckpt = latest_checkpoint(run_dir)
     if ckpt is not None:
         saved = load_trainer_state(ckpt)
-        _load_weights(state, ckpt)
+        load_model(ckpt, into=state, device=device)
         opt_g.load_state_dict(saved["optimizer"])
         opt_f.load_state_dict(saved["opt_fake"])
         start, sums, last = int(saved["step"]), saved["loss_sums"], saved["last_logged"]

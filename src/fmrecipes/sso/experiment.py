@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core import dist
-from ..core.checkpoint import load_lm
+from ..core.checkpoint import load_model
 from ..core.fileio import atomic_write_json, ensure_dir
 from .config import SSOConfig
 from .evaluate import gold_report, respond, win_rate
@@ -83,7 +83,7 @@ def run_experiment(cfg: SSOConfig) -> dict[str, Any]:
         result[f"length.{method}"] = ev["report"]["length"]
     result.update({f"gold_feature.sft.{key[len('feature.'):]}": value
                    for key, value in sft_eval["report"].items() if key.startswith("feature.")})
-    sso_pairs = generate_triples(load_lm(start, env.device), tok, world,
+    sso_pairs = generate_triples(load_model(start, env.device), tok, world,
                                  iteration_queries(world.queries("train"), cfg.queries_per_iteration, 1, cfg.seed),
                                  cfg.generation, out / "sso" / "iter1" / "data", cfg.seed + 1, cfg.train.progress)
     result.update(reward_comparison(cfg, world, tok, start, sso_pairs, queries, out / "reward", env))

@@ -19,8 +19,7 @@ import numpy as np
 import torch.nn as nn
 
 from ..core import dist
-from ..core.checkpoint import load_lm, save_lm
-from ..core.fileio import AtomicDir
+from ..core.checkpoint import load_model, save_model
 from ..core.hf import context_length
 from ..core.train import train
 from ..errors import FmError
@@ -39,10 +38,7 @@ def iteration_queries(queries: list[Query], per_iteration: int, iteration: int, 
 
 
 def save_policy(model: nn.Module, tok, directory: Path) -> Path:
-    with AtomicDir(directory) as tmp:
-        save_lm(model, tmp)
-        tok.save_pretrained(str(tmp))
-    return directory
+    return save_model(model, directory, tokenizer=tok)
 
 
 def preference_train(model: nn.Module, tok, records: list[dict], loss: Callable, loss_cfg: LossConfig,
@@ -71,12 +67,12 @@ def run_iterations(cfg: SSOConfig, method: str, task: Task, tok, start: Path, ou
         it_dir = out_dir / f"iter{k}"
         final = it_dir / "policy"
         if not (final / "config.json").is_file():
-            policy = load_lm(previous, env.device)
+            policy = load_model(previous, env.device)
             qs = iteration_queries(queries, cfg.queries_per_iteration, k, cfg.seed)
             triples = generate_triples(policy, tok, task, qs, cfg.generation, it_dir / "data", cfg.seed + k, progress)
             if loss_cfg.variant == "v2" and method == "sso":
                 steer = SEQUENCES[2:]
-                generator = load_lm(previous, env.device)
+                generator = load_model(previous, env.device)
                 preference_train(generator, tok, triples, generator_loss, loss_cfg, steer, cfg,
                                  it_dir / "generator", env)
                 triples = generate_triples(generator, tok, task, qs, cfg.generation, it_dir / "generator_data",

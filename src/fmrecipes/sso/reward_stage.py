@@ -7,7 +7,7 @@ import numpy as np
 import torch.nn as nn
 
 from ..core import dist
-from ..core.checkpoint import load_lm
+from ..core.checkpoint import load_model
 from ..core.hf import context_length
 from ..core.train import train
 from .config import SSOConfig
@@ -28,7 +28,7 @@ def gold_pairs(policy: nn.Module, tok, task: Task, queries: list[Query], cfg: SS
 
 def train_reward_model(start, tok, comparisons: list[Comparison], cfg: SSOConfig, run_dir, env) -> RewardModel:
     """A BT reward model initialised from the policy in ``start``, trained on ``comparisons``."""
-    backbone = load_lm(start, env.device)
+    backbone = load_model(start, env.device)
     model = RewardModel(backbone).to(env.device)
     data = ComparisonData(tok, comparisons, context_length(backbone) or 2048)
     train(model, data, None, cfg.reward.train, run_dir, env, loss_fn=rm_objective)
@@ -38,7 +38,7 @@ def train_reward_model(start, tok, comparisons: list[Comparison], cfg: SSOConfig
 def reward_comparison(cfg: SSOConfig, task: Task, tok, start, sso_triples: list[dict], eval_queries: list[Query],
                       out, env: dist.DistEnv) -> dict[str, float]:
     """``rm_acc.<data>`` and ``rm_acc.<data>_rrm`` for data in sso_pairs, gold_pairs, both (and pair counts)."""
-    policy = load_lm(start, env.device)
+    policy = load_model(start, env.device)
     sso = [Comparison(r["instruction"], r["chosen"], r["rejected"]) for r in sso_triples][:cfg.reward_pairs]
     train_q = task.queries("train")
     order = np.random.default_rng(cfg.seed + 11).permutation(len(train_q))

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from ..core import dist
-from ..core.checkpoint import load_lm
+from ..core.checkpoint import load_model
 from ..core.gpt import GPT
 from ..core.tokenizer import load_tokenizer
 from ..core.train import train
@@ -64,4 +64,4 @@ def sft_policy(cfg: SSOConfig, world: AssistantWorld, out_dir: Path, env: dist.D
 
 def load_policy(directory: str | Path, device="cpu"):
     """A policy directory (weights + tokenizer) as (model, tokenizer)."""
-    return load_lm(directory, device), load_tokenizer(directory)
+    return load_model(directory, device), load_tokenizer(directory)

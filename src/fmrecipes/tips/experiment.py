@@ -17,7 +17,7 @@ import torch
 
 from ..config import dump_yaml
 from ..core import dist
-from ..core.checkpoint import latest_checkpoint
+from ..core.checkpoint import latest_checkpoint, load_model, save_model
 from ..core.fileio import atomic_write_json, ensure_dir
 from ..core.retrieval import (
     class_embeddings,
@@ -26,8 +26,7 @@ from ..core.retrieval import (
     zeroshot_accuracy,
 )
 from ..core.text_encoder import TextCodec, text_codec
-from ..core.train import _load_weights, train
-from ..core.vit import save_vit
+from ..core.train import train
 from ..data.fashion_mnist import zeroshot_images
 from ..data.scene_pack import ScenePack, pack_texts, scene_pack, to_float
 from ..data.scene_text import class_phrases
@@ -99,7 +98,7 @@ def load_trained(run_dir: Path, cfg: TIPSConfig, variant: str) -> TIPSModel:
         raise FmError(f"{run_dir} has no checkpoint: train it first (fmrecipes tips train)")
     torch.manual_seed(cfg.seed)
     model = TIPSModel(cfg, variant)
-    _load_weights(model, ckpt)
+    load_model(ckpt, into=model)
     return model.eval()
 
 
@@ -113,7 +112,7 @@ def train_variant(cfg: TIPSConfig, variant: str, train_pack: ScenePack, codec: T
     train(model, TIPSData(train_pack, codec, cfg, variant), None, cfg.train, run_dir, env=env, loss_fn=tips_loss,
           hooks=TeacherHooks())
     if env is None or env.is_main:
-        save_vit(model.vit, run_dir / "vit")  # the image tower alone, for other recipes (altogether's encoder)
+        save_model(model.vit, run_dir / "vit")  # the image tower alone, for other recipes (altogether's encoder)
     return model.eval()
 
 

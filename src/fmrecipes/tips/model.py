@@ -15,6 +15,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from ..core.checkpoint import unwrap
 from ..core.contrastive import LogitScale, clip_loss
 from ..core.text_encoder import FrozenMiniLM, TextEncoder
 from ..core.train import StepHooks
@@ -68,47 +69,61 @@ class TIPSModel(nn.Module):
         return warmup(s.warmup_teacher_temp, s.teacher_temp, int(self.step), int(s.teacher_temp_warmup *
                                                                                  self.cfg.train.steps))
 
-    def forward(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        s, flags = self.cfg.ssl, self.flags
-        scale = self.scale()
-        out = self.vit(batch["image"])
-        clip_alt, acc = clip_loss(out.cls[:, 0], self.text(batch["alt_ids"], batch["alt_keep"]), scale)
-        metrics = {"clip_alt": clip_alt.detach(), "clip_acc": acc, "logit_scale": scale.detach()}
-        loss = clip_alt
+    def forward(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """The features every term of the objective needs (:func:`tips_loss` composes them): the global crop's
+        [CLS] tokens, the alt-text (and synthetic-caption) embeddings and the logit scale; with self-distillation
+        the student head on the local crops' [CLS] and the EMA teacher's head on the global crop's; with MIM the
+        student head on the masked crop's patches and the teacher's on the unmasked patches."""
+        flags = self.flags
+        feats = {"cls": self.vit(batch["image"]).cls, "alt": self.text(batch["alt_ids"], batch["alt_keep"]),
+                 "scale": self.scale()}
         if flags["dual_cls"]:
-            clip_syn, _ = clip_loss(out.cls[:, 1], self.text(batch["syn_ids"], batch["syn_keep"]), scale)
-            loss = 0.5 * (clip_alt + clip_syn)
-            metrics["clip_syn"] = clip_syn.detach()
+            feats["syn"] = self.text(batch["syn_ids"], batch["syn_keep"])
         if not (flags["distill"] or flags["mim"]):
-            return loss, metrics
-        temp = self.teacher_temp()
-        k = s.distill_cls - 1 if flags["dual_cls"] else 0
+            return feats
+        k = self.cfg.ssl.distill_cls - 1 if flags["dual_cls"] else 0
         with torch.no_grad():
             t_out = self.teacher["vit"](batch["image"])
         if flags["distill"]:
-            local = batch["locals"]
-            m, b = local.shape[:2]
-            s_cls = self.vit(local.flatten(0, 1)).cls[:, k]
+            m, b = batch["locals"].shape[:2]
+            feats["student_local"] = self.head(self.vit(batch["locals"].flatten(0, 1)).cls[:, k]).view(m, b, -1)
             with torch.no_grad():
-                t_logits = self.teacher["head"](t_out.cls[:, k])
-            distill = dino_loss(self.head(s_cls).view(m, b, -1), t_logits, self.center_cls, s.student_temp, temp)
-            update_center(self.center_cls, t_logits, s.center_momentum)
-            loss = loss + s.distill_weight * distill
-            metrics["distill"] = distill.detach()
+                feats["teacher_global"] = self.teacher["head"](t_out.cls[:, k])
         if flags["mim"]:
-            mask = batch["mask"]
-            s_patch = self.ibot_head(self.vit(batch["image"], mask).patches)
+            feats["student_patch"] = self.ibot_head(self.vit(batch["image"], batch["mask"]).patches)
             with torch.no_grad():
-                t_patch = self.teacher["ibot_head"](t_out.patches)
-            mim = ibot_loss(s_patch, t_patch, mask, self.center_patch, s.student_temp, temp)
-            update_center(self.center_patch, t_patch[mask], s.center_momentum)
-            loss = loss + s.mim_weight * mim
-            metrics["mim"] = mim.detach()
-        return loss, metrics
+                feats["teacher_patch"] = self.teacher["ibot_head"](t_out.patches)
+        return feats
 
 
 def tips_loss(model: nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    return model(batch)
+    """L = ½·[L_CLIP(e_cls1, t_alt) + L_CLIP(e_cls2, t_syn)] + distill_weight·L_DINO + mim_weight·L_iBOT (notes
+    A.3) from the model's features; the teacher centres move after their term is computed."""
+    tips = unwrap(model)
+    s, flags = tips.cfg.ssl, tips.flags
+    feats = model(batch)
+    scale = feats["scale"]
+    clip_alt, acc = clip_loss(feats["cls"][:, 0], feats["alt"], scale)
+    metrics = {"clip_alt": clip_alt.detach(), "clip_acc": acc, "logit_scale": scale.detach()}
+    loss = clip_alt
+    if flags["dual_cls"]:
+        clip_syn, _ = clip_loss(feats["cls"][:, 1], feats["syn"], scale)
+        loss = 0.5 * (clip_alt + clip_syn)
+        metrics["clip_syn"] = clip_syn.detach()
+    temp = tips.teacher_temp()
+    if flags["distill"]:
+        distill = dino_loss(feats["student_local"], feats["teacher_global"], tips.center_cls, s.student_temp, temp)
+        update_center(tips.center_cls, feats["teacher_global"], s.center_momentum)
+        loss = loss + s.distill_weight * distill
+        metrics["distill"] = distill.detach()
+    if flags["mim"]:
+        mask = batch["mask"]
+        mim = ibot_loss(feats["student_patch"], feats["teacher_patch"], mask, tips.center_patch, s.student_temp,
+                        temp)
+        update_center(tips.center_patch, feats["teacher_patch"][mask], s.center_momentum)
+        loss = loss + s.mim_weight * mim
+        metrics["mim"] = mim.detach()
+    return loss, metrics
 
 
 class TeacherHooks(StepHooks):
