@@ -20,6 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from fmrecipes.core.dist import DistEnv
 from fmrecipes.core.gpt import GPTConfig
 from fmrecipes.core.hf import llama_like
 from fmrecipes.data.tokens import PackedDataset, TokenShard, write_shard
@@ -60,7 +61,7 @@ def main() -> None:
         for r in range(args.rounds):
             t0 = time.perf_counter()
             ours = score(model, data, idx, Path(tmp) / f"scores{r}", "bench", "bench", batch_size=args.batch,
-                         chunk=args.instances, progress=False)
+                         chunk=args.instances, env=DistEnv(device=device, progress=False))
             times["fmrecipes_score"].append(time.perf_counter() - t0)
             t0 = time.perf_counter()
             ref = plain_loop(model, data, idx, args.batch, device)

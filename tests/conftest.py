@@ -38,7 +38,7 @@ def tiny_lm_args(corpus: Path, out: Path, **extra) -> list[str]:
         "model.vocab_size": 300, "model.seq_len": 32, "model.n_layer": 2, "model.n_head": 2, "model.d_model": 32,
         "data.sources": f"[{corpus}]", "train.steps": 12, "train.batch_size": 8, "train.micro_batch_size": 4,
         "train.warmup_steps": 2, "train.log_every": 1, "train.eval_every": 6, "train.eval_batches": 2,
-        "train.ckpt_every": 6, "train.progress": "false", "train.device": "cpu",
+        "train.ckpt_every": 6, "run.progress": "false", "run.device": "cpu",
     }
     opts.update(extra)
     return ["--out", str(out), *[f"{k}={v}" for k, v in opts.items()]]

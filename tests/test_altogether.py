@@ -175,15 +175,15 @@ def test_config_errors(tmp_path):
 
 def test_reproduce_smoke_caption_cli_and_bad_input(tmp_path):
     from fmrecipes.altogether.experiment import run_experiment
-
+    from fmrecipes.core import dist
     from fmrecipes.core.checkpoint import save_model
     from fmrecipes.core.vit import ViT, ViTConfig
 
     torch.manual_seed(0)  # an encoder from elsewhere (a tips variant's vit/), compared under the same captioner
     save_model(ViT(ViTConfig(image_size=16, patch_size=4, width=24, depth=1, heads=2, n_cls=2)), tmp_path / "tips" / "vit")
     out = tmp_path / "exp"
-    summary = run_experiment(configlib.load(AltogetherConfig, SMOKE, [f"out={out}",
-                                                                     f"compare_encoders=[{tmp_path / 'tips' / 'vit'}]"]))
+    cfg = configlib.load(AltogetherConfig, SMOKE, [f"out={out}", f"compare_encoders=[{tmp_path / 'tips' / 'vit'}]"])
+    summary = run_experiment(cfg, dist.setup(cfg.run))
     assert "cider.enc_tips" in summary and "hallucination.enc_tips" in summary
     for metric in ("cider", "bleu4", "object_recall", "object_precision", "hallucination", "brand_retention",
                    "brand_hallucination"):

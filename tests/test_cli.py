@@ -5,6 +5,7 @@ import re
 from pathlib import Path
 
 import pytest
+import torch
 
 from conftest import tiny_lm_args
 from fmrecipes.cli import main
@@ -121,3 +122,11 @@ def test_rerun_of_finished_run_is_a_noop_and_eval_sample_work(capsys, finished_r
 def test_stability_run_bad_variant(capsys, tmp_path):
     _fails_with(capsys, ["stability", "run", "--out", str(tmp_path), "variants=[baseline, qk_nrom]"],
                 r"error: variants: unknown qk_nrom; choose from baseline, qk_norm, ")
+
+
+@pytest.mark.parametrize("device,message", [("cuda", r"run.device=cuda but CUDA is not available"),
+                                            ("bogus", r"run.device='bogus' is not a device")])
+def test_run_section_device_errors_are_one_line(capsys, tmp_path, corpus, device, message):
+    if device == "cuda" and torch.cuda.is_available():
+        pytest.skip("CUDA is available here, so run.device=cuda is valid")
+    _fails_with(capsys, ["lm", "train", *tiny_lm_args(corpus, tmp_path / "o"), f"run.device={device}"], message)

@@ -10,12 +10,15 @@ import torch
 import torch.nn.functional as F
 
 from conftest import ROOT, run_cli
+from fmrecipes.core.dist import DistEnv
 from fmrecipes.data.tokens import PackedDataset, TokenShard, write_shard
 from fmrecipes.errors import FmError
 from fmrecipes.miniplm.losses import difference_score, instance_nll, rho_score, vanilla_kd_loss
 from fmrecipes.miniplm.score import load_scores, score
 from fmrecipes.miniplm.select import selector_scores, top_alpha
 from fmrecipes.miniplm.stages import compute_matched_steps
+
+QUIET = DistEnv(progress=False)
 
 SMOKE = ROOT / "configs" / "miniplm" / "smoke.yaml"
 
@@ -89,7 +92,7 @@ def shard_data(tmp_path):
 
 def test_score_resumes_after_losing_chunks_with_identical_scores(tmp_path, shard_data):
     idx = np.arange(0, len(shard_data), 2)
-    full = score(Tiny(), shard_data, idx, tmp_path / "a", "h", "t", batch_size=4, chunk=6, progress=False)
+    full = score(Tiny(), shard_data, idx, tmp_path / "a", "h", "t", batch_size=4, chunk=6, env=QUIET)
     assert full.shape == (len(idx),)
     manual = instance_nll(Tiny()(shard_data.batch(idx[:3])[0]), shard_data.batch(idx[:3])[1])
     assert np.allclose(full[:3], manual.detach().numpy(), atol=1e-6)
@@ -101,20 +104,20 @@ def test_score_resumes_after_losing_chunks_with_identical_scores(tmp_path, shard
     kept = {c: c.stat().st_mtime_ns for c in chunks[:2]}
     for c in chunks[2:]:
         c.unlink()
-    again = score(Tiny(), shard_data, idx, out, "h", "t", batch_size=4, chunk=6, progress=False)
+    again = score(Tiny(), shard_data, idx, out, "h", "t", batch_size=4, chunk=6, env=QUIET)
     assert np.array_equal(again, full)
     assert all(c.stat().st_mtime_ns == t for c, t in kept.items())
 
 
 def test_score_alignment_is_checked(tmp_path, shard_data):
     idx = np.arange(len(shard_data))
-    score(Tiny(), shard_data, idx, tmp_path / "s", "hash-a", "t", progress=False)
+    score(Tiny(), shard_data, idx, tmp_path / "s", "hash-a", "t", env=QUIET)
     with pytest.raises(FmError, match="comes from another corpus or instance order"):
         load_scores(tmp_path / "s", expected_hash="hash-b")
     with pytest.raises(FmError, match=r"has \d+ scores, expected 3"):
         load_scores(tmp_path / "s", expected_hash="hash-a", expected_count=3)
     with pytest.raises(FmError, match="computed on another corpus or instance order"):
-        score(Tiny(), shard_data, idx, tmp_path / "s", "hash-b", "t", progress=False)
+        score(Tiny(), shard_data, idx, tmp_path / "s", "hash-b", "t", env=QUIET)
     with pytest.raises(FmError, match="missing or incomplete"):
         load_scores(tmp_path / "nothing")
 

@@ -11,6 +11,7 @@ from conftest import ROOT, run_cli
 
 from fmrecipes import config as configlib
 from fmrecipes.claims import Claim
+from fmrecipes.core.dist import DistEnv, RunConfig
 from fmrecipes.recipe import Recipe, replicate
 from fmrecipes.recipes import RECIPES, get
 
@@ -22,7 +23,7 @@ def test_every_recipe_declares_the_contract(name, smoke_all):
     recipe = get(name)
     assert isinstance(recipe, Recipe) and recipe.name == name and "arXiv" in recipe.paper and recipe.description
     fields = {f.name for f in dataclasses.fields(recipe.config)}
-    assert {"out", "seeds"} <= fields
+    assert {"out", "seeds", "run"} <= fields
     for preset in ("smoke", "quick", "full"):
         cfg = configlib.load(recipe.config, ROOT / "configs" / name / f"{preset}.yaml")
         assert cfg.seeds and len(set(cfg.seeds)) == len(cfg.seeds)
@@ -56,14 +57,16 @@ class ToyConfig:
     seed: int = 0
     gain: float = 1.0
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    run: RunConfig = field(default_factory=lambda: RunConfig(device="cpu", progress=False))
 
 
 CALLS: list[int] = []
 KILLED: set[int] = set()  # seeds whose replicate is interrupted
 
 
-def toy_experiment(cfg: ToyConfig) -> dict:
+def toy_experiment(cfg: ToyConfig, env: DistEnv) -> dict:
     """Method a beats b by ``gain`` plus seed noise; seeds in KILLED die (a killed run)."""
+    assert env.device.type == "cpu" and not env.progress  # the environment comes from the config's run section
     CALLS.append(cfg.seed)
     if cfg.seed in KILLED:
         raise KeyboardInterrupt

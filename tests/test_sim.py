@@ -10,6 +10,7 @@ import pytest
 import torch
 from conftest import ROOT, run_cli
 
+from fmrecipes.core.dist import DistEnv
 from fmrecipes.sim.config import DistillConfig
 from fmrecipes.sim.distill import distill, one_step
 from fmrecipes.sim.edm import DDPMEpsDenoiser, EDMConfig, EDMPrecond, edm_loss, karras_sigmas, sample_nfe
@@ -186,17 +187,16 @@ def _tiny_toy_setup(tmp_path, init_steps=5, hidden=32, depth=1):
     gmm = ring(8, 1.0, 0.05)
     init = build_denoiser(NetConfig(hidden=hidden, depth=depth), (2,), EDM, seed=0)
     tcfg = TrainConfig(steps=init_steps, batch_size=128, micro_batch_size=128, lr=2e-3, warmup_steps=10,
-                       weight_decay=0.0, grad_clip=None, beta2=0.999, log_every=50, ckpt_every=max(init_steps, 1),
-                       progress=False, precision="fp32")
-    env = dist.setup("cpu")
+                       weight_decay=0.0, grad_clip=None, beta2=0.999, log_every=50, ckpt_every=max(init_steps, 1))
+    env = dist.setup(dist.RunConfig(device="cpu", precision="fp32", progress=False))
     data = TensorData(gmm.sample(5000, torch.Generator().manual_seed(0))[0])
     return gmm, train_denoiser(init, data, tcfg, EDM, tmp_path / "init", env)
 
 
 def _distill(init, gmm, run_dir, steps, method="sim_phuber", evaluate=None):
     cfg = DistillConfig(steps=steps, batch_size=64, lr_generator=1e-3, lr_fake=1e-3, ema_halflife_images=2000,
-                        eval_every=2, ckpt_every=3, progress=False, loss=LossConfig(method))
-    return distill(init, gmm, lambda n: (torch.randn(n, 2), None), cfg, EDM, run_dir, torch.device("cpu"), evaluate)
+                        eval_every=2, ckpt_every=3, loss=LossConfig(method))
+    return distill(init, gmm, lambda n: (torch.randn(n, 2), None), cfg, EDM, run_dir, DistEnv(progress=False), evaluate)
 
 
 @pytest.mark.parametrize("method", ["sim_phuber", "diff_instruct"])

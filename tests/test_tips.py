@@ -1,18 +1,14 @@
-"""TIPS: losses on hand-checked inputs, EMA, masking, towers, DDP contrastive loss, resume, probes, CLI."""
+"""TIPS: losses on hand-checked inputs, EMA, masking, the variants, resume, probes, CLI."""
 
 import json
 import math
 
 import pytest
 import torch
-import torch.multiprocessing as mp
 import torch.nn.functional as F
 from conftest import ROOT, run_cli
 
 from fmrecipes import config as configlib
-from fmrecipes.core.contrastive import LogitScale, clip_loss
-from fmrecipes.core.text_encoder import TextConfig, TextEncoder
-from fmrecipes.core.vit import ViT, ViTConfig
 from fmrecipes.errors import FmError
 from fmrecipes.tips.config import VARIANTS, TIPSConfig
 from fmrecipes.tips.ssl import (
@@ -96,76 +92,6 @@ def test_prototype_head_normalises_and_fixes_the_gain():
     assert head(torch.randn(3, 8)).shape == (3, 10)
 
 
-def test_clip_loss_by_hand_and_against_cross_entropy():
-    img = torch.tensor([[1.0, 0.0], [0.6, 0.8]])
-    txt = torch.tensor([[0.0, 2.0], [3.0, 0.0]])
-    scale = torch.tensor(10.0)
-    sim = [[0.0, 1.0], [0.8, 0.6]]  # cosine similarities, image rows
-    def ce(rows):
-        return sum(-(10 * r[k]) + math.log(sum(math.exp(10 * v) for v in r)) for k, r in enumerate(rows)) / 2
-    expect = 0.5 * (ce(sim) + ce([list(c) for c in zip(*sim)]))
-    loss, acc = clip_loss(img, txt, scale)
-    assert loss.item() == pytest.approx(expect, rel=1e-6) and acc.item() == 0.0
-    assert LogitScale(0.07)().item() == pytest.approx(1 / 0.07, rel=1e-5)
-    assert LogitScale(0.001, max_scale=100.0)().item() == 100.0
-
-
-def _ddp_worker(rank: int, rendezvous: str, out: str) -> None:
-    import torch.distributed as dist
-
-    dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=2)
-    torch.manual_seed(0)
-    model = torch.nn.Linear(6, 4)
-    x, y = torch.randn(8, 6), torch.randn(8, 4)
-    ddp = torch.nn.parallel.DistributedDataParallel(model)
-    loss, _ = clip_loss(ddp(x[rank * 4:(rank + 1) * 4]), y[rank * 4:(rank + 1) * 4], torch.tensor(5.0))
-    loss.backward()
-    if rank == 0:
-        torch.save({"loss": loss.detach(), "grad": model.weight.grad}, out)
-    dist.barrier()
-    dist.destroy_process_group()
-
-
-def test_ddp_two_processes_equal_one_for_the_contrastive_loss(tmp_path):
-    out = tmp_path / "ddp.pt"
-    mp.spawn(_ddp_worker, args=(str(tmp_path / "rendezvous"), str(out)), nprocs=2, join=True)
-    torch.manual_seed(0)
-    model = torch.nn.Linear(6, 4)
-    x, y = torch.randn(8, 6), torch.randn(8, 4)
-    loss, _ = clip_loss(model(x), y, torch.tensor(5.0))
-    loss.backward()
-    ddp = torch.load(out)
-    assert torch.allclose(ddp["loss"], loss.detach(), atol=1e-5)
-    assert torch.allclose(ddp["grad"], model.weight.grad, atol=1e-5)
-
-
-def test_vit_dual_cls_mask_token_and_other_sizes():
-    torch.manual_seed(0)
-    vit = ViT(ViTConfig(image_size=16, patch_size=4, width=32, depth=2, heads=2, n_cls=2, mask_token=True))
-    x = torch.rand(3, 3, 16, 16)
-    out = vit(x)
-    assert out.cls.shape == (3, 2, 32) and out.patches.shape == (3, 16, 32)
-    assert vit(torch.rand(3, 3, 8, 8)).patches.shape == (3, 4, 32)  # a local crop: interpolated positions
-    mask = torch.zeros(3, 16, dtype=torch.bool)
-    mask[:, 0] = True
-    y = x.clone()
-    y[:, :, :4, :4] = torch.rand(3, 3, 4, 4)  # change only the masked patch's pixels
-    assert torch.allclose(vit(x, mask).cls, vit(y, mask).cls, atol=1e-6)
-    assert not torch.allclose(vit(x).cls, vit(y).cls, atol=1e-6)
-    with pytest.raises(ValueError, match="no mask token"):
-        ViT(ViTConfig(image_size=16, patch_size=4, width=32, depth=1, heads=2))(x, mask)
-
-
-def test_text_tower_mean_pools_over_real_tokens_only():
-    torch.manual_seed(0)
-    text = TextEncoder(TextConfig(vocab_size=50, width=16, depth=2, heads=2, max_len=12)).eval()
-    ids = torch.tensor([[5, 6, 7, 0, 0], [5, 6, 7, 9, 9]])
-    keep = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 0, 0]], dtype=torch.bool)
-    out = text(ids, keep)
-    assert torch.allclose(out[0], out[1], atol=1e-6)  # whatever sits in the padding is ignored
-    assert torch.allclose(out[0], text(ids[:1, :3], keep[:1, :3])[0], atol=1e-6)
-
-
 @pytest.mark.parametrize("variant", list(VARIANTS))
 def test_each_variant_trains_the_parts_it_should(tmp_path, variant):
     from fmrecipes.core.text_encoder import text_codec
@@ -196,6 +122,42 @@ def test_each_variant_trains_the_parts_it_should(tmp_path, variant):
             assert torch.allclose(new, momentum * old + (1 - momentum) * student, atol=1e-7)
         gap = sum((a - b).abs().sum() for a, b in zip(before, model.student().parameters()))
         assert sum((a - b).abs().sum() for a, b in zip(model.teacher.parameters(), model.student().parameters())) < gap
+
+
+def test_objective_composes_the_papers_terms_from_the_features(tmp_path):
+    """tips_loss = ½·[CLIP(cls1, alt) + CLIP(cls2, syn)] + 1·DINO + 2·iBOT (notes A.3), computed from the model's
+    features with the centres as they were, which move only afterwards; the teacher sees the unmasked crop."""
+    from fmrecipes.core.contrastive import clip_loss
+    from fmrecipes.core.text_encoder import text_codec
+    from fmrecipes.data.scene_pack import pack_texts, scene_pack
+    from fmrecipes.tips.data import TIPSData
+    from fmrecipes.tips.model import TIPSModel, tips_loss
+
+    cfg = smoke_cfg(tmp_path)
+    assert (cfg.ssl.distill_weight, cfg.ssl.mim_weight) == (1.0, 2.0)
+    pack = scene_pack(cfg.data, "train", 16)
+    codec = text_codec(cfg.text, cfg.tokenizer_vocab, pack_texts(pack), tmp_path / "tok")
+    torch.manual_seed(0)
+    model = TIPSModel(cfg, "tips")
+    model.center_cls.normal_()  # non-zero centres, so that using them after their update would show
+    model.center_patch.normal_()
+    batch = TIPSData(pack, codec, cfg, "tips").batch(torch.arange(8))
+    with torch.no_grad():
+        f = model(batch)
+        teacher_patches = model.teacher["vit"](batch["image"]).patches
+        assert torch.allclose(f["teacher_patch"], model.teacher["ibot_head"](teacher_patches), atol=1e-6)
+    s, temp = cfg.ssl, model.teacher_temp()
+    c_cls, c_patch = model.center_cls.clone(), model.center_patch.clone()
+    expect = (0.5 * (clip_loss(f["cls"][:, 0], f["alt"], f["scale"])[0] + clip_loss(f["cls"][:, 1], f["syn"],
+                                                                                       f["scale"])[0])
+              + 1.0 * dino_loss(f["student_local"], f["teacher_global"], c_cls, s.student_temp, temp)
+              + 2.0 * ibot_loss(f["student_patch"], f["teacher_patch"], batch["mask"], c_patch, s.student_temp, temp))
+    loss, metrics = tips_loss(model, batch)
+    assert loss.item() == pytest.approx(expect.item(), rel=1e-5)
+    m = s.center_momentum
+    assert torch.allclose(model.center_cls, m * c_cls + (1 - m) * f["teacher_global"].mean(0), atol=1e-6)
+    assert torch.allclose(model.center_patch,
+                          m * c_patch + (1 - m) * f["teacher_patch"][batch["mask"]].mean(0), atol=1e-6)
 
 
 def test_training_resumes_exactly_with_teacher_and_centres(tmp_path):

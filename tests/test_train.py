@@ -12,6 +12,7 @@ import torch
 from safetensors.torch import load_file
 
 from conftest import ROOT, run_cli, tiny_lm_args
+from fmrecipes.core import dist
 from fmrecipes.core.checkpoint import latest_checkpoint, load_model, save_checkpoint
 from fmrecipes.core.gpt import GPT, GPTConfig
 from fmrecipes.core.train import StepHooks, TrainConfig, lr_at, param_groups, train
@@ -56,7 +57,7 @@ def _toy_model():
 
 def test_loss_decreases_and_checkpoints_written(tmp_path):
     cfg = TrainConfig(steps=30, batch_size=8, micro_batch_size=4, lr=1e-2, warmup_steps=2, eval_every=10,
-                      ckpt_every=10, progress=False, device="cpu", log_every=1)
+                      ckpt_every=10, log_every=1)
     result = train(_toy_model(), Toy(), Toy(), cfg, tmp_path, tokens_per_example=8)
     rows = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert rows[-1]["loss"] < rows[0]["loss"] - 0.3
@@ -66,7 +67,7 @@ def test_loss_decreases_and_checkpoints_written(tmp_path):
 
 
 def test_accumulation_matches_one_big_batch(tmp_path):
-    common = dict(steps=5, batch_size=8, lr=1e-2, warmup_steps=0, progress=False, device="cpu", log_every=1,
+    common = dict(steps=5, batch_size=8, lr=1e-2, warmup_steps=0, log_every=1,
                   eval_every=100, ckpt_every=100)
     a = _toy_model()
     train(a, Toy(), None, TrainConfig(micro_batch_size=8, **common), tmp_path / "a")
@@ -78,7 +79,7 @@ def test_accumulation_matches_one_big_batch(tmp_path):
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     cfg = TrainConfig(steps=30, batch_size=4, micro_batch_size=4, lr=1e-3, warmup_steps=0, ckpt_every=5,
-                      progress=False, device="cpu", eval_every=100)
+                      eval_every=100)
     model = _toy_model()
 
     class Poison(StepHooks):
@@ -195,12 +196,13 @@ def test_ddp_two_processes_match_one(tmp_path, corpus):
 
 
 def test_tensorboard_is_optional_with_a_clear_error(tmp_path):
-    cfg = TrainConfig(steps=2, batch_size=4, micro_batch_size=4, progress=False, device="cpu", tensorboard=True)
+    cfg = TrainConfig(steps=2, batch_size=4, micro_batch_size=4)
+    env = dist.setup(dist.RunConfig(device="cpu", progress=False, tensorboard=True))
     try:
         import tensorboard  # noqa: F401
     except ImportError:
-        with pytest.raises(FmError, match=r"train.tensorboard=true needs the tensorboard package"):
-            train(_toy_model(), Toy(), None, cfg, tmp_path)
+        with pytest.raises(FmError, match=r"run.tensorboard=true needs the tensorboard package"):
+            train(_toy_model(), Toy(), None, cfg, tmp_path, env)
     else:
-        train(_toy_model(), Toy(), None, cfg, tmp_path)
+        train(_toy_model(), Toy(), None, cfg, tmp_path, env)
         assert list((tmp_path / "tensorboard").glob("events.*"))

@@ -18,6 +18,8 @@ import yaml
 
 from . import config as configlib
 from .claims import Claim, aggregate, judge
+from .core import dist
+from .core.dist import DistEnv
 from .core.fileio import atomic_write_json, atomic_write_text, ensure_dir
 from .errors import ConfigError
 
@@ -31,8 +33,9 @@ class Recipe:
     name: str
     paper: str                      # title and arXiv id
     description: str                # one line
-    config: type                    # the Config dataclass; it has ``out`` and ``seeds``
-    run_experiment: Callable[[Any], dict[str, Any]]  # one replicate: a config whose seeds == [s] -> its metrics
+    config: type                    # the Config dataclass; it has ``out``, ``seeds`` and ``run``
+    # one replicate: (a config whose seeds == [s], the run environment built from its ``run:`` section) -> metrics
+    run_experiment: Callable[[Any, DistEnv], dict[str, Any]]
     claims: tuple[Claim, ...]
     paper_numbers: Mapping[str, Any] = field(default_factory=dict)  # ``paper.<key>``: shown beside ``<key>``
     register_cli: Callable[[Any], None] | None = None  # adds recipe-specific verbs to ``fmrecipes <name>``
@@ -44,12 +47,13 @@ class Recipe:
         seeds = list(cfg.seeds)
         if not seeds or len(set(seeds)) != len(seeds) or not all(isinstance(s, int) for s in seeds):
             raise ConfigError(f"seeds={seeds} must be a non-empty list of distinct integers")
+        env = dist.setup(cfg.run)  # once, at the entry point; every replicate runs in it
         out = ensure_dir(cfg.out)
         configlib.dump_yaml(cfg, out / "config.yaml")
         replicates = {}
         for i, seed in enumerate(seeds, 1):
             print(f"[{self.name}] replicate seed {seed} ({i} of {len(seeds)})", flush=True)
-            replicates[seed] = run_replicate(self, replicate(cfg, seed))
+            replicates[seed] = run_replicate(self, replicate(cfg, seed), env)
         summary = {**aggregate(replicates), **judge(self.claims, replicates), **self.paper_numbers,
                    "seeds": seeds}
         atomic_write_json(out / SUMMARY, summary)
@@ -72,7 +76,7 @@ def replicate(cfg: Any, seed: int) -> Any:
     return dataclasses.replace(reseed(cfg), seeds=[seed], out=str(Path(cfg.out) / f"seed{seed}"))
 
 
-def run_replicate(recipe: Recipe, cfg: Any) -> dict[str, Any]:
+def run_replicate(recipe: Recipe, cfg: Any, env: DistEnv) -> dict[str, Any]:
     """One replicate in ``cfg.out``; reuses its ``summary.json`` when its ``config.yaml`` is unchanged."""
     out = ensure_dir(cfg.out)
     text = yaml.safe_dump(configlib.to_dict(cfg), sort_keys=False)
@@ -81,6 +85,6 @@ def run_replicate(recipe: Recipe, cfg: Any) -> dict[str, Any]:
         return json.loads(done.read_text())
     done.unlink(missing_ok=True)
     atomic_write_text(saved, text)
-    result = recipe.run_experiment(cfg)
+    result = recipe.run_experiment(cfg, env)
     atomic_write_json(done, result)
     return result

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..cli_helpers import add_verb, load_config
+from ..core import dist
 from .config import AltogetherConfig
 
 
@@ -18,10 +19,10 @@ def _pretrain(args: argparse.Namespace) -> int:
     from .experiment import new_captioner, setup, train_stage
 
     cfg = _cfg(args)
-    s = setup(cfg)
+    s = setup(cfg, dist.setup(cfg.run))
     model = new_captioner(cfg, s.emb["pretrain"].shape[1], s.codec)
     data = CaptionData(s.emb["pretrain"], s.data.pretrain.alt_texts, s.codec, "pretrain", cfg.captioner.p_blank)
-    train_stage(model, data, cfg.pretrain, Path(cfg.out) / "altogether_stage1", None, cfg.seed)
+    train_stage(model, data, cfg.pretrain, Path(cfg.out) / "altogether_stage1", None, cfg.seed, s.env)
     print(f"stage 1: {Path(cfg.out) / 'altogether_stage1'} (prompts truncated: {s.codec.prompts_truncated} of "
           f"{s.codec.prompts_seen})")
     return 0
@@ -36,11 +37,11 @@ def _finetune(args: argparse.Namespace) -> int:
     stage1 = Path(cfg.out) / "altogether_stage1"
     if not (stage1 / "checkpoints").is_dir():
         raise FmError(f"{stage1} has no checkpoint: run `fmrecipes altogether pretrain` with the same --out first")
-    s = setup(cfg)
+    s = setup(cfg, dist.setup(cfg.run))
     model = new_captioner(cfg, s.emb["finetune"].shape[1], s.codec)
     data = CaptionData(s.emb["finetune"], s.data.finetune.alt_texts, s.codec, "finetune", cfg.captioner.p_blank,
                        s.data.finetune.realigned)
-    train_stage(model, data, cfg.finetune, Path(cfg.out) / "altogether", stage1, cfg.seed)
+    train_stage(model, data, cfg.finetune, Path(cfg.out) / "altogether", stage1, cfg.seed, s.env)
     print(f"stage 2: {Path(cfg.out) / 'altogether'}")
     return 0
 

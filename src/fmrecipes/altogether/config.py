@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..core.dist import RunConfig
 from ..core.gpt import GPTConfig
 from ..core.text_encoder import TextConfig
 from ..core.train import TrainConfig
@@ -88,6 +89,7 @@ class AltogetherConfig:
     compare_encoders: list[str] = field(default_factory=list)
     seed: int = 0
     seeds: list[int] = field(default_factory=lambda: [0])  # `run` / reproduce: one full replicate per seed
+    run: RunConfig = field(default_factory=RunConfig)
 
     def validate(self) -> None:
         if self.data.size != self.encoder.vit.image_size and not self.encoder.path:

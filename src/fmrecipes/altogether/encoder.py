@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 from ..core.checkpoint import load_model, save_model
 from ..core.clip import CLIP, clip_loss_fn
+from ..core.dist import DistEnv
 from ..core.text_encoder import TextCodec
 from ..core.train import TrainConfig, train
 from ..core.vit import ViT
@@ -28,22 +29,22 @@ def random_alt_text(pack: ScenePack):
 
 
 def train_clip(model: CLIP, images: torch.Tensor, text, codec: TextCodec, cfg: TrainConfig, scale, run_dir: Path,
-               seed: int) -> CLIP:
+               seed: int, env: DistEnv) -> CLIP:
     """Train (or resume) a CLIP on ``images`` with texts drawn by ``text(i, g)``."""
     torch.manual_seed(seed)
-    train(model, ImageTextData(images, text, codec, scale), None, cfg, run_dir, loss_fn=clip_loss_fn)
+    train(model, ImageTextData(images, text, codec, scale), None, cfg, run_dir, env, loss_fn=clip_loss_fn)
     return model.eval()
 
 
 def image_encoder(path: str, pack: ScenePack, codec: TextCodec, make_clip, cfg: TrainConfig, scale,
-                  out: Path, seed: int) -> ViT:
+                  out: Path, seed: int, env: DistEnv) -> ViT:
     """``path``'s ViT, or stage 0 trained on ``pack``'s alt-texts (saved to ``out/vit``, reused if present)."""
     if path:
         return load_model(path, expect=ViT).eval()
     if (out / "vit" / "config.json").is_file():
         return load_model(out / "vit", expect=ViT).eval()
     torch.manual_seed(seed)
-    clip = train_clip(make_clip(), pack.images, random_alt_text(pack), codec, cfg, scale, out, seed)
+    clip = train_clip(make_clip(), pack.images, random_alt_text(pack), codec, cfg, scale, out, seed, env)
     save_model(clip.vit, out / "vit")
     return clip.vit.eval()
 

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from ..config import dump_yaml
+from ..core import dist
 from ..core.checkpoint import latest_checkpoint, load_model
 from ..core.clip import CLIP
 from ..core.fileio import atomic_write_json, ensure_dir
@@ -80,31 +81,31 @@ def new_captioner(cfg: AltogetherConfig, embed_dim: int, codec: CaptionCodec) ->
 
 
 def train_stage(model: Captioner, data: CaptionData, cfg: TrainConfig, run_dir: Path, init: Path | None,
-                seed: int) -> Captioner:
+                seed: int, env: dist.DistEnv) -> Captioner:
     """One stage in ``run_dir`` (resumable), starting from the final weights of ``init`` (stage 1) if given;
     every stage has its own warm-up and schedule (the released code's shared schedule is a bug, notes B.4)."""
     if init is not None and latest_checkpoint(run_dir) is None:
         load_model(latest_checkpoint(init), into=model)
-    train(model, data, None, replace(cfg, seed=seed), run_dir, loss_fn=caption_loss)
+    train(model, data, None, replace(cfg, seed=seed), run_dir, env, loss_fn=caption_loss)
     return model.eval()
 
 
 def captioner_pair(cfg: AltogetherConfig, data: Corpus, emb: dict[str, torch.Tensor], codec: CaptionCodec,
-                   out: Path, p_blank: float, name: str) -> tuple[Captioner, Captioner]:
+                   out: Path, p_blank: float, name: str, env: dist.DistEnv) -> tuple[Captioner, Captioner]:
     """Stage 1 then stage 2 with prompt blanking ``p_blank``; returns (after stage 1, after stage 2)."""
     dim = emb["pretrain"].shape[1]
     stage1 = train_stage(new_captioner(cfg, dim, codec),
                          CaptionData(emb["pretrain"], data.pretrain.alt_texts, codec, "pretrain", p_blank),
-                         cfg.pretrain, out / f"{name}_stage1", None, cfg.seed)
+                         cfg.pretrain, out / f"{name}_stage1", None, cfg.seed, env)
     stage2 = train_stage(new_captioner(cfg, dim, codec),
                          CaptionData(emb["finetune"], data.finetune.alt_texts, codec, "finetune", p_blank,
                                      data.finetune.realigned),
-                         cfg.finetune, out / name, out / f"{name}_stage1", cfg.seed)
+                         cfg.finetune, out / name, out / f"{name}_stage1", cfg.seed, env)
     return stage1, stage2
 
 
 def downstream(cfg: AltogetherConfig, data: Corpus, captions: list[str], clip_codec: TextCodec, make_clip,
-               out: Path) -> dict[str, float]:
+               out: Path, env: dist.DistEnv) -> dict[str, float]:
     """CLIPs on alt-text, on Altogether captions and on the 15% mix: zero-shot and text-to-image R@1."""
     d = cfg.downstream
     alt = random_alt_text(data.pretrain)
@@ -118,7 +119,7 @@ def downstream(cfg: AltogetherConfig, data: Corpus, captions: list[str], clip_co
     for name, text in texts.items():
         torch.manual_seed(cfg.seed)
         clip = train_clip(make_clip(), data.pretrain.images, text, clip_codec, d.train, cfg.global_scale,
-                          out / f"clip_{name}", cfg.seed)
+                          out / f"clip_{name}", cfg.seed, env)
         classes = class_embeddings(clip.text, clip_codec, class_phrases())
         result[f"clip_zeroshot.{name}"] = 100 * zeroshot_accuracy(clip.encode_images(fashion), classes, labels)
         t2i = retrieval_r1(clip.encode_images(to_float(data.test.images)),
@@ -135,9 +136,10 @@ class Setup:
     vit: Any
     emb: dict[str, torch.Tensor]
     codec: CaptionCodec
+    env: dist.DistEnv
 
 
-def setup(cfg: AltogetherConfig) -> Setup:
+def setup(cfg: AltogetherConfig, env: dist.DistEnv) -> Setup:
     """Scenes, the CLIP tokenizer, the frozen encoder (stage 0 if needed), image embeddings, the decoder's
     tokenizer: what every verb needs, each built once in ``cfg.out``."""
     cfg.validate()
@@ -152,25 +154,25 @@ def setup(cfg: AltogetherConfig) -> Setup:
         return CLIP(enc.vit, enc.text)
 
     vit = image_encoder(enc.path, data.pretrain, clip_codec, make_clip, enc.train, cfg.global_scale,
-                        out / "encoder", cfg.seed)
+                        out / "encoder", cfg.seed, env)
     emb = {k: embed_images(vit, getattr(data, k).images) for k in ("pretrain", "finetune", "test")}
-    return Setup(data, clip_codec, make_clip, vit, emb, caption_codec(cfg, data, out))
+    return Setup(data, clip_codec, make_clip, vit, emb, caption_codec(cfg, data, out), env)
 
 
-def run_experiment(cfg: AltogetherConfig) -> dict[str, Any]:
-    s = setup(cfg)
+def run_experiment(cfg: AltogetherConfig, env: dist.DistEnv) -> dict[str, Any]:
+    s = setup(cfg, env)
     out, data, emb, codec, clip_codec, make_clip = Path(cfg.out), s.data, s.emb, s.codec, s.clip_codec, s.make_clip
-    systems = {"altogether": captioner_pair(cfg, data, emb, codec, out, cfg.captioner.p_blank, "altogether"),
-               "no_alt": captioner_pair(cfg, data, emb, codec, out, 1.0, "no_alt")}
+    systems = {"altogether": captioner_pair(cfg, data, emb, codec, out, cfg.captioner.p_blank, "altogether", env),
+               "no_alt": captioner_pair(cfg, data, emb, codec, out, 1.0, "no_alt", env)}
     prompts = [inference_prompt(a) for a in data.test.alt_texts]
     ids = [f"test-{i:06d}" for i in range(cfg.n_test)]
     caps = {"alt_text": prompts, "gold": data.test.realigned,
             "stage1": caption(systems["altogether"][0], codec, emb["test"], prompts, ids, cfg.sampling,
-                              out / "captions" / "stage1.jsonl", cfg.pretrain.progress),
+                              out / "captions" / "stage1.jsonl", env.progress),
             "altogether": caption(systems["altogether"][1], codec, emb["test"], prompts, ids, cfg.sampling,
-                                  out / "captions" / "altogether.jsonl", cfg.pretrain.progress),
+                                  out / "captions" / "altogether.jsonl", env.progress),
             "no_alt": caption(systems["no_alt"][1], codec, emb["test"], [""] * cfg.n_test, ids, cfg.sampling,
-                              out / "captions" / "no_alt.jsonl", cfg.pretrain.progress)}
+                              out / "captions" / "no_alt.jsonl", env.progress)}
     summary: dict[str, Any] = {}
     for system in SYSTEMS:
         metrics = caption_metrics(caps[system], data.test.realigned, data.test.graphs, data.test.alt_text_errors)
@@ -180,9 +182,9 @@ def run_experiment(cfg: AltogetherConfig) -> dict[str, Any]:
     pretrain_caps = caption(systems["altogether"][1], codec, emb["pretrain"],
                             [inference_prompt(a) for a in data.pretrain.alt_texts],
                             [f"train-{i:06d}" for i in range(cfg.n_pretrain)], cfg.sampling,
-                            out / "captions" / "pretrain_altogether.jsonl", cfg.pretrain.progress)
+                            out / "captions" / "pretrain_altogether.jsonl", env.progress)
     summary.update({k: round(v, 3) for k, v in downstream(cfg, data, pretrain_caps, clip_codec, make_clip,
-                                                          out).items()})
+                                                          out, env).items()})
     atomic_write_json(out / "captions" / "examples.json",
                       [{"alt_text": caps["alt_text"][i], "altogether": caps["altogether"][i],
                         "no_alt": caps["no_alt"][i], "gold": caps["gold"][i]} for i in range(min(8, cfg.n_test))])
@@ -216,9 +218,9 @@ def encoder_comparison(cfg: AltogetherConfig, s: Setup, out: Path) -> dict[str, 
         name = f"enc_{path.parent.name}"
         vit = load_model(path, expect=ViT).eval()
         emb = {k: embed_images(vit, getattr(s.data, k).images) for k in ("pretrain", "finetune", "test")}
-        model = captioner_pair(cfg, s.data, emb, s.codec, out, cfg.captioner.p_blank, name)[1]
+        model = captioner_pair(cfg, s.data, emb, s.codec, out, cfg.captioner.p_blank, name, s.env)[1]
         caps = caption(model, s.codec, emb["test"], prompts, [f"test-{i:06d}" for i in range(cfg.n_test)],
-                       cfg.sampling, out / "captions" / f"{name}.jsonl", cfg.pretrain.progress)
+                       cfg.sampling, out / "captions" / f"{name}.jsonl", s.env.progress)
         metrics = caption_metrics(caps, s.data.test.realigned, s.data.test.graphs, s.data.test.alt_text_errors)
         result.update({f"{m}.{name}": (round(v, 3) if v is not None else None) for m, v in metrics.items()})
     return result

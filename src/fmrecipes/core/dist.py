@@ -1,21 +1,41 @@
-"""torchrun / torch.distributed helpers: gloo on CPU, nccl on GPU. Models know nothing of this."""
+"""The run environment: torchrun / torch.distributed (gloo on CPU, nccl on GPU), the device, and the runtime
+settings of a config's ``run:`` section, built once at the entry point and passed down. Models know nothing of
+this."""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.distributed as dist
 import torch.nn as nn
 
+from ..errors import ConfigError
+
+
+@dataclass
+class RunConfig:
+    """The ``run:`` section of every config: where and how to run, not what to train."""
+
+    device: str = "auto"  # auto: CUDA when available (one GPU per torchrun process), else the CPU
+    precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast on GPU, fp32 on CPU
+    progress: bool = True  # progress bars
+    tensorboard: bool = False  # mirror training metrics to TensorBoard (needs the tensorboard package)
+
 
 @dataclass(frozen=True)
 class DistEnv:
+    """This process's place in the run (rank, device) and the run's settings (from :class:`RunConfig`)."""
+
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
     device: torch.device = torch.device("cpu")
+    precision: str = "auto"
+    progress: bool = True
+    tensorboard: bool = False
 
     @property
     def is_main(self) -> bool:
@@ -27,25 +47,33 @@ class DistEnv:
 
 
 def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """``auto`` picks CUDA when available (one GPU per torchrun process), else the CPU."""
+    """``auto`` picks CUDA when available (one GPU per torchrun process), else the CPU; a device that does not
+    exist here is a one-line error."""
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"run.device={name} but CUDA is not available here; use run.device=cpu or auto")
     if name == "cuda":
         return torch.device("cuda", local_rank)
-    return torch.device(name)
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"run.device={name!r} is not a device; use auto, cpu, cuda or cuda:N") from None
 
 
-def setup(device: str = "auto") -> DistEnv:
-    """Join the process group that torchrun describes in the environment (no-op for one process)."""
+def setup(run: RunConfig | None = None) -> DistEnv:
+    """The environment of ``run`` (default settings if None): joins the process group that torchrun describes
+    in the environment (no-op for one process)."""
+    run = run or RunConfig()
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local = int(os.environ.get("LOCAL_RANK", "0"))
-    dev = resolve_device(device, local)
+    dev = resolve_device(run.device, local)
     if world > 1 and not dist.is_initialized():
         if dev.type == "cuda":
             torch.cuda.set_device(dev)
         dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
-    return DistEnv(rank, world, local, dev)
+    return DistEnv(rank, world, local, dev, run.precision, run.progress, run.tensorboard)
 
 
 def wrap(model: nn.Module, env: DistEnv) -> nn.Module:

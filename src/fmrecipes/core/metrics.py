@@ -45,7 +45,7 @@ class MetricsWriter:
             try:
                 from torch.utils.tensorboard import SummaryWriter
             except ImportError:
-                raise FmError("train.tensorboard=true needs the tensorboard package (pip install tensorboard)") from None
+                raise FmError("run.tensorboard=true needs the tensorboard package (pip install tensorboard)") from None
             self.tb = SummaryWriter(str(tensorboard_dir))
 
     def log(self, record: dict[str, Any]) -> None:

@@ -50,10 +50,6 @@ class TrainConfig:
     eval_batches: int = 4
     ckpt_every: int = 50
     keep_checkpoints: int = 2
-    device: str = "auto"
-    precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast on GPU, fp32 on CPU
-    progress: bool = True
-    tensorboard: bool = False
     # "random": each step draws its examples independently (with replacement); "epochs": steps walk
     # through a fresh permutation of the data each epoch (a preference "epoch" sees every pair once).
     sampling: Literal["random", "epochs"] = "random"
@@ -139,8 +135,8 @@ def _to(batch: Any, device: torch.device) -> Any:
     return batch.to(device, non_blocking=True) if isinstance(batch, torch.Tensor) else batch
 
 
-def _autocast(env: dist.DistEnv, precision: str):
-    use_bf16 = precision == "bf16" or (precision == "auto" and env.device.type == "cuda")
+def _autocast(env: dist.DistEnv):
+    use_bf16 = env.precision == "bf16" or (env.precision == "auto" and env.device.type == "cuda")
     if use_bf16:
         return torch.autocast(device_type=env.device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
@@ -173,7 +169,7 @@ def evaluate(model: nn.Module, data: Dataset, cfg: TrainConfig, env: dist.DistEn
     total = torch.zeros(2, dtype=torch.float64, device=env.device)
     for i in range(0, len(mine), cfg.micro_batch_size):
         chunk = mine[i:i + cfg.micro_batch_size]
-        with _autocast(env, cfg.precision):
+        with _autocast(env):
             loss, _ = split_loss(loss_fn(model, _to(data.batch(chunk), env.device)))
         total += torch.stack([loss.double() * len(chunk), torch.tensor(float(len(chunk)), dtype=torch.float64,
                                                                       device=env.device)])
@@ -230,7 +226,7 @@ def _optimizer_step(step: int, model: nn.Module, ddp_model: nn.Module, optimizer
         chunk = idx[m * micro:(m + 1) * micro]
         sync = contextlib.nullcontext() if (m == accum - 1 or not env.distributed) else ddp_model.no_sync()
         with sync:
-            with _autocast(env, cfg.precision):
+            with _autocast(env):
                 loss, extra = split_loss(loss_fn(ddp_model, _to(train_data.batch(chunk), env.device)))
             (loss / accum).backward()
         loss_sum += loss.detach() / accum
@@ -276,7 +272,7 @@ def train(model: nn.Module, train_data: Dataset, val_data: Dataset | None, cfg: 
     ``hooks`` (a :class:`StepHooks`) may observe each step and add metrics to its record.
     Raises :class:`TrainingDiverged` when the loss becomes NaN/Inf, before applying that update.
     """
-    env = env or dist.setup(cfg.device)
+    env = env or dist.setup()
     hooks = hooks or StepHooks()
     run_dir = Path(run_dir)
     _micro_batches(cfg, env)  # a batch that does not split is an error before any work
@@ -288,8 +284,8 @@ def train(model: nn.Module, train_data: Dataset, val_data: Dataset | None, cfg: 
     start = resumed or 0
     ddp_model = dist.wrap(model, env)
     metrics = MetricsWriter(run_dir / "metrics.jsonl", resume_step=resumed,
-                            tensorboard_dir=run_dir / "tensorboard" if cfg.tensorboard else None, enabled=env.is_main)
-    bar = tqdm(total=cfg.steps, initial=start, disable=not (cfg.progress and env.is_main), desc=run_dir.name,
+                            tensorboard_dir=run_dir / "tensorboard" if env.tensorboard else None, enabled=env.is_main)
+    bar = tqdm(total=cfg.steps, initial=start, disable=not (env.progress and env.is_main), desc=run_dir.name,
                dynamic_ncols=True, leave=False)
     throughput, val_loss = _Throughput(), None
     ddp_model.train()

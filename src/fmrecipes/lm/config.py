@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..core.dist import RunConfig
 from ..core.gpt import GPTConfig
 from ..core.train import TrainConfig
 from ..data.corpora import CorpusConfig
@@ -18,3 +19,4 @@ class LMConfig:
     hf_model: str | None = None
     data: CorpusConfig = field(default_factory=CorpusConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    run: RunConfig = field(default_factory=RunConfig)

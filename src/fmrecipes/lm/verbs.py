@@ -46,7 +46,7 @@ def _check_same_run(run_dir: Path, cfg: LMConfig) -> None:
 
 
 def train_lm(cfg: LMConfig) -> TrainResult:
-    env = dist.setup(cfg.train.device)
+    env = dist.setup(cfg.run)
     run_dir = ensure_dir(cfg.out, "output directory") if env.is_main else Path(cfg.out)
     dist.barrier(env)
     _check_same_run(run_dir, cfg)
@@ -83,7 +83,7 @@ def load_run(run_dir: str | Path) -> tuple[LMConfig, nn.Module, Path]:
 
 def eval_lm(run_dir: str | Path, device: str = "auto") -> dict[str, Any]:
     cfg, model, ckpt = load_run(run_dir)
-    env = dist.DistEnv(device=dist.resolve_device(device))
+    env = dist.setup(dist.RunConfig(device=device))
     model.to(env.device)
     vocab = model.get_input_embeddings().num_embeddings if cfg.hf_model else cfg.model.vocab_size
     _, train_shard, val_shard = prepare(cfg.data, vocab, Path(run_dir) / "data", cfg.hf_model)

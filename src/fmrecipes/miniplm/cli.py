@@ -34,7 +34,8 @@ def _train_ref(args: argparse.Namespace) -> int:
     cfg = _cfg(args)
     pool = build_pool(cfg)
     train_model(sized(cfg.reference, cfg.vocab_size, cfg.seq_len), cfg.reference_train,
-                Subset(pool.train, pool.ref_indices), pool.val, Path(cfg.out) / "models" / "reference")
+                Subset(pool.train, pool.ref_indices), pool.val, Path(cfg.out) / "models" / "reference",
+                dist.setup(cfg.run))
     print(Path(cfg.out) / "models" / "reference")
     return 0
 
@@ -43,14 +44,14 @@ def _train_teacher(args: argparse.Namespace) -> int:
     cfg = _cfg(args)
     pool = build_pool(cfg)
     train_model(sized(cfg.teacher, cfg.vocab_size, cfg.seq_len), cfg.teacher_train, pool.train, pool.val,
-                Path(cfg.out) / "models" / "teacher")
+                Path(cfg.out) / "models" / "teacher", dist.setup(cfg.run))
     print(Path(cfg.out) / "models" / "teacher")
     return 0
 
 
 def _score(args: argparse.Namespace) -> int:
     cfg = _cfg(args)
-    env = dist.setup(cfg.student_train.device)
+    env = dist.setup(cfg.run)
     pool = build_pool(cfg, env)
     model = _load_model(args.model)
     text = None
@@ -117,8 +118,8 @@ def _pretrain(args: argparse.Namespace) -> int:
             train_cfg = compute_matched(train_cfg, model_cfg, num_params(teacher))
     tag = f"{args.data.replace('/', '_')}{'_kd' if teacher is not None else ''}"
     run = Path(cfg.out) / "students" / args.student / tag
-    _, result = train_model(model_cfg, train_cfg, data, pool.val, run, teacher=teacher, kd_ratio=cfg.kd_ratio,
-                            temperature=cfg.kd_temperature)
+    _, result = train_model(model_cfg, train_cfg, data, pool.val, run, dist.setup(cfg.run), teacher=teacher,
+                            kd_ratio=cfg.kd_ratio, temperature=cfg.kd_temperature)
     print(json.dumps({"run": str(run), "val_loss": result.val_loss}))
     return 0
 

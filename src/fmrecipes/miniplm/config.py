@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..core.dist import RunConfig
 from ..core.gpt import GPTConfig
 from ..core.train import TrainConfig
 from ..data.corpora import CorpusConfig
@@ -43,6 +44,7 @@ class MiniPLMConfig:
     score_chunk: int = 512  # instances per resumable scoring chunk
     seed: int = 0  # draws D_ref
     seeds: list[int] = field(default_factory=lambda: [0])  # replicates: each reseeds D_ref, every model and order
+    run: RunConfig = field(default_factory=RunConfig)
 
     def validate(self) -> None:
         if not 0.0 < self.alpha <= 1.0:

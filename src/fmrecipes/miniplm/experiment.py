@@ -44,7 +44,7 @@ def _select_all(cfg: MiniPLMConfig, pool: Pool, out: Path, teacher, reference, e
     if not wanted:
         return {}
     L = cfg.seq_len
-    common = dict(batch_size=cfg.score_batch_size, chunk=cfg.score_chunk, env=env, progress=cfg.student_train.progress)
+    common = dict(batch_size=cfg.score_batch_size, chunk=cfg.score_chunk, env=env)
     nll = {"teacher": score(teacher, pool.train, pool.pool_indices, out / "scores" / "teacher", pool.pool_hash,
                             "teacher", **common),
            "reference": score(reference, pool.train, pool.pool_indices, out / "scores" / "reference",
@@ -70,8 +70,7 @@ def _select_all(cfg: MiniPLMConfig, pool: Pool, out: Path, teacher, reference, e
     return reports
 
 
-def run_experiment(cfg: MiniPLMConfig) -> dict[str, Any]:
-    env = dist.DistEnv(device=dist.resolve_device(cfg.student_train.device))
+def run_experiment(cfg: MiniPLMConfig, env: dist.DistEnv) -> dict[str, Any]:
     out = ensure_dir(cfg.out)
     pool = build_pool(cfg)
     L, V = cfg.seq_len, cfg.vocab_size

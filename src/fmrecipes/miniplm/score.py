@@ -58,7 +58,7 @@ def score_batch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: torc
 
 def score(model: nn.Module, data, indices: np.ndarray, out_dir: str | Path, pool_hash: str, name: str,
           batch_size: int = 32, chunk: int = 512, env: dist.DistEnv | None = None,
-          text_tokenizers: tuple | None = None, progress: bool = True) -> np.ndarray:
+          text_tokenizers: tuple | None = None) -> np.ndarray:
     """Score ``data`` rows ``indices`` with ``model`` into ``out_dir`` (scores.npy + meta.json)."""
     env = env or dist.DistEnv()
     out = Path(out_dir)
@@ -75,7 +75,7 @@ def score(model: nn.Module, data, indices: np.ndarray, out_dir: str | Path, pool
     model.eval().to(env.device)
     n = len(indices)
     n_chunks = math.ceil(n / chunk)
-    bar = tqdm(total=n, desc=f"score {name}", unit="inst", disable=not (progress and env.is_main))
+    bar = tqdm(total=n, desc=f"score {name}", unit="inst", disable=not (env.progress and env.is_main))
     for c in range(n_chunks):
         path = out / "chunks" / f"chunk_{c:06d}.npy"
         lo, hi = c * chunk, min(n, (c + 1) * chunk)

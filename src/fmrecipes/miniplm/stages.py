@@ -39,10 +39,10 @@ def kd_loss_fn(teacher: nn.Module, kd_ratio: float, temperature: float):
 
 
 def train_model(model_cfg: GPTConfig | None, train_cfg: TrainConfig, data, val, run_dir: Path,
-                env: dist.DistEnv | None = None, teacher: nn.Module | None = None, kd_ratio: float = 0.5,
+                env: dist.DistEnv, teacher: nn.Module | None = None, kd_ratio: float = 0.5,
                 temperature: float = 1.0, hf_llama: bool = False) -> tuple[nn.Module, TrainResult]:
-    """Train a fresh GPT (or a Llama of the same shape) on ``data``; resumes/finishes like ``lm train``."""
-    env = env or dist.DistEnv(device=dist.resolve_device(train_cfg.device))
+    """Train a fresh GPT (or a Llama of the same shape) on ``data`` in ``env``; resumes/finishes like
+    ``lm train``."""
     torch.manual_seed(train_cfg.seed)
     model = llama_like(model_cfg) if hf_llama else GPT(model_cfg)
     loss = kd_loss_fn(teacher.to(env.device), kd_ratio, temperature) if teacher is not None else lm_loss

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..core.dist import RunConfig
 from ..core.train import TrainConfig
 from ..errors import ConfigError
 from .edm import EDMConfig
@@ -28,7 +29,6 @@ class DistillConfig:
     eval_every: int = 50
     ckpt_every: int = 100
     seed: int = 0
-    progress: bool = True
     loss: LossConfig = field(default_factory=LossConfig)
 
     def validate(self, prefix: str = "distill") -> None:
@@ -51,7 +51,7 @@ class ToyConfig:
     net: NetConfig = field(default_factory=NetConfig)
     init: TrainConfig = field(default_factory=lambda: TrainConfig(
         steps=1500, batch_size=256, micro_batch_size=256, lr=2e-3, warmup_steps=50, weight_decay=0.0,
-        grad_clip=None, beta2=0.999, log_every=100, eval_every=500, ckpt_every=500, precision="fp32"))
+        grad_clip=None, beta2=0.999, log_every=100, eval_every=500, ckpt_every=500))
     distill: DistillConfig = field(default_factory=lambda: DistillConfig(
         steps=600, batch_size=256, lr_generator=1e-3, lr_fake=1e-3, ema_halflife_images=10_000, eval_every=100))
     huber_c_ablation: list[float] = field(default_factory=lambda: [1e-2, 1e-1])  # extra SIM-PH runs
@@ -67,10 +67,10 @@ class ImageConfig:
     net: NetConfig = field(default_factory=lambda: NetConfig(kind="unet"))
     teacher: TrainConfig = field(default_factory=lambda: TrainConfig(
         steps=2000, batch_size=128, micro_batch_size=128, lr=1e-3, warmup_steps=100, weight_decay=0.0,
-        grad_clip=1.0, beta2=0.999, log_every=100, eval_every=500, ckpt_every=500, precision="fp32"))
+        grad_clip=1.0, beta2=0.999, log_every=100, eval_every=500, ckpt_every=500))
     classifier: TrainConfig = field(default_factory=lambda: TrainConfig(
         steps=600, batch_size=128, micro_batch_size=128, lr=2e-3, warmup_steps=30, weight_decay=0.01,
-        log_every=100, eval_every=300, ckpt_every=300, precision="fp32"))
+        log_every=100, eval_every=300, ckpt_every=300))
     distill: DistillConfig = field(default_factory=DistillConfig)
     nfe: list[int] = field(default_factory=lambda: [1, 2, 4, 8, 18, 35])
     n_eval: int = 1000                # generated samples per evaluation
@@ -88,9 +88,10 @@ class SimConfig:
     images: ImageConfig = field(default_factory=ImageConfig)
     run_toy: bool = True
     run_images: bool = True
-    device: str = "auto"
     seed: int = 0
     seeds: list[int] = field(default_factory=lambda: [0])  # `run` / reproduce: one full replicate per seed
+    # fp32 by default: the EDM teacher, the 2-D fit and the classifier train in full precision
+    run: RunConfig = field(default_factory=lambda: RunConfig(precision="fp32"))
 
     def validate(self) -> None:
         from .gmm import TOYS

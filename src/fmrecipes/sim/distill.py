@@ -19,6 +19,7 @@ import torch
 import torch.nn as nn
 from tqdm.auto import tqdm
 
+from ..core import dist
 from ..core.checkpoint import latest_checkpoint, load_model, load_trainer_state, save_checkpoint
 from ..core.metrics import MetricsWriter, read_jsonl
 from ..errors import TrainingDiverged
@@ -107,14 +108,15 @@ def generator_step(state: Distillation, teacher: nn.Module, opt: torch.optim.Opt
 
 
 def distill(init: nn.Module, teacher: nn.Module, sample: LatentSampler, cfg: DistillConfig, edm: EDMConfig,
-            run_dir: str | Path, device: torch.device, evaluate: Evaluator | None = None) -> nn.Module:
+            run_dir: str | Path, env: dist.DistEnv, evaluate: Evaluator | None = None) -> nn.Module:
     """Run (or resume) a distillation in ``run_dir``; returns the EMA generator.
 
-    ``sample(n)`` draws latents z and (for a conditional model) class labels on ``device`` from the global
+    ``sample(n)`` draws latents z and (for a conditional model) class labels on ``env.device`` from the global
     RNG. ``evaluate(G_ema)`` gives the quality metrics logged every ``eval_every`` steps (and at step 0) with
     ``images_seen``.
     """
     run_dir = Path(run_dir)
+    device = env.device
     teacher = teacher.to(device).eval().requires_grad_(False)
     state = Distillation(init).to(device)
     opt_g = torch.optim.Adam(state.generator.parameters(), lr=cfg.lr_generator,
@@ -132,7 +134,7 @@ def distill(init: nn.Module, teacher: nn.Module, sample: LatentSampler, cfg: Dis
     metrics = MetricsWriter(run_dir / "metrics.jsonl", resume_step=start if ckpt is not None else None)
     if start == 0 and evaluate is not None:
         metrics.log({"step": 0, "images_seen": 0, **evaluate(state.generator_ema)})
-    bar = tqdm(total=cfg.steps, initial=start, disable=not cfg.progress, desc=run_dir.name, leave=False,
+    bar = tqdm(total=cfg.steps, initial=start, disable=not env.progress, desc=run_dir.name, leave=False,
                dynamic_ncols=True)
     try:
         for step in range(start + 1, cfg.steps + 1):

@@ -22,14 +22,13 @@ PAPER = {
 }
 
 
-def run_experiment(cfg: SimConfig) -> dict[str, Any]:
+def run_experiment(cfg: SimConfig, env: dist.DistEnv) -> dict[str, Any]:
     from .image_task import run_images
     from .plots import convergence, sample_grids, toy_scatter
     from .toy_task import run_toy
 
     cfg.validate()
     out = ensure_dir(cfg.out)
-    env = dist.setup(cfg.device)
     summary: dict[str, Any] = {}
     if cfg.run_toy:
         toy_summary, toy = run_toy(cfg, ensure_dir(out / "toy"), env)

@@ -104,7 +104,7 @@ def run_images(cfg: SimConfig, out: Path, env: dist.DistEnv) -> tuple[dict[str, 
         dcfg = replace(ic.distill, loss=replace(ic.distill.loss, method=method))
         generator = distill(teacher, teacher,
                             lambda n: (torch.randn(n, *shape, device=device), sample_labels(n)),
-                            dcfg, cfg.edm, ensure_dir(out / method), device, evaluate)
+                            dcfg, cfg.edm, ensure_dir(out / method), env, evaluate)
         records = [r for r in curve(out / method) if "fd" in r]
         for k, v in final_metrics(out / method).items():
             summary[f"{k}.{method}"] = v

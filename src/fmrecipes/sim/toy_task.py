@@ -59,7 +59,7 @@ def run_toy(cfg: SimConfig, out: Path, env: dist.DistEnv) -> tuple[dict[str, flo
     for name, dcfg in toy_runs(cfg).items():
         print(f"[sim] 2-D {toy.name}: {name}", flush=True)
         generator = distill(init, gmm, lambda n: (torch.randn(n, gmm.dim, device=device), None), dcfg,
-                            cfg.edm, ensure_dir(out / name), device, evaluate)
+                            cfg.edm, ensure_dir(out / name), env, evaluate)
         summary.update({f"{k}.{name}": v for k, v in final_metrics(out / name).items()})
         samples[name] = evaluate_samples(generator, z_eval, dcfg.sigma_init)
         curves[name] = out / name / "metrics.jsonl"

@@ -47,14 +47,14 @@ def _policy_dir(cfg: SSOConfig, given: str | None) -> Path:
         return Path(path)
     if cfg.task != "assistant_world":
         raise ConfigError("task=prompts needs a chat policy: pass --policy DIR (or policy_path=DIR)")
-    return sft_policy(cfg, AssistantWorld(seed=cfg.seed), Path(cfg.out) / "sft")
+    return sft_policy(cfg, AssistantWorld(seed=cfg.seed), Path(cfg.out) / "sft", dist.setup(cfg.run))
 
 
 def _sft(args: argparse.Namespace) -> int:
     cfg = _cfg(args)
     if cfg.task != "assistant_world":
         raise ConfigError("sso sft trains the start policy of task=assistant_world only")
-    print(sft_policy(cfg, AssistantWorld(seed=cfg.seed), Path(cfg.out) / "sft"))
+    print(sft_policy(cfg, AssistantWorld(seed=cfg.seed), Path(cfg.out) / "sft", dist.setup(cfg.run)))
     return 0
 
 
@@ -63,10 +63,12 @@ def _generate(args: argparse.Namespace) -> int:
 
     cfg = _cfg(args)
     task = make_task(cfg)
-    policy, tok = load_policy(_policy_dir(cfg, args.policy), dist.resolve_device(cfg.train.device))
+    env = dist.setup(cfg.run)
+    policy, tok = load_policy(_policy_dir(cfg, args.policy), env.device)
     queries = iteration_queries(task.queries("train"), cfg.queries_per_iteration, args.iteration, cfg.seed)
     out = Path(cfg.out) / "generate" / f"iter{args.iteration}"
-    kept = generate_triples(policy, tok, task, queries, cfg.generation, out, cfg.seed + args.iteration)
+    kept = generate_triples(policy, tok, task, queries, cfg.generation, out, cfg.seed + args.iteration,
+                            env.progress)
     print(f"{len(kept)} triples kept of {len(queries)} -> {out / 'triples.jsonl'} and {out / 'pairs.jsonl'}")
     return 0
 
@@ -76,7 +78,7 @@ def _train(args: argparse.Namespace) -> int:
     task = make_task(cfg)
     start = _policy_dir(cfg, args.policy)
     _, tok = load_policy(start)
-    dirs = run_iterations(cfg, args.method, task, tok, start, Path(cfg.out) / args.method)
+    dirs = run_iterations(cfg, args.method, task, tok, start, Path(cfg.out) / args.method, dist.setup(cfg.run))
     print(dirs[-1])
     return 0
 
@@ -116,7 +118,7 @@ def _reward_model(args: argparse.Namespace) -> int:
     cfg = _cfg(args)
     comps = [c for f in args.pairs for c in read_comparisons(f)]
     heldout = read_comparisons(args.heldout) if args.heldout else None
-    env = dist.DistEnv(device=dist.resolve_device(cfg.train.device))
+    env = dist.setup(cfg.run)
     start = _policy_dir(cfg, args.policy)
     _, tok = load_policy(start)
     run = Path(cfg.out) / "reward_model"

@@ -6,6 +6,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Literal
 
+from ..core.dist import RunConfig
 from ..core.gpt import GPTConfig
 from ..core.train import TrainConfig
 from ..errors import ConfigError
@@ -50,6 +51,7 @@ class SSOConfig:
     reward_pairs: int = 256  # pairs per data source for the reward-model comparison
     seed: int = 0  # the world split, data and sampling (a replicate sets every seed field to its own)
     seeds: list[int] = field(default_factory=lambda: [0])  # `run` / reproduce: one full replicate per seed
+    run: RunConfig = field(default_factory=RunConfig)
 
     def validate(self) -> None:
         bad = [m for m in self.methods if m not in METHODS]

@@ -52,11 +52,10 @@ def _evaluate(cache: Path, policy_dir: Path, world: AssistantWorld, queries, cfg
     return result
 
 
-def run_experiment(cfg: SSOConfig) -> dict[str, Any]:
+def run_experiment(cfg: SSOConfig, env: dist.DistEnv) -> dict[str, Any]:
     """One replicate: SFT policy, every method's iterations, evaluation, the reward models and the per-iteration
     plots, under ``cfg.seed`` (which also draws the world's train/eval split)."""
     out = ensure_dir(cfg.out)
-    env = dist.DistEnv(device=dist.resolve_device(cfg.train.device))
     world = AssistantWorld(seed=cfg.seed)
     start = sft_policy(cfg, world, out / "sft", env)
     _, tok = load_policy(start)
@@ -68,7 +67,7 @@ def run_experiment(cfg: SSOConfig) -> dict[str, Any]:
     result["gold.sft.iter0"] = sft_eval["report"]["score"]
     result["length.sft"] = sft_eval["report"]["length"]
     for method in cfg.methods:
-        dirs = run_iterations(cfg, method, world, tok, start, out / method, env, cfg.train.progress)
+        dirs = run_iterations(cfg, method, world, tok, start, out / method, env)
         curves[method] = [sft_eval["report"]["score"]]
         curves[f"{method} length"] = [sft_eval["report"]["length"]]
         for k, d in enumerate(dirs, 1):
@@ -85,7 +84,7 @@ def run_experiment(cfg: SSOConfig) -> dict[str, Any]:
                    for key, value in sft_eval["report"].items() if key.startswith("feature.")})
     sso_pairs = generate_triples(load_model(start, env.device), tok, world,
                                  iteration_queries(world.queries("train"), cfg.queries_per_iteration, 1, cfg.seed),
-                                 cfg.generation, out / "sso" / "iter1" / "data", cfg.seed + 1, cfg.train.progress)
+                                 cfg.generation, out / "sso" / "iter1" / "data", cfg.seed + 1, env.progress)
     result.update(reward_comparison(cfg, world, tok, start, sso_pairs, queries, out / "reward", env))
     result["triples_kept.sso_pairs"] = len(sso_pairs)
     per_iteration({m: c for m, c in curves.items() if not m.endswith("length")},

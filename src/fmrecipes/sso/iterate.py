@@ -56,10 +56,9 @@ def preference_train(model: nn.Module, tok, records: list[dict], loss: Callable,
 
 
 def run_iterations(cfg: SSOConfig, method: str, task: Task, tok, start: Path, out_dir: Path,
-                   env: dist.DistEnv | None = None, progress: bool = True) -> list[Path]:
-    """Train ``cfg.iterations`` iterations of ``method`` from the policy in ``start``; returns each iteration's
-    policy directory."""
-    env = env or dist.DistEnv(device=dist.resolve_device(cfg.train.device))
+                   env: dist.DistEnv) -> list[Path]:
+    """Train ``cfg.iterations`` iterations of ``method`` from the policy in ``start`` in ``env``; returns each
+    iteration's policy directory."""
     loss_cfg = cfg.method_loss(method)
     queries = task.queries("train")
     previous, done = start, []
@@ -69,14 +68,15 @@ def run_iterations(cfg: SSOConfig, method: str, task: Task, tok, start: Path, ou
         if not (final / "config.json").is_file():
             policy = load_model(previous, env.device)
             qs = iteration_queries(queries, cfg.queries_per_iteration, k, cfg.seed)
-            triples = generate_triples(policy, tok, task, qs, cfg.generation, it_dir / "data", cfg.seed + k, progress)
+            triples = generate_triples(policy, tok, task, qs, cfg.generation, it_dir / "data", cfg.seed + k,
+                                       env.progress)
             if loss_cfg.variant == "v2" and method == "sso":
                 steer = SEQUENCES[2:]
                 generator = load_model(previous, env.device)
                 preference_train(generator, tok, triples, generator_loss, loss_cfg, steer, cfg,
                                  it_dir / "generator", env)
                 triples = generate_triples(generator, tok, task, qs, cfg.generation, it_dir / "generator_data",
-                                           cfg.seed + 1000 + k, progress)
+                                           cfg.seed + 1000 + k, env.progress)
                 loss_cfg_k = cfg.method_loss("dpo")
                 preference_train(policy, tok, triples, sso_loss, loss_cfg_k, PAIRS[""], cfg, it_dir / "train", env)
             else:

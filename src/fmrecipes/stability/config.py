@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..core.dist import RunConfig
 from ..core.gpt import GPTConfig
 from ..core.train import TrainConfig
 from ..data.corpora import CorpusConfig
@@ -37,6 +38,7 @@ class StabilityConfig:
     monitor_every: int = 10  # output-norm monitoring period in steps (0 = off)
     workers: int = 2  # runs trained in parallel processes
     threads_per_worker: int = 1
+    run: RunConfig = field(default_factory=RunConfig)
 
     def validate(self) -> None:
         unknown = [v for v in self.variants if v not in VARIANTS]

@@ -7,6 +7,7 @@ import json
 import math
 from typing import Any
 
+from ..core.dist import DistEnv
 from ..core.fileio import atomic_write_text, ensure_dir
 from . import plots
 from .config import StabilityConfig
@@ -56,9 +57,9 @@ def norm_plot_pair(cfg: StabilityConfig, labels: dict) -> tuple[Run, Run] | None
     return None
 
 
-def run_experiment(cfg: StabilityConfig) -> dict[str, Any]:
+def run_experiment(cfg: StabilityConfig, env: DistEnv) -> dict[str, Any]:
     out = ensure_dir(cfg.out)
-    results = run_sweep(cfg)
+    results = run_sweep(cfg, env)
     summary, agg, labels = summarize(cfg, results)
     plots.loss_vs_lr(agg, labels, cfg.variants, out / "final_loss_vs_lr.png")
     pair = norm_plot_pair(cfg, labels)

@@ -47,18 +47,17 @@ def runs_of(cfg: StabilityConfig) -> list[Run]:
     return [Run(v, lr, s) for v in cfg.variants for lr in lrs for s in cfg.seeds]
 
 
-def train_run(cfg: StabilityConfig, run: Run, data_dir: str) -> dict[str, Any]:
-    """Train one run (resuming if it was interrupted) and write its ``result.json``."""
+def train_run(cfg: StabilityConfig, run: Run, data_dir: str, env: dist.DistEnv) -> dict[str, Any]:
+    """Train one run (resuming if it was interrupted) in ``env`` (no progress bar) and write its ``result.json``."""
     torch.set_num_threads(cfg.threads_per_worker)
     run_dir = Path(cfg.out) / "runs" / run.name
     done = run_dir / "result.json"
     if done.is_file():
         return json.loads(done.read_text())
     model_cfg = dataclasses.replace(cfg.model, **VARIANTS[run.variant])
-    train_cfg = dataclasses.replace(cfg.train, lr=run.lr, seed=run.seed, progress=False)
+    train_cfg = dataclasses.replace(cfg.train, lr=run.lr, seed=run.seed)
     train_ds, val_ds = packed(TokenShard(Path(data_dir) / "train"), TokenShard(Path(data_dir) / "val"),
                               model_cfg.seq_len, cfg.data.sources)
-    env = dist.DistEnv(device=dist.resolve_device(train_cfg.device))
     torch.manual_seed(run.seed)
     model = GPT(model_cfg).to(env.device)
     initial = evaluate(model, val_ds, train_cfg, env)
@@ -74,21 +73,22 @@ def train_run(cfg: StabilityConfig, run: Run, data_dir: str) -> dict[str, Any]:
     return out
 
 
-def run_sweep(cfg: StabilityConfig) -> list[dict[str, Any]]:
+def run_sweep(cfg: StabilityConfig, env: dist.DistEnv) -> list[dict[str, Any]]:
     """Prepare the data once, then train every run in ``workers`` processes; returns all results."""
     out = Path(cfg.out)
     data_dir = out / "data"
     prepare(cfg.data, cfg.model.vocab_size, data_dir)
     todo = runs_of(cfg)
     results = []
-    bar = tqdm(total=len(todo), desc="stability sweep", unit="run", disable=not cfg.train.progress)
+    bar = tqdm(total=len(todo), desc="stability sweep", unit="run", disable=not env.progress)
+    quiet = dataclasses.replace(env, progress=False)  # one bar for the sweep, none per run
     if cfg.workers == 1:
         for run in todo:
-            results.append(train_run(cfg, run, str(data_dir)))
+            results.append(train_run(cfg, run, str(data_dir), quiet))
             bar.update(1)
     else:
         with ProcessPoolExecutor(cfg.workers, mp_context=mp.get_context("spawn")) as pool:
-            futures = [pool.submit(train_run, cfg, run, str(data_dir)) for run in todo]
+            futures = [pool.submit(train_run, cfg, run, str(data_dir), quiet) for run in todo]
             for fut in as_completed(futures):
                 results.append(fut.result())
                 bar.update(1)

@@ -18,8 +18,8 @@ def _train(args: argparse.Namespace) -> int:
     cfg = load_config(TIPSConfig, args)
     cfg.validate()
     out = Path(cfg.out)
-    env = dist.setup(cfg.train.device)
-    pack, codec = prepare(cfg, out)
+    env = dist.setup(cfg.run)
+    pack, codec = prepare(cfg, out, env.progress)
     model = train_variant(cfg, cfg.variant, pack, codec, out / cfg.variant, env)
     if env.is_main:
         result = evaluate(model, codec, eval_set(cfg), cfg)
@@ -39,7 +39,7 @@ def _probe(args: argparse.Namespace) -> int:
         from ..errors import FmError
 
         raise FmError(f"{run} is not a tips run directory (no config.yaml); pass DIR/<variant> of `tips train`")
-    _, codec = prepare(cfg, run.parent)
+    _, codec = prepare(cfg, run.parent, progress=False)
     result = evaluate(load_trained(run, cfg, cfg.variant), codec, eval_set(cfg), cfg)
     print(json.dumps({k: round(v, 3) for k, v in result.items() if k != "seg_pred"}))
     return 0

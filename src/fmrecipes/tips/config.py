@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from ..core.dist import RunConfig
 from ..core.text_encoder import TextConfig
 from ..core.train import TrainConfig
 from ..core.vit import ViTConfig
@@ -78,6 +79,7 @@ class TIPSConfig:
     probe: ProbeConfig = field(default_factory=ProbeConfig)
     seed: int = 0
     seeds: list[int] = field(default_factory=lambda: [0])  # `run` / reproduce: one full replicate per seed
+    run: RunConfig = field(default_factory=RunConfig)
 
     def validate(self) -> None:
         for name in [self.variant, *self.variants]:

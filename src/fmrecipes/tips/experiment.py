@@ -116,17 +116,17 @@ def train_variant(cfg: TIPSConfig, variant: str, train_pack: ScenePack, codec: T
     return model.eval()
 
 
-def prepare(cfg: TIPSConfig, out: Path) -> tuple[ScenePack, TextCodec]:
+def prepare(cfg: TIPSConfig, out: Path, progress: bool) -> tuple[ScenePack, TextCodec]:
     """The training scenes, and the tokenizer trained on their texts (``out/tokenizer``, once)."""
-    pack = scene_pack(cfg.data, "train", cfg.n_train, progress=cfg.train.progress)
+    pack = scene_pack(cfg.data, "train", cfg.n_train, progress=progress)
     return pack, text_codec(cfg.text, cfg.tokenizer_vocab, pack_texts(pack), out / "tokenizer")
 
 
-def run_experiment(cfg: TIPSConfig) -> dict[str, Any]:
+def run_experiment(cfg: TIPSConfig, env: dist.DistEnv) -> dict[str, Any]:
     """Train and probe every variant of ``cfg.variants`` (a finished variant's ``probes.json`` is reused)."""
     cfg.validate()
     out = ensure_dir(cfg.out)
-    pack, codec = prepare(cfg, out)
+    pack, codec = prepare(cfg, out, env.progress)
     ev = eval_set(cfg)
     results: dict[str, dict[str, Any]] = {}
     for variant in cfg.variants:
@@ -136,7 +136,7 @@ def run_experiment(cfg: TIPSConfig) -> dict[str, Any]:
             results[variant] = json.loads(done.read_text())
             continue
         print(f"[tips] {variant}", flush=True)
-        model = train_variant(cfg, variant, pack, codec, run_dir)
+        model = train_variant(cfg, variant, pack, codec, run_dir, env)
         results[variant] = evaluate(model, codec, ev, cfg)
         atomic_write_json(done, results[variant])
     from .plots import ablation_bars, segmentation_grid

@@ -1,0 +1,15 @@
+"""core/text_encoder.py: the text tower pools over real tokens only."""
+
+import torch
+
+from fmrecipes.core.text_encoder import TextConfig, TextEncoder
+
+
+def test_text_tower_mean_pools_over_real_tokens_only():
+    torch.manual_seed(0)
+    text = TextEncoder(TextConfig(vocab_size=50, width=16, depth=2, heads=2, max_len=12)).eval()
+    ids = torch.tensor([[5, 6, 7, 0, 0], [5, 6, 7, 9, 9]])
+    keep = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 0, 0]], dtype=torch.bool)
+    out = text(ids, keep)
+    assert torch.allclose(out[0], out[1], atol=1e-6)  # whatever sits in the padding is ignored
+    assert torch.allclose(out[0], text(ids[:1, :3], keep[:1, :3])[0], atol=1e-6)
