@@ -106,6 +106,7 @@ def test_run_writes_means_spreads_verdicts_and_resumes(tmp_path):
     assert summary["claims.a_beats_b.verdict"] == "holds" and summary["claims.a_beats_b.n_seeds"] == 3
     assert summary["claims.lr.verdict"] == "inconclusive" and summary["claims.lr.n_seeds"] == 0  # censored
     assert summary["paper.score.a"] == 1.0 and summary["seeds"] == [0, 1, 2]
+    assert summary["wall_time_s"] >= 0 and "threads" in summary["machine"] and "preset" not in summary
     assert json.loads((tmp_path / "toy" / "summary.json").read_text()) == summary
     CALLS.clear()
     worse = TOY.run(dataclasses.replace(cfg, gain=-1.0, seeds=[0, 1]))

@@ -44,6 +44,7 @@ def test_reproduce_all_opens_the_report_with_every_claim(smoke_all):
     assert "(n=2) | **inconclusive** |" in claims_table  # sso's smoke runs two seeds: never decides
     assert "color:#8a6d00'>inconclusive</td>" in page
     assert "![final_loss_vs_lr](stability/seed0/final_loss_vs_lr.png)" in md  # the first replicate's plots
+    assert "Preset smoke, seeds [0, 1], wall time " in md.split("## sso")[1]
     assert (smoke_all / "data" / "fashionscenes-gallery.png").is_file()  # the FashionScenes gallery, shown
     assert "![fashionscenes-gallery](data/fashionscenes-gallery.png)" in md and "<section id='data'>" in page
 

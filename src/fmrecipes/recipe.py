@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import platform
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
 
 from . import config as configlib
@@ -48,16 +51,26 @@ class Recipe:
         if not seeds or len(set(seeds)) != len(seeds) or not all(isinstance(s, int) for s in seeds):
             raise ConfigError(f"seeds={seeds} must be a non-empty list of distinct integers")
         env = dist.setup(cfg.run)  # once, at the entry point; every replicate runs in it
+        t0 = time.perf_counter()
         out = ensure_dir(cfg.out)
-        configlib.dump_yaml(cfg, out / "config.yaml")
+        if env.is_main:  # under torchrun every rank computes, rank 0 writes
+            configlib.dump_yaml(cfg, out / "config.yaml")
         replicates = {}
         for i, seed in enumerate(seeds, 1):
             print(f"[{self.name}] replicate seed {seed} ({i} of {len(seeds)})", flush=True)
             replicates[seed] = run_replicate(self, replicate(cfg, seed), env)
         summary = {**aggregate(replicates), **judge(self.claims, replicates), **self.paper_numbers,
-                   "seeds": seeds}
-        atomic_write_json(out / SUMMARY, summary)
+                   "seeds": seeds, "wall_time_s": round(time.perf_counter() - t0, 1), "machine": machine(env)}
+        if env.is_main:
+            atomic_write_json(out / SUMMARY, summary)
         return summary
+
+
+def machine(env: DistEnv) -> str:
+    """Where a run ran: host, CPU architecture and threads, device, Python and torch versions."""
+    gpu = torch.cuda.get_device_name(env.device) if env.device.type == "cuda" else "no GPU"
+    return (f"{platform.node() or 'host'}: {platform.machine()}, {torch.get_num_threads()} threads, {gpu}, "
+            f"Python {platform.python_version()}, torch {torch.__version__}")
 
 
 def replicate(cfg: Any, seed: int) -> Any:
@@ -83,8 +96,11 @@ def run_replicate(recipe: Recipe, cfg: Any, env: DistEnv) -> dict[str, Any]:
     done, saved = out / SUMMARY, out / "config.yaml"
     if done.is_file() and saved.is_file() and saved.read_text() == text:
         return json.loads(done.read_text())
-    done.unlink(missing_ok=True)
-    atomic_write_text(saved, text)
+    dist.barrier(env)  # every rank has decided before rank 0 touches the files
+    if env.is_main:
+        done.unlink(missing_ok=True)
+        atomic_write_text(saved, text)
     result = recipe.run_experiment(cfg, env)
-    atomic_write_json(done, result)
+    if env.is_main:
+        atomic_write_json(done, result)
     return result

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import platform
-import time
 from pathlib import Path
 from typing import Any
-
-import torch
 
 from . import config as configlib
 from .core.fileio import atomic_write_json, ensure_dir
@@ -19,21 +15,13 @@ from .recipes import RECIPES, get
 PRESETS = ("smoke", "quick", "full")
 
 
-def machine() -> str:
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return f"{platform.node() or 'host'}: {platform.machine()}, {torch.get_num_threads()} threads, {gpu}, " \
-           f"Python {platform.python_version()}, torch {torch.__version__}"
-
-
 def run_recipe(name: str, preset: str, out: Path) -> dict[str, Any]:
     """Run recipe ``name`` with ``configs/<name>/<preset>.yaml`` in ``out/<name>``; its ``summary.json`` also
-    records the preset, wall time and machine."""
+    records the preset."""
     recipe = get(name)
     recipe_dir = ensure_dir(out / name)
     cfg = configlib.load(recipe.config, preset_path(name, preset), [f"out={recipe_dir}"])
-    t0 = time.perf_counter()
-    summary = recipe.run(cfg)
-    summary.update({"preset": preset, "wall_time_s": round(time.perf_counter() - t0, 1), "machine": machine()})
+    summary = {**recipe.run(cfg), "preset": preset}
     atomic_write_json(recipe_dir / SUMMARY, summary)
     (recipe_dir / "failed.json").unlink(missing_ok=True)
     return summary

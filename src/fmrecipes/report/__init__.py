@@ -139,7 +139,8 @@ def _config_text(out_dir: Path, name: str) -> str:
 
 
 def _run_line(summary: dict[str, Any]) -> str:
-    return (f"Preset {summary.get('preset')}, wall time {summary.get('wall_time_s')} s, "
+    how = f"Preset {summary['preset']}" if "preset" in summary else "Run with a config (`run`)"
+    return (f"{how}, seeds {summary.get('seeds')}, wall time {summary.get('wall_time_s')} s, "
             f"machine: {summary.get('machine')}.")
 
 
