@@ -205,6 +205,58 @@ def test_score_rejects_a_model_whose_vocabulary_is_too_small(smoke_run, tmp_path
     assert "has a vocabulary of 100 tokens, which does not cover the corpus tokenizer's" in res.stderr
 
 
+class _TextOracle(torch.nn.Module):
+    """A causal LM (Hugging Face call signature) whose total NLL of a row is ``nats_per_char`` times the length of
+    the text the row decodes to, spread evenly over the tokens it predicts: two oracles with different
+    tokenizers give every text the same total log-probability."""
+
+    can_generate = True
+
+    def __init__(self, tok, nats_per_char: float):
+        super().__init__()
+        self.tok, self.rate = tok, nats_per_char
+
+    def forward(self, input_ids, attention_mask=None, use_cache=False):
+        from types import SimpleNamespace
+
+        B, T = input_ids.shape
+        V = len(self.tok)
+        mask = attention_mask if attention_mask is not None else torch.ones_like(input_ids)
+        logits = torch.zeros(B, T, V)
+        for b in range(B):
+            ids = input_ids[b][mask[b].bool()].tolist()
+            per_token = self.rate * len(self.tok.decode(ids)) / (len(ids) - 1)
+            p = math.exp(-per_token)
+            for j in range(len(ids) - 1):  # right padding: real tokens come first
+                logits[b, j, ids[j + 1]] = math.log(p * (V - 1) / (1 - p))
+        return SimpleNamespace(logits=logits)
+
+
+def test_models_with_equal_total_log_probability_score_equal_whatever_their_tokenizer(tmp_path):
+    """Scores are nats per corpus token for every model: a teacher with another tokenizer that gives each text
+    the reference's total log-probability gets r = 0 (per-own-token means would not: the tokenizers cut the
+    same text into different numbers of tokens)."""
+    from fmrecipes.core.tokenizer import train_bpe
+    from fmrecipes.data.corpora import news_documents
+    from fmrecipes.miniplm.losses import difference_score
+    from fmrecipes.miniplm.score import score_batch
+
+    docs = [d.text for d in news_documents()[:60]]
+    corpus_tok = train_bpe(docs, 300, tmp_path / "corpus")
+    other_tok = train_bpe(docs, 1200, tmp_path / "other")
+    L = 24
+    rows = torch.tensor([corpus_tok(d, add_special_tokens=False)["input_ids"][:L + 1] for d in docs[:6]])
+    x, y = rows[:, :-1], rows[:, 1:]
+    cpu = torch.device("cpu")
+    ref = score_batch(_TextOracle(corpus_tok, 0.3), x, y, cpu, (corpus_tok, corpus_tok))
+    teacher = score_batch(_TextOracle(other_tok, 0.3), x, y, cpu, (corpus_tok, other_tok))
+    counts = [len(other_tok(t, add_special_tokens=False)["input_ids"]) for t in corpus_tok.batch_decode(rows.tolist())]
+    assert len(set(counts)) > 1 and counts != [L + 1] * len(counts)  # the other tokenizer cuts the texts otherwise
+    np.testing.assert_allclose(difference_score(torch.tensor(teacher), torch.tensor(ref)).numpy(), 0.0, atol=1e-4)
+    texts = corpus_tok.batch_decode(rows.tolist())
+    np.testing.assert_allclose(ref, [0.3 * len(t) / L for t in texts], rtol=1e-4)  # total / corpus tokens
+
+
 def test_cross_family_teacher_scores_text_with_its_own_tokenizer(smoke_run, tmp_path):
     from fmrecipes.core.gpt import GPTConfig
     from fmrecipes.core.hf import llama_like
@@ -219,7 +271,17 @@ def test_cross_family_teacher_scores_text_with_its_own_tokenizer(smoke_run, tmp_
     scores = np.load(smoke_run / "scores" / "foreign" / "scores.npy")
     teacher = np.load(smoke_run / "scores" / "teacher" / "scores.npy")
     assert scores.shape == teacher.shape and np.isfinite(scores).all()
-    assert abs(scores.mean() - math.log(len(tok))) < 0.5  # an untrained model over its own vocabulary
+    # an untrained model: about ln|V| nats per token of its own, reported per corpus token
+    from fmrecipes import config as configlib
+    from fmrecipes.miniplm.config import MiniPLMConfig
+    from fmrecipes.miniplm.pool import build_pool
+
+    pool = build_pool(configlib.load(MiniPLMConfig, SMOKE, [f"out={smoke_run}"]))
+    x, y = pool.train.batch(pool.pool_indices[:64])
+    texts = pool.tokenizer.batch_decode(torch.cat([x[:, :1], y], dim=1).tolist())
+    own = np.array([len(tok(t, add_special_tokens=False)["input_ids"]) - 1 for t in texts])
+    per_own_token = scores[:64] * y.shape[1] / own
+    assert abs(per_own_token.mean() - math.log(len(tok))) < 0.5
 
 
 def test_cli_train_ref_and_pretrain_with_vanilla_kd(smoke_run):

@@ -39,8 +39,9 @@ def _logits(model: nn.Module, x: torch.Tensor, attention_mask: torch.Tensor | No
 @torch.inference_mode()
 def score_batch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.device,
                 text_tokenizers: tuple | None = None) -> np.ndarray:
-    """Mean token NLL of each instance. With ``text_tokenizers=(corpus_tok, model_tok)`` the instance is
-    decoded to text and re-encoded with the model's own tokenizer (a teacher of another family)."""
+    """Mean token NLL of each instance (nats per corpus token). With ``text_tokenizers=(corpus_tok, model_tok)``
+    the instance is decoded to text and re-encoded with the model's own tokenizer (a teacher of another
+    family); its total NLL is divided by the instance's corpus-token count, the unit every other score uses."""
     use_bf16 = device.type == "cuda"
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
         if text_tokenizers is None:
@@ -52,7 +53,7 @@ def score_batch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: torc
             enc = model_tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
             ids, mask = enc["input_ids"].to(device), enc["attention_mask"].to(device)
             logits = _logits(model, ids, mask)
-            nll = instance_nll(logits[:, :-1], ids[:, 1:], mask[:, 1:])
+            nll = instance_nll(logits[:, :-1], ids[:, 1:], mask[:, 1:], per_tokens=y.shape[1])
     return nll.float().cpu().numpy()
 
 
