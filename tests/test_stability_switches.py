@@ -57,9 +57,9 @@ def test_capped_attention_matches_gemma2_eager(weight_scale):
     x = torch.randn(2, T, D)
     cos, sin = _rope(T)
     expected, _ = hf(x, position_embeddings=(cos[None], sin[None]), attention_mask=_causal_mask(T))
-    ours.track_max_logit = True
-    got = ours(x, cos, sin)
-    assert torch.allclose(got, expected, atol=1e-5)
+    assert torch.allclose(ours(x, cos, sin), expected, atol=1e-5)  # the path training takes
+    ours.track_max_logit = True  # the monitored path: the same numbers, and the raw logit it records
+    assert torch.allclose(ours(x, cos, sin), expected, atol=1e-5)
     if weight_scale > 1:
         assert ours.last_max_logit > 50  # the cap was active
         uncapped = CausalSelfAttention(BASE).eval()
@@ -93,6 +93,39 @@ def test_olmo2_qk_norm_matches_hf_olmo2_attention():
     per_head.qkv.load_state_dict(ours.qkv.state_dict())
     per_head.proj.load_state_dict(ours.proj.state_dict())
     assert not torch.allclose(per_head(x, cos, sin), expected, atol=1e-3)
+
+
+@pytest.mark.parametrize("norm_type", ["layernorm", "rmsnorm"])
+def test_per_head_qk_norm_matches_qwen3_attention_norm_before_rope(norm_type):
+    """Per-head QK-norm sits after the split into heads and before RoPE, as in Qwen3's attention (which uses
+    RMSNorm; for our default LayerNorm the same attention runs with our norm modules swapped in). The norm
+    gains are random, so a norm moved after RoPE gives other numbers."""
+    from transformers import Qwen3Config
+    from transformers.models.qwen3.modeling_qwen3 import Qwen3Attention
+
+    torch.manual_seed(0)
+    cfg = Qwen3Config(hidden_size=D, num_attention_heads=H, num_key_value_heads=H, head_dim=D // H,
+                      attention_bias=False, num_hidden_layers=1, intermediate_size=64, vocab_size=40,
+                      rms_norm_eps=BASE.norm_eps)
+    cfg._attn_implementation = "eager"
+    hf = Qwen3Attention(cfg, layer_idx=0).eval()
+    ours = CausalSelfAttention(dataclasses.replace(BASE, qk_norm=True, qk_norm_style="per_head",
+                                                   norm_type=norm_type)).eval()
+    _copy_qkvo(ours, hf)
+    with torch.no_grad():
+        for norm in (ours.q_norm, ours.k_norm):
+            for p in norm.parameters():
+                p.uniform_(0.5, 1.5)
+    if norm_type == "rmsnorm":
+        with torch.no_grad():
+            hf.q_norm.weight.copy_(ours.q_norm.weight)
+            hf.k_norm.weight.copy_(ours.k_norm.weight)
+    else:
+        hf.q_norm, hf.k_norm = ours.q_norm, ours.k_norm
+    x = torch.randn(2, T, D)
+    cos, sin = _rope(T)
+    expected, _ = hf(x, position_embeddings=(cos[None], sin[None]), attention_mask=_causal_mask(T))
+    assert torch.allclose(ours(x, cos, sin), expected, atol=1e-5)
 
 
 def _attn(**switches):
@@ -180,6 +213,12 @@ def test_attention_cap_is_identity_for_small_logits_and_hand_checked_for_large()
     c10, c11 = 50 * torch.tanh(torch.tensor(z10 / 50)), 50 * torch.tanh(torch.tensor(z11 / 50))
     p = torch.softmax(torch.stack([c10, c11]), 0)
     assert torch.allclose(y[0, 0, 1], p, atol=1e-6) and torch.allclose(y[0, 0, 0], v[0, 0, 0])
+    # The cap comes before the mask: row 0's only visible logit saturates near -c (z00 = -141 -> -49.6), and the
+    # masked key must still get no weight (capping after the mask would turn -inf into -c, close to it).
+    q = torch.tensor([[[[10.0, 0.0], [1.0, 0.0]]]])
+    k = torch.tensor([[[[-20.0, 0.0], [0.0, 0.0]]]])
+    y = a._explicit_attention(q, k, v, 0.0)
+    assert torch.equal(y[0, 0, 0], v[0, 0, 0])
 
 
 def test_final_logit_cap_caps_the_lm_head():
