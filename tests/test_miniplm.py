@@ -49,6 +49,10 @@ def test_vanilla_kd_loss_by_hand():
     assert vanilla_kd_loss(s, t, y, 0.0).item() == pytest.approx(ce.item(), abs=1e-6)
     one_hot_teacher = F.one_hot(y, 5).float() * 100  # a teacher certain of the label: KD term = CE
     assert vanilla_kd_loss(s, one_hot_teacher, y, 1.0).item() == pytest.approx(ce.item(), abs=1e-4)
+    # a temperature softens both distributions: -Σ softmax(t/T) log softmax(s/T)
+    soft2 = -(torch.softmax(t / 2, -1) * torch.log_softmax(s / 2, -1)).sum(-1).mean()
+    assert vanilla_kd_loss(s, t, y, 0.3, temperature=2.0).item() == pytest.approx((0.7 * ce + 0.3 * soft2).item(),
+                                                                                  abs=1e-6)
 
 
 def test_compute_matched_steps():
