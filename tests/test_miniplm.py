@@ -55,6 +55,30 @@ def test_vanilla_kd_loss_by_hand():
                                                                                   abs=1e-6)
 
 
+def test_selection_prefers_the_domain_the_teacher_learned_and_reports_it(tmp_path):
+    """Two domains: the teacher beats the reference on 'law' only, so MiniPLM keeps law and drops chat; the
+    refined shard and selection.json say so per domain, in corpus order. NaN scores are an error."""
+    from fmrecipes.miniplm.select import write_refined
+
+    class Rows:
+        seq_len = 4
+
+        def row(self, i):
+            return np.full(self.seq_len + 1, i % 7, dtype=np.int64)
+
+    domains = ["law", "chat"] * 10
+    nll_ref = np.full(20, 3.0)
+    nll_teacher = np.where(np.array(domains) == "law", 2.0, 3.5) + np.linspace(0, 0.01, 20)
+    kept = top_alpha(selector_scores("miniplm", nll_teacher, nll_ref), 0.5)
+    assert kept.tolist() == list(range(0, 20, 2))  # every law instance, none of chat, in corpus order
+    report = write_refined(tmp_path / "r", Rows(), np.arange(100, 120), kept, domains, 16, "miniplm", 0.5)
+    assert report["kept_fraction"] == {"chat": 0.0, "law": 1.0} and report["share_of_refined"]["law"] == 1.0
+    assert json.loads((tmp_path / "r" / "selection.json").read_text())["kept"] == 10
+    assert np.load(tmp_path / "r" / "kept.npy").tolist() == kept.tolist()
+    with pytest.raises(FmError, match="NaN"):
+        top_alpha(np.array([1.0, float("nan")]), 0.5)
+
+
 def test_compute_matched_steps():
     assert compute_matched_steps(100, n_student=100, n_teacher=900) == 25  # 300 / 1200 of the budget
     assert compute_matched_steps(10, 1, 10**9) == 1
