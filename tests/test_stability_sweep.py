@@ -8,7 +8,7 @@ import torch
 from fmrecipes.core.gpt import GPT, GPTConfig
 from fmrecipes.core.monitor import OutputNormMonitor
 from fmrecipes.stability.config import DivergenceRule
-from fmrecipes.stability.sweep import aggregate, classify, stable_range
+from fmrecipes.stability.sweep import aggregate, classify, stable_range, unrecovered_rise
 
 
 def test_monitor_records_only_on_armed_steps_and_matches_manual_rms():
@@ -52,6 +52,25 @@ def test_divergence_rule_by_hand():
     assert stable_range(labels, "b", grid) == (1e-2, 1e-1)
     labels_all_good = classify(aggregate([_r("c", 1e-3, 5.0), _r("c", 1e-2, 4.0)]), DivergenceRule())
     assert stable_range(labels_all_good, "c", [1e-3, 1e-2]) == (1e-2, None)
+
+
+def test_a_spike_that_does_not_recover_is_divergence():
+    """Synthetic training-loss curves: a spike that recovers within the run is not divergence; one that leaves
+    the last loss more than ``spike`` nats above the best before it is, even when the final validation loss
+    stays below the initial one; the rule can be turned off."""
+    falling = [7.0, 5.0, 4.0, 3.5, 3.4]
+    recovered = [7.0, 5.0, 4.0, 6.5, 4.2, 3.9]
+    stuck = [7.0, 5.0, 4.0, 6.5, 6.2, 5.3]
+    assert unrecovered_rise(falling) == 0.0 and unrecovered_rise(recovered) == 0.0
+    assert unrecovered_rise(stuck) == pytest.approx(1.3) and unrecovered_rise([4.0]) == 0.0
+    runs = [{**_r("a", lr, 5.0), "unrecovered_rise": unrecovered_rise(c)}
+            for lr, c in ((1e-3, falling), (1e-2, recovered), (1e-1, stuck))]
+    labels = classify(aggregate(runs), DivergenceRule(margin=0.5, spike=1.0))
+    assert [labels[("a", lr)] for lr in (1e-3, 1e-2, 1e-1)] == ["converged", "converged", "no_recovery"]
+    assert labels == {**labels, ("a", 1e-1): "no_recovery"} and stable_range(labels, "a", [1e-3, 1e-2, 1e-1]) == (
+        1e-2, 1e-1)
+    assert classify(aggregate(runs), DivergenceRule(spike=None))[("a", 1e-1)] == "converged"
+    assert classify(aggregate(runs), DivergenceRule(spike=1.5))[("a", 1e-1)] == "converged"  # 1.3 < 1.5
 
 
 def test_seeds_are_averaged_and_any_nan_diverges():

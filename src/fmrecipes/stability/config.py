@@ -16,12 +16,15 @@ from .variants import VARIANTS
 class DivergenceRule:
     """When a run counts as diverged (the paper reads it off the validation-loss curve; no threshold is given).
 
-    A run diverged if its loss went NaN/Inf, if it ends above its initial validation loss, or if, at a rate
-    above the variant's best one, its final validation loss exceeds that best by more than ``margin`` nats.
+    A run diverged if its loss went NaN/Inf, if it ends above its initial validation loss, if its training loss
+    spiked and did not recover (the last logged training loss more than ``spike`` nats above the lowest one
+    logged before it; None turns this off), or if, at a rate above the variant's best one, its final validation
+    loss exceeds that best by more than ``margin`` nats.
     """
 
     margin: float = 0.5
     above_initial: bool = True
+    spike: float | None = 1.0
 
 
 @dataclass

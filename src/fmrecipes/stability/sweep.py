@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from ..core import dist
 from ..core.fileio import atomic_write_json
+from ..core.metrics import read_jsonl
 from ..core.gpt import GPT
 from ..core.monitor import OutputNormMonitor
 from ..core.train import evaluate, train
@@ -67,8 +68,9 @@ def train_run(cfg: StabilityConfig, run: Run, data_dir: str, env: dist.DistEnv) 
         final, non_finite = result.val_loss, False
     except TrainingDiverged:
         final, non_finite = float("nan"), True
+    losses = [r["loss"] for r in read_jsonl(run_dir / "metrics.jsonl") if "loss" in r]
     out = {**dataclasses.asdict(run), "initial_val_loss": initial, "final_val_loss": final,
-           "non_finite": non_finite, "steps": train_cfg.steps}
+           "non_finite": non_finite, "steps": train_cfg.steps, "unrecovered_rise": unrecovered_rise(losses)}
     atomic_write_json(done, out)
     return out
 
@@ -96,8 +98,17 @@ def run_sweep(cfg: StabilityConfig, env: dist.DistEnv) -> list[dict[str, Any]]:
     return sorted(results, key=lambda r: (r["variant"], r["lr"], r["seed"]))
 
 
+def unrecovered_rise(losses: list[float]) -> float:
+    """How far the last logged training loss sits above the lowest one before it (nats; 0 when it ends at its
+    best): a spike that recovered within the run leaves nothing, one that did not is measured."""
+    if len(losses) < 2:
+        return 0.0
+    return max(0.0, losses[-1] - min(losses[:-1]))
+
+
 def aggregate(results: list[dict[str, Any]]) -> dict[tuple[str, float], dict[str, Any]]:
-    """Per (variant, lr) over seeds: mean final/initial loss; non-finite if any seed went NaN/Inf."""
+    """Per (variant, lr) over seeds: mean final/initial loss; non-finite if any seed went NaN/Inf; the largest
+    unrecovered training-loss rise of any seed."""
     groups: dict[tuple[str, float], list[dict[str, Any]]] = {}
     for r in results:
         groups.setdefault((r["variant"], r["lr"]), []).append(r)
@@ -105,12 +116,14 @@ def aggregate(results: list[dict[str, Any]]) -> dict[tuple[str, float], dict[str
     for key, rs in groups.items():
         bad = any(r["non_finite"] or not math.isfinite(r["final_val_loss"]) for r in rs)
         out[key] = {"final": float("nan") if bad else mean(r["final_val_loss"] for r in rs),
-                    "initial": mean(r["initial_val_loss"] for r in rs), "non_finite": bad}
+                    "initial": mean(r["initial_val_loss"] for r in rs), "non_finite": bad,
+                    "rise": max(r.get("unrecovered_rise", 0.0) for r in rs)}
     return out
 
 
 def classify(agg: dict[tuple[str, float], dict[str, Any]], rule: DivergenceRule) -> dict[tuple[str, float], str]:
-    """Label each (variant, lr) 'converged' or why it diverged: 'nan', 'above_initial', 'above_best'.
+    """Label each (variant, lr) 'converged' or why it diverged: 'nan', 'above_initial', 'no_recovery',
+    'above_best' (the rule: :class:`DivergenceRule`).
 
     'above_best' applies only above the variant's best learning rate: a run below it that ends worse is
     under-trained, not diverged.
@@ -125,6 +138,8 @@ def classify(agg: dict[tuple[str, float], dict[str, Any]], rule: DivergenceRule)
             labels[(v, lr)] = "nan"
         elif rule.above_initial and a["final"] > a["initial"]:
             labels[(v, lr)] = "above_initial"
+        elif rule.spike is not None and a.get("rise", 0.0) > rule.spike:
+            labels[(v, lr)] = "no_recovery"
         elif lr > best[v][1] and a["final"] > best[v][0] + rule.margin:
             labels[(v, lr)] = "above_best"
         else:
