@@ -20,8 +20,8 @@ from tqdm.auto import tqdm
 
 from ..core import dist
 from ..core.fileio import atomic_write_json
-from ..core.metrics import read_jsonl
 from ..core.gpt import GPT
+from ..core.metrics import read_jsonl
 from ..core.monitor import OutputNormMonitor
 from ..core.train import evaluate, train
 from ..data.prepared import packed, prepare
