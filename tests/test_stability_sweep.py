@@ -91,6 +91,7 @@ def test_reproduce_smoke_writes_summary_plots_and_resumes(smoke_all, tmp_path):
             assert f"{key}.{v}" in summary
         assert f"paper.max_stable_lr.{v}" in summary and f"paper.ppl.{v}" in summary
     assert summary["paper.lr_gain.qk_norm_cap"] == 1.5
+    assert summary["precision"] == "bf16"  # the sweep's default, the paper's precision
     assert (out / "seed0" / "final_loss_vs_lr.png").stat().st_size > 5000
     results = sorted((out / "seed0" / "runs").rglob("result.json"))
     assert len(results) == 4 * 2

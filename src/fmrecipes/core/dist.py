@@ -38,6 +38,11 @@ class DistEnv:
     tensorboard: bool = False
 
     @property
+    def bf16(self) -> bool:
+        """Whether training runs in bf16 autocast: ``precision`` bf16, or auto on a GPU."""
+        return self.precision == "bf16" or (self.precision == "auto" and self.device.type == "cuda")
+
+    @property
     def is_main(self) -> bool:
         return self.rank == 0
 

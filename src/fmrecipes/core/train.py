@@ -136,8 +136,7 @@ def _to(batch: Any, device: torch.device) -> Any:
 
 
 def _autocast(env: dist.DistEnv):
-    use_bf16 = env.precision == "bf16" or (env.precision == "auto" and env.device.type == "cuda")
-    if use_bf16:
+    if env.bf16:
         return torch.autocast(device_type=env.device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 

@@ -41,7 +41,8 @@ class StabilityConfig:
     monitor_every: int = 10  # output-norm monitoring period in steps (0 = off)
     workers: int = 2  # runs trained in parallel processes
     threads_per_worker: int = 1
-    run: RunConfig = field(default_factory=RunConfig)
+    # bf16 autocast, the paper's precision (CPUs run it too); run.precision=fp32 is the option
+    run: RunConfig = field(default_factory=lambda: RunConfig(precision="bf16"))
 
     def validate(self) -> None:
         unknown = [v for v in self.variants if v not in VARIANTS]

@@ -61,6 +61,7 @@ def run_experiment(cfg: StabilityConfig, env: DistEnv) -> dict[str, Any]:
     out = ensure_dir(cfg.out)
     results = run_sweep(cfg, env)
     summary, agg, labels = summarize(cfg, results)
+    summary["precision"] = "bf16" if env.bf16 else "fp32"  # what the sweep trained in
     plots.loss_vs_lr(agg, labels, cfg.variants, out / "final_loss_vs_lr.png")
     pair = norm_plot_pair(cfg, labels)
     if pair is not None:
