@@ -86,7 +86,7 @@ def judge(claims: Sequence[Claim], replicates: Mapping[int, Mapping[str, Any]]) 
     for c in claims:
         diffs = [d for d in (c.difference(r) for r in replicates.values()) if d is not None]
         v, mean, se = verdict(diffs, c.direction)
-        std = stdev(diffs) if len(diffs) >= 2 else None
+        std = se * math.sqrt(len(diffs)) if se is not None else None
         out.update({f"claims.{c.id}.verdict": v, f"claims.{c.id}.mean": mean, f"claims.{c.id}.se": se,
                     f"claims.{c.id}.std": std, f"claims.{c.id}.n_seeds": len(diffs),
                     f"claims.{c.id}.paper": c.paper, f"claims.{c.id}.statement": c.statement,

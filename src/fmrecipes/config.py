@@ -163,11 +163,16 @@ def to_dict(obj: Any) -> dict[str, Any]:
     return dataclasses.asdict(obj)
 
 
+def to_yaml(obj: Any) -> str:
+    """A dataclass config as the YAML text :func:`dump_yaml` writes."""
+    return yaml.safe_dump(to_dict(obj), sort_keys=False)
+
+
 def dump_yaml(obj: Any, path: str | Path) -> None:
     """Write a dataclass config as YAML (atomically)."""
     from .core.fileio import atomic_write_text
 
-    atomic_write_text(Path(path), yaml.safe_dump(to_dict(obj), sort_keys=False))
+    atomic_write_text(Path(path), to_yaml(obj))
 
 
-__all__ = ["build", "load", "parse_overrides", "merge", "read_yaml", "to_dict", "dump_yaml"]
+__all__ = ["build", "load", "parse_overrides", "merge", "read_yaml", "to_dict", "to_yaml", "dump_yaml"]

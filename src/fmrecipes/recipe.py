@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 
 from . import config as configlib
 from .claims import Claim, aggregate, judge
@@ -92,7 +91,7 @@ def replicate(cfg: Any, seed: int) -> Any:
 def run_replicate(recipe: Recipe, cfg: Any, env: DistEnv) -> dict[str, Any]:
     """One replicate in ``cfg.out``; reuses its ``summary.json`` when its ``config.yaml`` is unchanged."""
     out = ensure_dir(cfg.out)
-    text = yaml.safe_dump(configlib.to_dict(cfg), sort_keys=False)
+    text = configlib.to_yaml(cfg)
     done, saved = out / SUMMARY, out / "config.yaml"
     if done.is_file() and saved.is_file() and saved.read_text() == text:
         return json.loads(done.read_text())

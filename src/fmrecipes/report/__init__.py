@@ -45,7 +45,7 @@ def claim_rows(summary: dict[str, Any], claims: Sequence[Claim]) -> list[dict[st
         a, b = (_fmt(summary.get(k, "not measured")) for k in (claim.a, claim.b))
         diff = (f"no paired value: {claim.a} = {a}, {claim.b} = {b}" if c.get("mean") is None
                 else f"{c['metric']} = {_fmt(c['mean'], c.get('std'))}")
-        rows.append({"id": cid, "claim": str(c.get("statement", cid)), "paper": str(c.get("paper", "")),
+        rows.append({"claim": str(c.get("statement", cid)), "paper": str(c.get("paper", "")),
                      "ours": f"{diff} (n={n})", "verdict": str(c.get("verdict", ""))})
     return rows
 

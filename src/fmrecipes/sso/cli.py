@@ -40,14 +40,14 @@ def make_task(cfg: SSOConfig) -> Task:
     return world
 
 
-def _policy_dir(cfg: SSOConfig, given: str | None) -> Path:
+def _policy_dir(cfg: SSOConfig, given: str | None, env: dist.DistEnv) -> Path:
     """``--policy``, else ``policy_path``, else the world's SFT policy (trained if missing)."""
     path = given or cfg.policy_path
     if path:
         return Path(path)
     if cfg.task != "assistant_world":
         raise ConfigError("task=prompts needs a chat policy: pass --policy DIR (or policy_path=DIR)")
-    return sft_policy(cfg, AssistantWorld(seed=cfg.seed), Path(cfg.out) / "sft", dist.setup(cfg.run))
+    return sft_policy(cfg, AssistantWorld(seed=cfg.seed), Path(cfg.out) / "sft", env)
 
 
 def _sft(args: argparse.Namespace) -> int:
@@ -64,7 +64,7 @@ def _generate(args: argparse.Namespace) -> int:
     cfg = _cfg(args)
     task = make_task(cfg)
     env = dist.setup(cfg.run)
-    policy, tok = load_policy(_policy_dir(cfg, args.policy), env.device)
+    policy, tok = load_policy(_policy_dir(cfg, args.policy, env), env.device)
     queries = iteration_queries(task.queries("train"), cfg.queries_per_iteration, args.iteration, cfg.seed)
     out = Path(cfg.out) / "generate" / f"iter{args.iteration}"
     kept = generate_triples(policy, tok, task, queries, cfg.generation, out, cfg.seed + args.iteration,
@@ -76,9 +76,10 @@ def _generate(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     cfg = _cfg(args)
     task = make_task(cfg)
-    start = _policy_dir(cfg, args.policy)
+    env = dist.setup(cfg.run)
+    start = _policy_dir(cfg, args.policy, env)
     _, tok = load_policy(start)
-    dirs = run_iterations(cfg, args.method, task, tok, start, Path(cfg.out) / args.method, dist.setup(cfg.run))
+    dirs = run_iterations(cfg, args.method, task, tok, start, Path(cfg.out) / args.method, env)
     print(dirs[-1])
     return 0
 
@@ -119,7 +120,7 @@ def _reward_model(args: argparse.Namespace) -> int:
     comps = [c for f in args.pairs for c in read_comparisons(f)]
     heldout = read_comparisons(args.heldout) if args.heldout else None
     env = dist.setup(cfg.run)
-    start = _policy_dir(cfg, args.policy)
+    start = _policy_dir(cfg, args.policy, env)
     _, tok = load_policy(start)
     run = Path(cfg.out) / "reward_model"
     rm = train_reward_model(start, tok, comps, cfg, run / "base", env)
