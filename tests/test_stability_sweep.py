@@ -7,8 +7,8 @@ import torch
 
 from fmrecipes.core.gpt import GPT, GPTConfig
 from fmrecipes.core.monitor import OutputNormMonitor
-from fmrecipes.stability.config import DivergenceRule
-from fmrecipes.stability.sweep import aggregate, classify, stable_range, unrecovered_rise
+from fmrecipes.stability.search import DivergenceRule, LRSearch, diverged, label, search
+from fmrecipes.stability.sweep import unrecovered_rise
 
 
 def test_monitor_records_only_on_armed_steps_and_matches_manual_rms():
@@ -34,24 +34,22 @@ def test_monitor_records_only_on_armed_steps_and_matches_manual_rms():
     assert rec["out_rms.fc2.max"] == max(rec["out_rms.fc2.L0"], rec["out_rms.fc2.L1"])
 
 
-def _r(v, lr, final, init=7.0, seed=0, nan=False):
-    return {"variant": v, "lr": lr, "seed": seed, "final_val_loss": final, "initial_val_loss": init, "non_finite": nan}
+def _pt(final, init=7.0, nan=False, rise=0.0):
+    return {"final": final, "initial": init, "non_finite": nan, "rise": rise}
 
 
 def test_divergence_rule_by_hand():
-    results = [
-        _r("a", 1e-3, 5.0), _r("a", 1e-2, 4.0), _r("a", 1e-1, 4.6), _r("a", 1.0, 4.4),  # 4.6 > 4.0 + 0.5
-        _r("b", 1e-3, 6.0), _r("b", 1e-2, 4.5), _r("b", 1e-1, float("nan"), nan=True), _r("b", 1.0, 7.5),
-    ]
-    labels = classify(aggregate(results), DivergenceRule(margin=0.5))
-    assert labels[("a", 1e-3)] == "converged"  # worse than best but below the best LR: under-trained
-    assert labels[("a", 1e-1)] == "above_best" and labels[("a", 1.0)] == "converged"
-    assert labels[("b", 1e-1)] == "nan" and labels[("b", 1.0)] == "above_initial"
-    grid = [1e-3, 1e-2, 1e-1, 1.0]
-    assert stable_range(labels, "a", grid) == (1e-2, 1e-1)  # the first divergence ends the stable range
-    assert stable_range(labels, "b", grid) == (1e-2, 1e-1)
-    labels_all_good = classify(aggregate([_r("c", 1e-3, 5.0), _r("c", 1e-2, 4.0)]), DivergenceRule())
-    assert stable_range(labels_all_good, "c", [1e-3, 1e-2]) == (1e-2, None)
+    rule = DivergenceRule(margin=0.5)
+    assert label(_pt(4.0), None, rule) == "converged"
+    assert label(_pt(4.6), 4.0, rule) == "above_best"  # 4.6 > 4.0 + 0.5
+    assert label(_pt(4.4), 4.0, rule) == "converged"
+    assert label(_pt(5.0), None, rule) == "converged"  # nothing below: no reference to be worse than
+    assert label(_pt(float("nan"), nan=True), 4.0, rule) == "nan"
+    assert label(_pt(float("inf")), None, rule) == "nan"
+    assert label(_pt(7.5), None, rule) == "above_initial"
+    assert label(_pt(7.5), None, DivergenceRule(above_initial=False)) == "converged"
+    assert all(diverged(x) for x in ("nan", "above_initial", "no_recovery", "above_best"))
+    assert not diverged("converged") and not diverged("off_search")
 
 
 def test_a_spike_that_does_not_recover_is_divergence():
@@ -63,21 +61,88 @@ def test_a_spike_that_does_not_recover_is_divergence():
     stuck = [7.0, 5.0, 4.0, 6.5, 6.2, 5.3]
     assert unrecovered_rise(falling) == 0.0 and unrecovered_rise(recovered) == 0.0
     assert unrecovered_rise(stuck) == pytest.approx(1.3) and unrecovered_rise([4.0]) == 0.0
-    runs = [{**_r("a", lr, 5.0), "unrecovered_rise": unrecovered_rise(c)}
-            for lr, c in ((1e-3, falling), (1e-2, recovered), (1e-1, stuck))]
-    labels = classify(aggregate(runs), DivergenceRule(margin=0.5, spike=1.0))
-    assert [labels[("a", lr)] for lr in (1e-3, 1e-2, 1e-1)] == ["converged", "converged", "no_recovery"]
-    assert labels == {**labels, ("a", 1e-1): "no_recovery"} and stable_range(labels, "a", [1e-3, 1e-2, 1e-1]) == (
-        1e-2, 1e-1)
-    assert classify(aggregate(runs), DivergenceRule(spike=None))[("a", 1e-1)] == "converged"
-    assert classify(aggregate(runs), DivergenceRule(spike=1.5))[("a", 1e-1)] == "converged"  # 1.3 < 1.5
+    rule = DivergenceRule(margin=0.5, spike=1.0)
+    assert [label(_pt(5.0, rise=unrecovered_rise(c)), None, rule) for c in (falling, recovered, stuck)] == [
+        "converged", "converged", "no_recovery"]
+    assert label(_pt(5.0, rise=1.3), None, DivergenceRule(spike=None)) == "converged"
+    assert label(_pt(5.0, rise=1.3), None, DivergenceRule(spike=1.5)) == "converged"  # 1.3 < 1.5
 
 
-def test_seeds_are_averaged_and_any_nan_diverges():
-    agg = aggregate([_r("a", 0.1, 4.0, seed=0), _r("a", 0.1, 5.0, seed=1),
-                     _r("b", 0.1, 4.0, seed=0), _r("b", 0.1, float("nan"), seed=1, nan=True)])
-    assert agg[("a", 0.1)]["final"] == 4.5 and not agg[("a", 0.1)]["non_finite"]
-    assert math.isnan(agg[("b", 0.1)]["final"]) and agg[("b", 0.1)]["non_finite"]
+def _edge_at(edge, trained):
+    """A synthetic variant: converges (loss 4) at rates up to ``edge``, goes NaN above it."""
+    def train_point(lr):
+        trained.append(lr)
+        return _pt(4.0) if lr <= edge else _pt(float("nan"), nan=True)
+    return train_point
+
+
+@pytest.mark.parametrize("edge", [4e-3, 0.037, 0.19, 1.234, 7.0])
+def test_search_brackets_and_bisects_to_the_resolution(edge):
+    trained = []
+    cfg = LRSearch(start=3e-3, factor=3.0, resolution=1.15, max_lr=30.0)
+    found = search(_edge_at(edge, trained), cfg, DivergenceRule())
+    assert found.max_stable <= edge < found.first_diverged  # the edge lies inside the bracket
+    assert found.first_diverged / found.max_stable <= 1.15 and found.censored is None
+    assert len(trained) == len(set(trained)) == len(found.labels)  # no rate trained twice
+    assert found.labels[found.max_stable] == "converged" and found.labels[found.first_diverged] == "nan"
+    # bracket steps of 3x need at most 3 bisections to get within 1.15x (log2(ln 3 / ln 1.15) < 3)
+    steps = [math.log(lr / 3e-3) / math.log(3) for lr in trained]
+    brackets = [k for k in steps if abs(k - round(k)) < 1e-3]
+    assert len(trained) - len(brackets) <= 3
+
+
+def test_search_is_censored_when_nothing_diverges_and_when_everything_does():
+    trained = []
+    found = search(_edge_at(100.0, trained), LRSearch(start=1e-2, factor=10.0, max_lr=5.0), DivergenceRule())
+    assert found.censored == "above" and found.max_stable == 5.0 and found.first_diverged is None
+    assert trained == [1e-2, 0.1, 1.0, 5.0]  # the bracket stops at max_lr
+    trained = []
+    found = search(_edge_at(1e-6, trained), LRSearch(start=1e-2, factor=10.0, min_lr=1e-4), DivergenceRule())
+    assert found.censored == "below" and found.max_stable is None and found.first_diverged == 1e-4
+    trained = []
+    found = search(_edge_at(2e-3, trained), LRSearch(start=1e-2, factor=10.0, resolution=1.15), DivergenceRule())
+    assert found.max_stable <= 2e-3 < found.first_diverged <= 1.15 * found.max_stable  # bracketed from above
+
+
+def test_search_uses_the_margin_against_lower_rates():
+    """A variant whose loss never goes NaN but rises above the best lower rate by more than the margin diverges
+    there; the rule sees only rates below the point (bisection never compares against a diverged rate)."""
+    def train_point(lr):  # under-trained below 0.027 (best loss 4.0 there), 0.3 nats worse per 3x above it
+        return _pt(4.0 + 0.1 * max(0.0, math.log(0.027 / lr)) + 0.3 * max(0.0, math.log(lr / 0.027) / math.log(3)))
+
+    found = search(train_point, LRSearch(start=3e-3, factor=3.0, resolution=1.15), DivergenceRule(margin=0.5))
+    assert found.labels[3e-3] == "converged"  # 0.22 nats worse than the best, but below it: under-trained
+    assert found.labels[0.081] == "converged" and found.labels[0.243] == "above_best"  # 4.3 and 4.6 vs 4.0
+    edge = 0.027 * 3 ** (0.5 / 0.3)  # where the loss is 4.0 + the 0.5 margin
+    assert found.max_stable <= edge < found.first_diverged <= 1.15 * found.max_stable
+
+
+def test_summary_by_hand():
+    from fmrecipes.stability.config import StabilityConfig
+    from fmrecipes.stability.experiment import summarize
+
+    def res(v, lr, final, lab, nan=False):
+        return {"variant": v, "lr": lr, "seed": 0, "final_val_loss": final, "initial_val_loss": 7.0,
+                "non_finite": nan, "label": lab}
+
+    cfg = StabilityConfig(variants=["baseline", "qk_norm"], ppl_lr=1e-3)
+    found = {"baseline": {"max_stable": 1e-3, "first_diverged": 1.1e-3,
+                          "results": [res("baseline", 1e-3, 4.0, "converged"),
+                                      res("baseline", 1.1e-3, float("nan"), "nan", nan=True)]},
+             "qk_norm": {"max_stable": 30.0, "first_diverged": None,
+                         "results": [res("qk_norm", 1e-3, 4.1, "converged"), res("qk_norm", 30.0, 3.9, "converged")]}}
+    s, agg, labels = summarize(cfg, found)
+    assert s["max_stable_lr.baseline"] == 1e-3 and s["first_diverged_lr.baseline"] == 1.1e-3
+    # qk_norm diverged nowhere up to the search's ceiling: censored, and never divided
+    assert s["max_stable_lr.qk_norm"] == ">= 30" and s["first_diverged_lr.qk_norm"] == "none up to 30"
+    assert s["lr_gain.baseline"] is None and s["lr_gain.qk_norm"] is None
+    assert s["ppl.baseline"] == pytest.approx(math.exp(4.0), abs=1e-3) and s["search_points.qk_norm"] == 2
+    assert s["label.baseline.lr_0.0011"] == "nan" and labels[("qk_norm", 30.0)] == "converged"
+    found["qk_norm"].update(max_stable=2e-3, first_diverged=2.2e-3)
+    s, _, _ = summarize(cfg, found)
+    assert s["max_stable_lr.qk_norm"] == 2e-3 and s["lr_gain.baseline"] == 0.5 and s["lr_gain.qk_norm"] == 1.0
+    found["baseline"].update(max_stable=None)
+    assert summarize(cfg, found)[0]["max_stable_lr.baseline"] == "< 0.0011"
 
 
 def test_reproduce_smoke_writes_summary_plots_and_resumes(smoke_all, tmp_path):
@@ -94,7 +159,7 @@ def test_reproduce_smoke_writes_summary_plots_and_resumes(smoke_all, tmp_path):
     assert summary["precision"] == "bf16"  # the sweep's default, the paper's precision
     assert (out / "seed0" / "final_loss_vs_lr.png").stat().st_size > 5000
     results = sorted((out / "seed0" / "runs").rglob("result.json"))
-    assert len(results) == 4 * 2
+    assert len(results) == sum(summary[f"search_points.{v}"] for v in ("baseline", "qk_norm", "qkv_norm", "qk_norm_cap"))
     metrics = (results[0].parent / "metrics.jsonl").read_text()
     assert "out_rms.qkv.max" in metrics and "max_attn_logit.max" in metrics
     # A killed sweep: one run lost its result (and was mid-way); the rest are not redone.
@@ -108,22 +173,3 @@ def test_reproduce_smoke_writes_summary_plots_and_resumes(smoke_all, tmp_path):
     assert json.loads((out / "summary.json").read_text())["ppl.baseline"] == summary["ppl.baseline"]
     report = (tmp_path / "report.md")
     assert not report.exists()  # only `reproduce all` writes the report
-
-
-def test_summary_by_hand():
-    from fmrecipes.stability.config import StabilityConfig
-    from fmrecipes.stability.experiment import summarize
-
-    cfg = StabilityConfig(variants=["baseline", "qk_norm"], lrs=[1e-3, 1e-2, 1e-1], ppl_lr=1e-3)
-    results = [_r("baseline", 1e-3, 4.0), _r("baseline", 1e-2, 4.9), _r("baseline", 1e-1, float("nan"), nan=True),
-               _r("qk_norm", 1e-3, 4.1), _r("qk_norm", 1e-2, 3.9), _r("qk_norm", 1e-1, 4.2)]
-    s, _, _ = summarize(cfg, results)
-    assert s["max_stable_lr.baseline"] == 1e-3 and s["first_diverged_lr.baseline"] == 1e-2
-    # qk_norm diverged nowhere: its max stable LR is censored at the top of the grid and never divided
-    assert s["max_stable_lr.qk_norm"] == ">= 0.1" and s["first_diverged_lr.qk_norm"] == "none in grid"
-    assert s["lr_gain.baseline"] is None and s["lr_gain.qk_norm"] is None
-    assert s["ppl.baseline"] == pytest.approx(math.exp(4.0), abs=1e-3)
-    assert s["label.baseline.lr_0.1"] == "nan"
-    results[-1] = _r("qk_norm", 1e-1, float("nan"), nan=True)
-    s, _, _ = summarize(cfg, results)
-    assert s["max_stable_lr.qk_norm"] == 1e-2 and s["lr_gain.baseline"] == 0.1 and s["lr_gain.qk_norm"] == 1.0

@@ -1,4 +1,4 @@
-"""Configuration of the stability LR sweep."""
+"""Configuration of the stability LR search."""
 
 from __future__ import annotations
 
@@ -9,22 +9,8 @@ from ..core.gpt import GPTConfig
 from ..core.train import TrainConfig
 from ..data.corpora import CorpusConfig
 from ..errors import ConfigError
+from .search import DivergenceRule, LRSearch
 from .variants import VARIANTS
-
-
-@dataclass
-class DivergenceRule:
-    """When a run counts as diverged (the paper reads it off the validation-loss curve; no threshold is given).
-
-    A run diverged if its loss went NaN/Inf, if it ends above its initial validation loss, if its training loss
-    spiked and did not recover (the last logged training loss more than ``spike`` nats above the lowest one
-    logged before it; None turns this off), or if, at a rate above the variant's best one, its final validation
-    loss exceeds that best by more than ``margin`` nats.
-    """
-
-    margin: float = 0.5
-    above_initial: bool = True
-    spike: float | None = 1.0
 
 
 @dataclass
@@ -32,9 +18,9 @@ class StabilityConfig:
     out: str = "runs/stability"
     model: GPTConfig = field(default_factory=GPTConfig)  # the baseline; variants switch methods on
     data: CorpusConfig = field(default_factory=CorpusConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)  # train.lr is replaced by each grid value
+    train: TrainConfig = field(default_factory=TrainConfig)  # train.lr is replaced by each searched rate
     variants: list[str] = field(default_factory=lambda: list(VARIANTS))
-    lrs: list[float] = field(default_factory=lambda: [3e-3, 1e-2, 3e-2, 1e-1])
+    search: LRSearch = field(default_factory=LRSearch)
     ppl_lr: float = 3e-3  # the fixed moderate rate at which perplexity is compared
     seeds: list[int] = field(default_factory=lambda: [0])
     divergence: DivergenceRule = field(default_factory=DivergenceRule)
@@ -48,8 +34,9 @@ class StabilityConfig:
         unknown = [v for v in self.variants if v not in VARIANTS]
         if unknown:
             raise ConfigError(f"variants: unknown {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
-        if not self.lrs or any(lr <= 0 for lr in self.lrs):
-            raise ConfigError(f"lrs={self.lrs} must be a non-empty list of positive learning rates")
+        self.search.validate()
+        if self.ppl_lr <= 0:
+            raise ConfigError(f"ppl_lr={self.ppl_lr} must be a positive learning rate")
         if not self.seeds:
             raise ConfigError("seeds must list at least one seed")
         if self.workers < 1 or self.threads_per_worker < 1:

@@ -1,5 +1,5 @@
-"""One replicate of the stability comparison (``fmrecipes stability run`` / ``reproduce stability``): sweep,
-label, summarise, plot."""
+"""One replicate of the stability comparison (``fmrecipes stability run`` / ``reproduce stability``): search
+each variant's largest stable LR, summarise, plot."""
 
 from __future__ import annotations
 
@@ -11,45 +11,56 @@ from ..core.dist import DistEnv
 from ..core.fileio import atomic_write_text, ensure_dir
 from . import plots
 from .config import StabilityConfig
-from .sweep import Run, aggregate, classify, run_sweep, stable_range
+from .search import diverged
+from .sweep import Run, point, run_sweep
 
 
-def summarize(cfg: StabilityConfig, results: list[dict[str, Any]]) -> tuple[dict[str, Any], dict, dict]:
-    """``max_stable_lr``, ``first_diverged_lr``, ``lr_gain`` (vs qk_norm) and ``ppl`` per variant.
+def summarize(cfg: StabilityConfig, found: dict[str, dict[str, Any]]) -> tuple[dict[str, Any], dict, dict]:
+    """``max_stable_lr``, ``first_diverged_lr``, ``lr_gain`` (vs qk_norm) and ``ppl`` per variant, and every
+    searched point's label and final loss; also the per-(variant, lr) points and labels for the plots.
 
-    A variant that diverged nowhere in the grid has a censored max stable LR, ``">= <top of the grid>"``, and no
-    ``lr_gain``: a censored value is never divided as if it were a number.
+    A variant whose search found no divergence up to ``search.max_lr`` has a censored max stable LR,
+    ``">= <max_lr>"`` (one that diverged down to ``search.min_lr``: ``"< <min_lr>"``), and no ``lr_gain``: a
+    censored value is never divided as if it were a number.
     """
-    agg = aggregate(results)
-    labels = classify(agg, cfg.divergence)
-    grid = sorted(set(cfg.lrs))
+    agg: dict[tuple[str, float], dict[str, Any]] = {}
+    labels: dict[tuple[str, float], str] = {}
     summary: dict[str, Any] = {}
-    for v in cfg.variants:
-        largest, first_bad = stable_range(labels, v, grid)
-        if largest is None:
-            summary[f"max_stable_lr.{v}"] = "below grid"
+    for v, f in found.items():
+        by_lr: dict[float, list[dict[str, Any]]] = {}
+        for r in f["results"]:
+            by_lr.setdefault(r["lr"], []).append(r)
+        for lr, rs in by_lr.items():
+            agg[(v, lr)], labels[(v, lr)] = point(rs), rs[0]["label"]
+        lo, hi = f["max_stable"], f["first_diverged"]
+        if hi is None:
+            summary[f"max_stable_lr.{v}"] = f">= {lo:g}"
+            summary[f"first_diverged_lr.{v}"] = f"none up to {lo:g}"
         else:
-            summary[f"max_stable_lr.{v}"] = largest if first_bad is not None else f">= {largest:g}"
-        summary[f"first_diverged_lr.{v}"] = first_bad if first_bad is not None else "none in grid"
+            summary[f"max_stable_lr.{v}"] = lo if lo is not None else f"< {hi:g}"
+            summary[f"first_diverged_lr.{v}"] = hi
+        summary[f"search_points.{v}"] = len(by_lr)
         final = agg[(v, cfg.ppl_lr)]["final"]
         summary[f"ppl.{v}"] = round(math.exp(final), 3) if math.isfinite(final) else None
     ref = summary.get("max_stable_lr.qk_norm")
-    for v in cfg.variants:
+    for v in found:
         ours = summary[f"max_stable_lr.{v}"]
         numeric = isinstance(ours, float) and isinstance(ref, float)
         summary[f"lr_gain.{v}"] = round(ours / ref, 3) if numeric else None
-    for (v, lr), label in sorted(labels.items()):
-        summary[f"label.{v}.lr_{lr:g}"] = label
+    for (v, lr), lab in sorted(labels.items()):
+        summary[f"label.{v}.lr_{lr:g}"] = lab
         summary[f"final_val_loss.{v}.lr_{lr:g}"] = round(agg[(v, lr)]["final"], 4)
     summary["ppl_lr"] = cfg.ppl_lr
+    summary["search_resolution"] = cfg.search.resolution
     return summary, agg, labels
 
 
 def norm_plot_pair(cfg: StabilityConfig, labels: dict) -> tuple[Run, Run] | None:
     """A diverging and a converging run at the same LR (baseline first), for the output-norm plot."""
-    for lr in sorted(set(cfg.lrs)):
-        bad = [v for v in cfg.variants if labels[(v, lr)] != "converged"]
-        good = [v for v in cfg.variants if labels[(v, lr)] == "converged"]
+    for lr in sorted({lr for _, lr in labels}):
+        here = {v: labels[(v, lr)] for v in cfg.variants if (v, lr) in labels}
+        bad = [v for v, lab in here.items() if diverged(lab)]
+        good = [v for v, lab in here.items() if lab == "converged"]
         if bad and good:
             b = "baseline" if "baseline" in bad else bad[0]
             g = "qk_norm" if "qk_norm" in good else good[0]
@@ -59,8 +70,8 @@ def norm_plot_pair(cfg: StabilityConfig, labels: dict) -> tuple[Run, Run] | None
 
 def run_experiment(cfg: StabilityConfig, env: DistEnv) -> dict[str, Any]:
     out = ensure_dir(cfg.out)
-    results = run_sweep(cfg, env)
-    summary, agg, labels = summarize(cfg, results)
+    found = run_sweep(cfg, env)
+    summary, agg, labels = summarize(cfg, found)
     summary["precision"] = "bf16" if env.bf16 else "fp32"  # what the sweep trained in
     plots.loss_vs_lr(agg, labels, cfg.variants, out / "final_loss_vs_lr.png")
     pair = norm_plot_pair(cfg, labels)
@@ -69,6 +80,6 @@ def run_experiment(cfg: StabilityConfig, env: DistEnv) -> dict[str, Any]:
         plots.output_norms(runs / pair[0].name, runs / pair[1].name,
                            (f"{pair[0].variant} (diverged)", f"{pair[1].variant} (converged)"),
                            out / f"output_norms_lr_{pair[0].lr:g}.png")
-    records = [json.dumps({**r, "label": labels[(r["variant"], r["lr"])]}) + "\n" for r in results]
+    records = [json.dumps(r) + "\n" for f in found.values() for r in f["results"]]
     atomic_write_text(out / "metrics.jsonl", "".join(records))  # one record per run
     return summary

@@ -11,10 +11,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from ..core.metrics import read_jsonl  # noqa: E402
+from .search import diverged  # noqa: E402
 
 
 def loss_vs_lr(agg: dict, labels: dict, variants: list[str], path: Path) -> Path:
-    """Final validation loss against learning rate (log x) per variant; diverged points marked x, NaN at the top."""
+    """Final validation loss against learning rate (log x) at every searched point of each variant; diverged
+    points marked x, NaN at the top."""
     finite = [a["final"] for a in agg.values() if math.isfinite(a["final"])]
     top = max(finite) + 0.2 if finite else 1.0
     fig, ax = plt.subplots(figsize=(7, 4.5))
@@ -23,7 +25,7 @@ def loss_vs_lr(agg: dict, labels: dict, variants: list[str], path: Path) -> Path
         xs = [lr for lr, _ in pts]
         ys = [y if math.isfinite(y) else top for _, y in pts]
         (line,) = ax.plot(xs, ys, marker="o", label=v)
-        bad = [(lr, y) for lr, y in zip(xs, ys) if labels[(v, lr)] != "converged"]
+        bad = [(lr, y) for lr, y in zip(xs, ys) if diverged(labels[(v, lr)])]
         if bad:
             ax.scatter(*zip(*bad), marker="x", s=90, color=line.get_color(), zorder=3)
     ax.set_xscale("log")

@@ -1,7 +1,8 @@
-"""The learning-rate sweep of arXiv 2410.16682: train every variant at every rate, then label divergence.
+"""The learning-rate sweep of arXiv 2410.16682: search each variant's largest stable rate (:mod:`.search`).
 
-Runs are independent: they go to a process pool (``workers``), each writes ``result.json`` atomically when it
-ends, and a re-run skips finished runs and resumes unfinished ones from their checkpoints.
+Variants are independent searches: they go to a process pool (``workers``). Each run writes ``result.json``
+atomically when it ends, and a re-run reads finished runs (retracing the same search path) and resumes
+unfinished ones from their checkpoints.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ from ..core.train import evaluate, train
 from ..data.prepared import packed, prepare
 from ..data.tokens import TokenShard
 from ..errors import TrainingDiverged
-from .config import DivergenceRule, StabilityConfig
+from .config import StabilityConfig
+from .search import search
 from .variants import VARIANTS
 
 
@@ -40,12 +42,6 @@ class Run:
     @property
     def name(self) -> str:
         return f"{self.variant}/lr_{self.lr:g}/seed_{self.seed}"
-
-
-def runs_of(cfg: StabilityConfig) -> list[Run]:
-    """Every (variant, lr, seed) of the grid, plus the perplexity rate if it is off the grid."""
-    lrs = sorted(set(cfg.lrs) | {cfg.ppl_lr})
-    return [Run(v, lr, s) for v in cfg.variants for lr in lrs for s in cfg.seeds]
 
 
 def train_run(cfg: StabilityConfig, run: Run, data_dir: str, env: dist.DistEnv) -> dict[str, Any]:
@@ -75,27 +71,54 @@ def train_run(cfg: StabilityConfig, run: Run, data_dir: str, env: dist.DistEnv) 
     return out
 
 
-def run_sweep(cfg: StabilityConfig, env: dist.DistEnv) -> list[dict[str, Any]]:
-    """Prepare the data once, then train every run in ``workers`` processes; returns all results."""
+def point(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """One learning rate over its seeds: mean final/initial validation loss; non-finite if any seed went NaN/Inf;
+    the largest unrecovered training-loss rise of any seed."""
+    bad = any(r["non_finite"] or not math.isfinite(r["final_val_loss"]) for r in results)
+    return {"final": float("nan") if bad else mean(r["final_val_loss"] for r in results),
+            "initial": mean(r["initial_val_loss"] for r in results), "non_finite": bad,
+            "rise": max(r.get("unrecovered_rise", 0.0) for r in results)}
+
+
+def search_variant(cfg: StabilityConfig, variant: str, data_dir: str, env: dist.DistEnv) -> dict[str, Any]:
+    """One variant's LR search (:mod:`.search`) plus its run at ``ppl_lr``; every point trains every seed.
+
+    Returns ``{"variant", "max_stable", "first_diverged", "results": [...]}``, each result labelled."""
+    trained: dict[float, list[dict[str, Any]]] = {}
+
+    def train_point(lr: float) -> dict[str, Any]:
+        trained[lr] = [train_run(cfg, Run(variant, lr, s), data_dir, env) for s in cfg.seeds]
+        return point(trained[lr])
+
+    found = search(train_point, cfg.search, cfg.divergence)
+    if cfg.ppl_lr not in trained:
+        train_point(cfg.ppl_lr)
+    results = [{**r, "label": found.labels.get(lr, "off_search")} for lr in sorted(trained) for r in trained[lr]]
+    return {"variant": variant, "max_stable": found.max_stable, "first_diverged": found.first_diverged,
+            "results": results}
+
+
+def run_sweep(cfg: StabilityConfig, env: dist.DistEnv) -> dict[str, dict[str, Any]]:
+    """Prepare the data once, then search every variant (one variant per worker process); per-variant results."""
     out = Path(cfg.out)
     data_dir = out / "data"
     prepare(cfg.data, cfg.model.vocab_size, data_dir)
-    todo = runs_of(cfg)
-    results = []
-    bar = tqdm(total=len(todo), desc="stability sweep", unit="run", disable=not env.progress)
+    found: dict[str, dict[str, Any]] = {}
+    bar = tqdm(total=len(cfg.variants), desc="stability LR search", unit="variant", disable=not env.progress)
     quiet = dataclasses.replace(env, progress=False)  # one bar for the sweep, none per run
     if cfg.workers == 1:
-        for run in todo:
-            results.append(train_run(cfg, run, str(data_dir), quiet))
+        for v in cfg.variants:
+            found[v] = search_variant(cfg, v, str(data_dir), quiet)
             bar.update(1)
     else:
         with ProcessPoolExecutor(cfg.workers, mp_context=mp.get_context("spawn")) as pool:
-            futures = [pool.submit(train_run, cfg, run, str(data_dir), quiet) for run in todo]
+            futures = [pool.submit(search_variant, cfg, v, str(data_dir), quiet) for v in cfg.variants]
             for fut in as_completed(futures):
-                results.append(fut.result())
+                r = fut.result()
+                found[r["variant"]] = r
                 bar.update(1)
     bar.close()
-    return sorted(results, key=lambda r: (r["variant"], r["lr"], r["seed"]))
+    return {v: found[v] for v in cfg.variants}
 
 
 def unrecovered_rise(losses: list[float]) -> float:
@@ -104,54 +127,3 @@ def unrecovered_rise(losses: list[float]) -> float:
     if len(losses) < 2:
         return 0.0
     return max(0.0, losses[-1] - min(losses[:-1]))
-
-
-def aggregate(results: list[dict[str, Any]]) -> dict[tuple[str, float], dict[str, Any]]:
-    """Per (variant, lr) over seeds: mean final/initial loss; non-finite if any seed went NaN/Inf; the largest
-    unrecovered training-loss rise of any seed."""
-    groups: dict[tuple[str, float], list[dict[str, Any]]] = {}
-    for r in results:
-        groups.setdefault((r["variant"], r["lr"]), []).append(r)
-    out = {}
-    for key, rs in groups.items():
-        bad = any(r["non_finite"] or not math.isfinite(r["final_val_loss"]) for r in rs)
-        out[key] = {"final": float("nan") if bad else mean(r["final_val_loss"] for r in rs),
-                    "initial": mean(r["initial_val_loss"] for r in rs), "non_finite": bad,
-                    "rise": max(r.get("unrecovered_rise", 0.0) for r in rs)}
-    return out
-
-
-def classify(agg: dict[tuple[str, float], dict[str, Any]], rule: DivergenceRule) -> dict[tuple[str, float], str]:
-    """Label each (variant, lr) 'converged' or why it diverged: 'nan', 'above_initial', 'no_recovery',
-    'above_best' (the rule: :class:`DivergenceRule`).
-
-    'above_best' applies only above the variant's best learning rate: a run below it that ends worse is
-    under-trained, not diverged.
-    """
-    best: dict[str, tuple[float, float]] = {}  # variant -> (best final loss, its lr)
-    for (v, lr), a in agg.items():
-        if not a["non_finite"] and a["final"] < best.get(v, (math.inf, 0.0))[0]:
-            best[v] = (a["final"], lr)
-    labels = {}
-    for (v, lr), a in agg.items():
-        if a["non_finite"]:
-            labels[(v, lr)] = "nan"
-        elif rule.above_initial and a["final"] > a["initial"]:
-            labels[(v, lr)] = "above_initial"
-        elif rule.spike is not None and a.get("rise", 0.0) > rule.spike:
-            labels[(v, lr)] = "no_recovery"
-        elif lr > best[v][1] and a["final"] > best[v][0] + rule.margin:
-            labels[(v, lr)] = "above_best"
-        else:
-            labels[(v, lr)] = "converged"
-    return labels
-
-
-def stable_range(labels: dict[tuple[str, float], str], variant: str, lrs: list[float]) -> tuple[float | None, float | None]:
-    """(largest LR that converged below the first diverging one, first diverging LR), scanning the grid upward."""
-    largest = None
-    for lr in sorted(lrs):
-        if labels[(variant, lr)] != "converged":
-            return largest, lr
-        largest = lr
-    return largest, None
