@@ -81,10 +81,59 @@ def test_judge_scores_built_responses_exactly(kind):
     assert w.judge(q, "") == {f: float(f == "Concision") for f in feats}
 
 
-def test_world_splits_are_disjoint_and_deterministic():
+def test_world_splits_by_fact_and_are_deterministic():
+    """No evaluation query asks about a fact (a sum's pair of numbers, a country, a harmful request's target) that
+    a training query asks about; several hundred distinct evaluation queries, every kind in both splits."""
     a, b = AssistantWorld(seed=3), AssistantWorld(seed=3)
     assert [q.text for q in a.queries("eval")] == [q.text for q in b.queries("eval")]
-    assert not {q.text for q in a.queries("eval")} & {q.text for q in a.queries("train")}
+    train, held = a.queries("train"), a.queries("eval")
+    assert not {q.fact for q in held} & {q.fact for q in train}
+    assert not {q.subject for q in held if q.kind == "lookup"} & {q.subject for q in train if q.kind == "lookup"}
+    targets = lambda qs: {q.fact for q in qs if q.kind == "harmful"}  # noqa: E731
+    assert targets(held) and targets(train) and not targets(held) & targets(train)
+    assert len({q.text for q in held}) == len(held) >= 300 and {q.kind for q in held} == {q.kind for q in train}
+    assert all(q.fact for q in train + held)
+    assert [q.text for q in AssistantWorld(seed=4).queries("eval")] != [q.text for q in held]  # a split per seed
+
+
+def test_each_iteration_has_its_own_queries_and_a_small_pool_is_an_error():
+    from fmrecipes.sso.iterate import iteration_queries
+
+    train = AssistantWorld().queries("train")
+    slices = [iteration_queries(train, 500, k, seed=0) for k in (1, 2, 3)]
+    texts = [q.text for s in slices for q in s]
+    assert len(texts) == len(set(texts)) == 1500
+    assert iteration_queries(train, 500, 2, seed=0) == slices[1]  # deterministic
+    with pytest.raises(ConfigError, match="iteration 4 needs 2000 distinct training queries but the task has"):
+        iteration_queries(train, 500, 4, seed=0)
+
+
+def test_run_refuses_more_eval_or_iteration_queries_than_the_world_holds(tmp_path):
+    for override, msg in (("eval_queries=5000", "eval_queries=5000: the world holds out only"),
+                          ("queries_per_iteration=1000", "needs 2000 distinct training queries")):
+        r = run_cli("sso", "run", "--config", str(preset_path("sso", "smoke")), override, "--out", str(tmp_path / "o"))
+        assert r.returncode == 2 and msg in r.stderr and "Traceback" not in r.stderr, r.stderr
+        assert not (tmp_path / "o" / "seed0" / "sft").exists()  # refused before any training
+
+
+def test_gold_baseline_trains_on_pairs_the_judge_ordered(smoke, tmp_path):
+    """The gold method's data: on-policy pairs without principles, chosen scored above rejected by the gold judge."""
+    import dataclasses
+
+    from fmrecipes.sso.iterate import run_iterations
+    from fmrecipes.sso.sft import load_policy
+
+    cfg, world, start = smoke
+    _, tok = load_policy(start)
+    run_iterations(dataclasses.replace(cfg, iterations=1), "gold", world, tok, start, tmp_path, QUIET)
+    records = json.loads((tmp_path / "iter1" / "data" / "gold_pairs.json").read_text())
+    by_text = {q.text: q for q in world.queries("train")}
+    assert records and all(r["system"] == "" for r in records)
+    for r in records:
+        q = by_text[r["instruction"]]
+        score = lambda t: np.mean(list(world.judge(q, t).values()))  # noqa: E731
+        assert score(r["chosen"]) > score(r["rejected"])
+    assert not (tmp_path / "iter1" / "data" / "triples.jsonl").exists()  # no principle-steered data
 
 
 def test_prompt_needs_a_chat_template(smoke):
@@ -191,6 +240,15 @@ def test_iterations_resume_to_the_same_policy(smoke, tmp_path):
     log_file = tmp_path / "full" / "iter1" / "train" / "metrics.jsonl"
     log = [json.loads(line) for line in log_file.read_text().splitlines()]
     assert {"W", "G", "rewards/accuracies", "p_rewards/margins", "n_rewards/margins"} <= set(log[0])
+    # The reference is the policy frozen at each iteration's start: at the first step of every iteration the
+    # policy equals it, so every implicit reward beta*(s - s_ref) is zero (and later steps move away from it).
+    for k in (1, 2):
+        log = [json.loads(line) for line in (tmp_path / "full" / f"iter{k}" / "train" / "metrics.jsonl").open()]
+        assert log[0]["step"] == 1
+        for p in ("", "p_", "n_"):
+            for side in ("chosen", "rejected"):
+                assert abs(log[0][f"{p}rewards/{side}"]) < 1e-4, (k, p, side)
+        assert any(abs(r["rewards/chosen"]) > 1e-3 for r in log[1:])
 
 
 def test_cli_bad_input_is_one_line(tmp_path):

@@ -13,11 +13,13 @@ from ..errors import ConfigError
 from .generate import GenerationConfig
 from .losses import LossConfig
 
-METHODS = ("sso", "pbaa", "dpo")
+METHODS = ("sso", "pbaa", "dpo", "gold")
 # The baselines are the same code with the SSO terms off: "modified PBAA" = IPO on (x, y+, y-) only;
-# DPO = the DPO loss on the same pairs.
+# DPO = the DPO loss on the same pairs; "gold" = PBAA's loss on pairs the gold judge ordered (the paper's
+# human-labelled UltraFeedback baseline; the data, not the loss, differs from PBAA).
 METHOD_LOSS = {"sso": {}, "pbaa": {"steering": False, "weight": False, "sft_weight": 0.0},
-               "dpo": {"base": "dpo", "steering": False, "weight": False, "sft_weight": 0.0, "beta": None}}
+               "dpo": {"base": "dpo", "steering": False, "weight": False, "sft_weight": 0.0, "beta": None},
+               "gold": {"steering": False, "weight": False, "sft_weight": 0.0}}
 
 
 @dataclass
@@ -39,14 +41,14 @@ class SSOConfig:
     sft_examples: int = 4000
     sft_train: TrainConfig = field(default_factory=TrainConfig)
     iterations: int = 3
-    queries_per_iteration: int = 256  # disjoint slices of the training queries (wrapping when they run out)
+    queries_per_iteration: int = 256  # disjoint slices of the training queries (an error when they run out)
     epochs: int = 1  # per iteration
     warmup_ratio: float = 0.1
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     train: TrainConfig = field(default_factory=TrainConfig)  # per-iteration preference training (steps: epochs)
     methods: list[str] = field(default_factory=lambda: list(METHODS))
-    eval_queries: int = 256
+    eval_queries: int = 256  # distinct held-out queries (an error when the task has fewer)
     reward: RewardConfig = field(default_factory=RewardConfig)
     reward_pairs: int = 256  # pairs per data source for the reward-model comparison
     seed: int = 0  # the world split, data and sampling (a replicate sets every seed field to its own)

@@ -1,4 +1,4 @@
-"""Gold-judge evaluation on held-out queries with no principle (the prompt x)."""
+"""Gold-judge evaluation on held-out queries with no principle (the prompt x), and gold-labelled pairs."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import torch.nn as nn
 from ..errors import FmError
 from .chat import prompt_ids
 from .generate import GenerationConfig, sample_texts
+from .reward import Comparison
 from .world import Query, Task
 
 
@@ -39,3 +40,15 @@ def win_rate(task: Task, queries: list[Query], texts: list[str], baseline: list[
     ours = [np.mean(list(v.values())) for v in judge_all(task, queries, texts)]
     theirs = [np.mean(list(v.values())) for v in judge_all(task, queries, baseline)]
     return float(np.mean([1.0 if a > b else 0.5 if a == b else 0.0 for a, b in zip(ours, theirs, strict=True)]))
+
+
+def gold_pairs(policy: nn.Module, tok, task: Task, queries: list[Query], gen: GenerationConfig,
+               seed: int) -> list[Comparison]:
+    """Two samples per query from ``policy`` without principles, ordered by the gold judge; ties dropped (the
+    synthetic world's stand-in for human-labelled pairs such as UltraFeedback)."""
+    a = respond(policy, tok, queries, gen, seed)
+    b = respond(policy, tok, queries, gen, seed + 1)
+    sa = [np.mean(list(v.values())) for v in judge_all(task, queries, a)]
+    sb = [np.mean(list(v.values())) for v in judge_all(task, queries, b)]
+    return [Comparison(q.text, x, y) if s > t else Comparison(q.text, y, x)
+            for q, x, y, s, t in zip(queries, a, b, sa, sb, strict=True) if s != t]

@@ -1,7 +1,8 @@
-"""One replicate of ``fmrecipes sso run`` / ``reproduce sso``: SSO vs modified PBAA vs DPO from one SFT policy,
-3 on-policy iterations each, judged by the synthetic world's gold judge on held-out queries without principles;
-then Bradley-Terry reward models trained on SSO pairs vs gold-labelled pairs (the role UltraFeedback plays in the
-paper), each with and without RRM augmentation. Every stage is cached in the output directory, so a killed run resumes.
+"""One replicate of ``fmrecipes sso run`` / ``reproduce sso``: SSO vs modified PBAA vs DPO vs the gold-labelled
+baseline (the paper's UltraFeedback + IPO) from one SFT policy, on-policy iterations each on their own queries,
+judged by the synthetic world's gold judge on held-out queries (facts no training query asks about) without
+principles; then Bradley-Terry reward models trained on SSO pairs vs gold-labelled pairs, each with and without
+RRM augmentation. Every stage is cached in the output directory, so a killed run resumes.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 from ..core import dist
 from ..core.checkpoint import load_model
 from ..core.fileio import atomic_write_json, ensure_dir
+from ..errors import ConfigError
 from .config import SSOConfig
 from .evaluate import gold_report, respond, win_rate
 from .generate import generate_triples
@@ -23,10 +25,11 @@ from .sft import load_policy, sft_policy
 from .world import AssistantWorld
 
 # v1 Table (IPO-based, Iter3): AlpacaEval 2 length-controlled win rate and response length; our "dpo" is the
-# paper's PBAA with a DPO base ("PBAA-DPO"). v2 reward models: RewardBench average (each set 60k pairs).
+# paper's PBAA with a DPO base ("PBAA-DPO"), our "gold" its UltraFeedback + IPO. v2 reward models: RewardBench average (each set 60k pairs).
 PAPER = {
     "paper.ae2_lc.sft.llama31_8b_sft": 6.4, "paper.ae2_lc.pbaa.llama31_8b_sft": 2.6,
-    "paper.ae2_lc.sso.llama31_8b_sft": 15.0,
+    "paper.ae2_lc.sso.llama31_8b_sft": 15.0, "paper.ae2_lc.gold.llama31_8b_sft": 10.5,
+    "paper.ae2_lc.gold.qwen2_7b_instruct": 19.3, "paper.ae2_lc.gold.llama31_8b_instruct": 39.3,
     "paper.ae2_lc.sft.qwen2_7b_instruct": 33.2, "paper.ae2_lc.pbaa.qwen2_7b_instruct": 30.7,
     "paper.ae2_lc.dpo.qwen2_7b_instruct": 32.9, "paper.ae2_lc.sso.qwen2_7b_instruct": 36.2,
     "paper.ae2_lc.sft.llama31_8b_instruct": 32.8, "paper.ae2_lc.pbaa.llama31_8b_instruct": 27.2,
@@ -57,10 +60,13 @@ def run_experiment(cfg: SSOConfig, env: dist.DistEnv) -> dict[str, Any]:
     plots, under ``cfg.seed`` (which also draws the world's train/eval split)."""
     out = ensure_dir(cfg.out)
     world = AssistantWorld(seed=cfg.seed)
+    held = world.queries("eval")
+    if cfg.eval_queries > len(held):
+        raise ConfigError(f"eval_queries={cfg.eval_queries}: the world holds out only {len(held)} distinct queries")
+    queries = held[:cfg.eval_queries]
+    iteration_queries(world.queries("train"), cfg.queries_per_iteration, cfg.iterations, cfg.seed)  # fail early
     start = sft_policy(cfg, world, out / "sft", env)
     _, tok = load_policy(start)
-    held = world.queries("eval")
-    queries = [held[i % len(held)] for i in range(cfg.eval_queries)]
     result: dict[str, float] = {}
     curves: dict[str, list[float]] = {}
     sft_eval = _evaluate(out / "eval" / "sft.json", start, world, queries, cfg, env)

@@ -1,6 +1,9 @@
 """Online iterative training (SSO v1, notes Sec. 3.1): each iteration samples on-policy triples with the
 current policy, freezes the reference as the policy at the iteration start, and trains one epoch.
 
+The ``gold`` baseline (the paper's UltraFeedback-trained policy) runs the same iterations with the base loss on
+(x, y+, y-) pairs that the gold judge ordered instead of principle-steered triples.
+
 With ``loss.variant = "v2"`` an iteration instead trains a data generator (initialised from the policy) with
 L+ + L-, samples (y+, y-) from the generator under x+ / x-, and trains the policy with plain DPO on (x, y+, y-).
 
@@ -11,6 +14,7 @@ atomically), so a killed run resumes where it stopped and gives the same result.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -20,21 +24,42 @@ import torch.nn as nn
 
 from ..core import dist
 from ..core.checkpoint import load_model, save_model
+from ..core.fileio import atomic_write_json, ensure_dir
 from ..core.hf import context_length
 from ..core.train import train
-from ..errors import FmError
+from ..errors import ConfigError, FmError
 from .config import SSOConfig
 from .data import TripleData, triple_objective
+from .evaluate import gold_pairs
 from .generate import generate_triples
 from .losses import PAIRS, SEQUENCES, LossConfig, generator_loss, sso_loss
 from .world import Query, Task
 
 
 def iteration_queries(queries: list[Query], per_iteration: int, iteration: int, seed: int) -> list[Query]:
-    """Iteration ``k``'s slice of one fixed shuffle of the training queries (disjoint until they run out)."""
+    """Iteration ``k``'s slice of one fixed shuffle of the training queries: every iteration has its own queries,
+    as in the paper (a pool too small for them is an error, never a silent reuse)."""
+    end = iteration * per_iteration
+    if end > len(queries):
+        raise ConfigError(f"queries_per_iteration={per_iteration}: iteration {iteration} needs {end} distinct "
+                          f"training queries but the task has {len(queries)}; lower queries_per_iteration or "
+                          "iterations, or give more prompts")
     order = np.random.default_rng(seed).permutation(len(queries))
-    start = (iteration - 1) * per_iteration
-    return [queries[order[(start + i) % len(queries)]] for i in range(per_iteration)]
+    return [queries[i] for i in order[end - per_iteration:end]]
+
+
+def gold_records(policy: nn.Module, tok, task: Task, queries: list[Query], cfg: SSOConfig, path: Path,
+                 seed: int) -> list[dict]:
+    """The gold-labelled baseline's data for one iteration: on-policy pairs ordered by the gold judge
+    (:func:`.evaluate.gold_pairs`, ties dropped) as records with the fields the main pair (x, y+, y-) reads;
+    cached in ``path``."""
+    if path.is_file():
+        return json.loads(path.read_text())
+    records = [{"instruction": c.query, "system": "", "chosen": c.first, "rejected": c.second}
+               for c in gold_pairs(policy, tok, task, queries, cfg.generation, seed)]
+    ensure_dir(path.parent)
+    atomic_write_json(path, records)
+    return records
 
 
 def save_policy(model: nn.Module, tok, directory: Path) -> Path:
@@ -61,6 +86,7 @@ def run_iterations(cfg: SSOConfig, method: str, task: Task, tok, start: Path, ou
     iteration's policy directory."""
     loss_cfg = cfg.method_loss(method)
     queries = task.queries("train")
+    iteration_queries(queries, cfg.queries_per_iteration, cfg.iterations, cfg.seed)  # fail before any work
     previous, done = start, []
     for k in range(1, cfg.iterations + 1):
         it_dir = out_dir / f"iter{k}"
@@ -68,8 +94,11 @@ def run_iterations(cfg: SSOConfig, method: str, task: Task, tok, start: Path, ou
         if not (final / "config.json").is_file():
             policy = load_model(previous, env.device)
             qs = iteration_queries(queries, cfg.queries_per_iteration, k, cfg.seed)
-            triples = generate_triples(policy, tok, task, qs, cfg.generation, it_dir / "data", cfg.seed + k,
-                                       env.progress)
+            if method == "gold":
+                triples = gold_records(policy, tok, task, qs, cfg, it_dir / "data" / "gold_pairs.json", cfg.seed + k)
+            else:
+                triples = generate_triples(policy, tok, task, qs, cfg.generation, it_dir / "data", cfg.seed + k,
+                                           env.progress)
             if loss_cfg.variant == "v2" and method == "sso":
                 steer = SEQUENCES[2:]
                 generator = load_model(previous, env.device)

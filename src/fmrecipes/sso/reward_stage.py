@@ -11,19 +11,9 @@ from ..core.checkpoint import load_model
 from ..core.hf import context_length
 from ..core.train import train
 from .config import SSOConfig
-from .evaluate import judge_all, respond
+from .evaluate import gold_pairs
 from .reward import Comparison, ComparisonData, RewardModel, accuracy, rm_objective, rrm_augment
 from .world import Query, Task
-
-
-def gold_pairs(policy: nn.Module, tok, task: Task, queries: list[Query], cfg: SSOConfig, seed: int) -> list[Comparison]:
-    """Two samples per query from ``policy`` without principles, labelled by the gold judge; ties dropped."""
-    a = respond(policy, tok, queries, cfg.generation, seed)
-    b = respond(policy, tok, queries, cfg.generation, seed + 1)
-    sa = [np.mean(list(v.values())) for v in judge_all(task, queries, a)]
-    sb = [np.mean(list(v.values())) for v in judge_all(task, queries, b)]
-    return [Comparison(q.text, x, y) if s > t else Comparison(q.text, y, x)
-            for q, x, y, s, t in zip(queries, a, b, sa, sb, strict=True) if s != t]
 
 
 def train_reward_model(start, tok, comparisons: list[Comparison], cfg: SSOConfig, run_dir, env) -> RewardModel:
@@ -43,8 +33,8 @@ def reward_comparison(cfg: SSOConfig, task: Task, tok, start, sso_triples: list[
     train_q = task.queries("train")
     order = np.random.default_rng(cfg.seed + 11).permutation(len(train_q))
     pool = [train_q[order[i % len(order)]] for i in range(3 * len(sso))]  # most sample pairs tie: draw 3x
-    gold = gold_pairs(policy, tok, task, pool, cfg, cfg.seed + 21)[:len(sso)]
-    heldout = ComparisonData(tok, gold_pairs(policy, tok, task, eval_queries, cfg, cfg.seed + 31),
+    gold = gold_pairs(policy, tok, task, pool, cfg.generation, cfg.seed + 21)[:len(sso)]
+    heldout = ComparisonData(tok, gold_pairs(policy, tok, task, eval_queries, cfg.generation, cfg.seed + 31),
                              context_length(policy) or 2048)
     result: dict[str, float] = {"rm_pairs.heldout": len(heldout)}
     for name, comps in {"sso_pairs": sso, "gold_pairs": gold, "both": sso + gold}.items():
