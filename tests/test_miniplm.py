@@ -79,6 +79,85 @@ def test_selection_prefers_the_domain_the_teacher_learned_and_reports_it(tmp_pat
         top_alpha(np.array([1.0, float("nan")]), 0.5)
 
 
+def test_eos_positions_are_skipped_in_scoring_and_vanilla_kd():
+    """The official scorer and KD trainer skip the prediction made from an EOS input (the first token of the next
+    document): changing what a model predicts there changes nothing; without the option it does."""
+    from fmrecipes.miniplm.losses import eos_input_mask
+    from fmrecipes.miniplm.score import score_batch
+
+    x = torch.tensor([[5, 7, 0, 9, 3], [4, 4, 4, 4, 4]])  # EOS (0) at position 2 of the first row
+    y = torch.tensor([[7, 0, 9, 3, 8], [4, 4, 4, 4, 1]])
+    model, cpu = Tiny(), torch.device("cpu")
+    skipped = score_batch(model, x, y, cpu, eos_id=0)
+    logits = model(x)
+    keep = torch.tensor([[1, 1, 0, 1, 1], [1, 1, 1, 1, 1]])
+    np.testing.assert_allclose(skipped, instance_nll(logits, y, keep).detach().numpy(), rtol=1e-6)
+    assert skipped[0] != pytest.approx(score_batch(model, x, y, cpu)[0])  # the option changes the score
+    with torch.no_grad():
+        model.emb.weight[0] = torch.randn(50) * 5  # another prediction from EOS only
+    np.testing.assert_allclose(score_batch(model, x, y, cpu, eos_id=0), skipped, rtol=1e-6)
+    assert eos_input_mask(x, None) is None
+
+    torch.manual_seed(1)
+    s, t = torch.randn(2, 5, 50), torch.randn(2, 5, 50)
+    mask = eos_input_mask(x, 0)
+    kept = mask.reshape(-1)
+    by_hand = vanilla_kd_loss(s.reshape(1, -1, 50)[:, kept], t.reshape(1, -1, 50)[:, kept],
+                              y.reshape(1, -1)[:, kept], 0.5, 2.0)
+    assert vanilla_kd_loss(s, t, y, 0.5, 2.0, mask).item() == pytest.approx(by_hand.item(), abs=1e-6)
+    s2, t2 = s.clone(), t.clone()
+    s2[0, 2], t2[0, 2] = 9.0, -9.0  # the EOS-input position only
+    assert vanilla_kd_loss(s2, t2, y, 0.5, 2.0, mask).item() == pytest.approx(by_hand.item(), abs=1e-6)
+    assert vanilla_kd_loss(s2, t2, y, 0.5, 2.0).item() != pytest.approx(by_hand.item(), abs=1e-3)
+
+
+def test_document_split_gives_teacher_reference_and_pool_no_shared_document(tmp_path):
+    """Each instance belongs to the part holding every one of its tokens; instances straddling two parts'
+    documents are dropped; parts are deterministic, in corpus order, and about their fractions of documents."""
+    from fmrecipes.miniplm.pool import document_split
+
+    rng = np.random.default_rng(0)
+    docs = [rng.integers(1, 50, int(rng.integers(5, 40))).tolist() for _ in range(200)]
+    data = PackedDataset(write_shard(tmp_path / "s", docs, 0, 50), 8)
+    parts = document_split(data, {"teacher": 0.4, "reference": 0.1}, seed=3)
+    assert list(parts) == ["teacher", "reference", "pool"]
+    starts = data.shard.doc_index
+
+    def docs_of(indices):
+        out = set()
+        for i in indices:
+            first = i * data.stride
+            out |= set(range(np.searchsorted(starts, first, "right") - 1,
+                             np.searchsorted(starts, first + data.seq_len, "right")))
+        return out
+
+    seen = {k: docs_of(v) for k, v in parts.items()}
+    assert not seen["teacher"] & seen["pool"] and not seen["reference"] & seen["pool"]
+    assert not seen["teacher"] & seen["reference"]
+    assert all(np.all(np.diff(v) > 0) for v in parts.values())
+    assert 0.3 < len(seen["teacher"]) / 200 < 0.5 and 0.05 < len(seen["reference"]) / 200 < 0.15
+    total = sum(len(v) for v in parts.values())
+    assert 0.6 * len(data) < total < len(data)  # only straddling instances are dropped
+    again = document_split(data, {"teacher": 0.4, "reference": 0.1}, seed=3)
+    assert all(np.array_equal(parts[k], again[k]) for k in parts)
+
+
+def test_headline_budget_is_one_pass_over_the_selected_data():
+    from types import SimpleNamespace
+
+    from fmrecipes.core.train import TrainConfig
+    from fmrecipes.miniplm.config import MiniPLMConfig
+    from fmrecipes.miniplm.experiment import headline_budget
+
+    pool = SimpleNamespace(pool_indices=np.arange(1001))
+    cfg = MiniPLMConfig(alpha=0.5, student_train=TrainConfig(steps=999, batch_size=16), student_passes=1.0)
+    assert headline_budget(cfg, pool).steps == math.ceil(500 / 16)  # int(0.5 * 1001) instances, once
+    cfg.student_passes = 2.0
+    assert headline_budget(cfg, pool).steps == math.ceil(1000 / 16)
+    cfg.student_passes = None
+    assert headline_budget(cfg, pool).steps == 999
+
+
 def test_compute_matched_steps():
     assert compute_matched_steps(100, n_student=100, n_teacher=900) == 25  # 300 / 1200 of the budget
     assert compute_matched_steps(10, 1, 10**9) == 1
@@ -171,6 +250,8 @@ def test_reproduce_smoke_summary(smoke_run):
     assert s["flops.vanilla_kd"] < s["flops.vanilla_kd_steps"]  # fewer steps at matched compute
     assert s["flops.miniplm"] > s["flops.random"]  # the offline teacher forward is counted once
     assert "val_loss.miniplm.llama" in s and "val_loss_news.no_kd.s16" in s
+    assert "val_loss_data_limited.miniplm.s16" in s and "val_loss_data_limited.no_kd.s16" in s
+    assert s["instances.teacher"] > 0 and s["instances.reference"] > 0 and s["instances.pool"] > 0
     assert s["kept_fraction_miniplm.news"] == pytest.approx(0.5, abs=0.01)
     assert (smoke_run / "val_loss_vs_tokens.png").stat().st_size > 5000
     sel = json.loads((smoke_run / "refined" / "miniplm" / "selection.json").read_text())

@@ -11,7 +11,7 @@ from ..core import dist
 from ..core.checkpoint import latest_checkpoint, load_model
 from ..errors import FmError
 from .config import SELECTORS, MiniPLMConfig
-from .pool import Subset, build_pool
+from .pool import Subset, build_pool, skipped_eos
 from .score import load_scores, model_vocab, score
 from .select import refined_dataset, selector_scores, top_alpha, write_refined
 from .stages import compute_matched, num_params, sized, train_model
@@ -43,7 +43,8 @@ def _train_ref(args: argparse.Namespace) -> int:
 def _train_teacher(args: argparse.Namespace) -> int:
     cfg = _cfg(args)
     pool = build_pool(cfg)
-    train_model(sized(cfg.teacher, cfg.vocab_size, cfg.seq_len), cfg.teacher_train, pool.train, pool.val,
+    train_model(sized(cfg.teacher, cfg.vocab_size, cfg.seq_len), cfg.teacher_train,
+                Subset(pool.train, pool.teacher_indices), pool.val,
                 Path(cfg.out) / "models" / "teacher", dist.setup(cfg.run))
     print(Path(cfg.out) / "models" / "teacher")
     return 0
@@ -70,7 +71,7 @@ def _score(args: argparse.Namespace) -> int:
                       f"the corpus tokenizer's {len(pool.tokenizer)}; give the model directory its own tokenizer")
     out = Path(cfg.out) / "scores" / args.name
     scores = score(model, pool.train, pool.pool_indices, out, pool.pool_hash, args.name, cfg.score_batch_size,
-                   cfg.score_chunk, env, text)
+                   cfg.score_chunk, env, text, skipped_eos(cfg, pool))
     dist.teardown(env)
     if env.is_main:
         print(json.dumps({"scores": str(out / "scores.npy"), "count": len(scores), "mean_nll": float(scores.mean())}))
@@ -119,7 +120,7 @@ def _pretrain(args: argparse.Namespace) -> int:
     tag = f"{args.data.replace('/', '_')}{'_kd' if teacher is not None else ''}"
     run = Path(cfg.out) / "students" / args.student / tag
     _, result = train_model(model_cfg, train_cfg, data, pool.val, run, dist.setup(cfg.run), teacher=teacher,
-                            kd_ratio=cfg.kd_ratio, temperature=cfg.kd_temperature)
+                            kd_ratio=cfg.kd_ratio, temperature=cfg.kd_temperature, eos_id=skipped_eos(cfg, pool))
     print(json.dumps({"run": str(run), "val_loss": result.val_loss}))
     return 0
 
@@ -127,7 +128,8 @@ def _pretrain(args: argparse.Namespace) -> int:
 def register_cli(verbs) -> None:
     """The stages as verbs of ``fmrecipes miniplm``."""
     add_verb(verbs, "train-ref", "train the reference LM on D_ref (held out from scoring)", _train_ref)
-    add_verb(verbs, "train-teacher", "train the teacher LM on every training instance", _train_teacher)
+    add_verb(verbs, "train-teacher", "train the teacher LM on its own documents (disjoint from D and D_ref)",
+             _train_teacher)
     v = add_verb(verbs, "score", "per-instance mean token log-likelihood of D under a model (torchrun-able)", _score)
     v.add_argument("--model", required=True, help="run dir, checkpoint dir, or Hugging Face causal-LM dir")
     v.add_argument("--name", required=True, help="score set name (teacher, reference, ...) under OUT/scores/")

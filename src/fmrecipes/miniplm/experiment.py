@@ -1,26 +1,32 @@
 """One replicate of the MiniPLM comparison (``fmrecipes miniplm run`` / ``reproduce miniplm``).
 
-Teacher (trained on every training instance), reference (trained on D_ref only), scores on D, selections
-(random, MiniPLM, RHO), then students of each size trained at equal training tokens: no KD, Vanilla KD
-(compute-matched and step-matched), random 50%, MiniPLM and RHO; plus a Llama-architecture student on the
-no-KD and MiniPLM data (the cross-family check). Every stage is cached in the output directory, so a killed
-run resumes where it stopped.
+Teacher and reference, each trained on its own documents (disjoint from the scored pool D), scores on D,
+selections (random, MiniPLM, RHO), then students of each size trained at equal training tokens (the paper's main
+setting: one pass over the selected data, :func:`headline_budget`): no KD, Vanilla KD (compute-matched and
+step-matched), random 50%, MiniPLM and RHO; plus a Llama-architecture student on the no-KD and MiniPLM data (the
+cross-family check), and optionally the data-limited table (no KD and MiniPLM at a longer budget that repeats
+data). Every stage is cached in the output directory, so a killed run resumes where it stopped.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch.nn as nn
 
 from ..core import dist
 from ..core.fileio import ensure_dir
+from ..core.gpt import GPTConfig
 from ..core.metrics import read_jsonl
+from ..core.train import TrainConfig
 from .config import MiniPLMConfig
 from .plots import val_loss_vs_tokens
-from .pool import Pool, Subset, build_pool
+from .pool import Pool, Subset, build_pool, skipped_eos
 from .score import score
 from .select import refined_dataset, selector_scores, top_alpha, write_refined
 from .stages import compute_matched, num_params, sized, train_model, val_losses
@@ -44,7 +50,7 @@ def _select_all(cfg: MiniPLMConfig, pool: Pool, out: Path, teacher, reference, e
     if not wanted:
         return {}
     L = cfg.seq_len
-    common = dict(batch_size=cfg.score_batch_size, chunk=cfg.score_chunk, env=env)
+    common = dict(batch_size=cfg.score_batch_size, chunk=cfg.score_chunk, env=env, eos_id=skipped_eos(cfg, pool))
     nll = {"teacher": score(teacher, pool.train, pool.pool_indices, out / "scores" / "teacher", pool.pool_hash,
                             "teacher", **common),
            "reference": score(reference, pool.train, pool.pool_indices, out / "scores" / "reference",
@@ -70,61 +76,101 @@ def _select_all(cfg: MiniPLMConfig, pool: Pool, out: Path, teacher, reference, e
     return reports
 
 
+def headline_budget(cfg: MiniPLMConfig, pool: Pool) -> TrainConfig:
+    """The students' training budget: ``student_passes`` passes over the selected data (alpha·|D| instances),
+    every student the same steps; ``student_train`` as given when ``student_passes`` is None."""
+    if cfg.student_passes is None:
+        return cfg.student_train
+    selected = int(cfg.alpha * len(pool.pool_indices))
+    steps = max(1, math.ceil(cfg.student_passes * selected / cfg.student_train.batch_size))
+    return dataclasses.replace(cfg.student_train, steps=steps)
+
+
+@dataclass
+class _Students:
+    """What training and evaluating a student needs, fixed for one replicate."""
+
+    cfg: MiniPLMConfig
+    pool: Pool
+    out: Path
+    env: dist.DistEnv
+    teacher: nn.Module
+    n_reference: int
+
+    def __post_init__(self) -> None:
+        self.val_domains = self.pool.domains(self.pool.val, np.arange(len(self.pool.val)))
+        self.limit = self.cfg.student_train.eval_batches * self.cfg.student_train.micro_batch_size * 4
+        self.eos = skipped_eos(self.cfg, self.pool)
+
+    def val_loss(self, model: nn.Module) -> dict[str, float]:
+        return val_losses(model, self.pool.val, self.val_domains, self.cfg.score_batch_size, self.env.device,
+                          self.limit)
+
+    def train(self, name: str, model_cfg: GPTConfig, method: str, train_cfg: TrainConfig, run: str,
+              is_llama: bool = False) -> tuple[dict[str, float], float, list[tuple[float, float]]]:
+        """Train one student on ``method``'s data (Vanilla KD online, compute-matched for ``vanilla_kd``);
+        returns its validation losses, its training FLOPs (selection's offline forward passes included) and
+        its validation curve against training tokens."""
+        cfg, L = self.cfg, self.cfg.seq_len
+        data, teacher = Subset(self.pool.train, self.pool.pool_indices), None
+        if method in SELECTED:
+            data = refined_dataset(self.out, method, L)
+        n_t = num_params(self.teacher)
+        if method.startswith("vanilla_kd"):
+            teacher = self.teacher
+            if method == "vanilla_kd":
+                train_cfg = compute_matched(train_cfg, model_cfg, n_t)
+        run_dir = self.out / "students" / name / run
+        model, _ = train_model(model_cfg, train_cfg, data, self.pool.val, run_dir, self.env, teacher=teacher,
+                               kd_ratio=cfg.kd_ratio, temperature=cfg.kd_temperature, hf_llama=is_llama,
+                               eos_id=self.eos)
+        n_s, tokens_d = num_params(model), len(self.pool.pool_indices) * L
+        tokens = train_cfg.steps * train_cfg.batch_size * L
+        flops = 6 * n_s * tokens + (2 * n_t * tokens if teacher is not None else 0)
+        if method == "miniplm":
+            flops += 2 * (n_t + self.n_reference) * tokens_d  # the teacher's (and reference's) forward, once
+        if method == "rho":
+            flops += 2 * (n_s + self.n_reference) * tokens_d + 6 * n_s * cfg.rho_proxy_steps * train_cfg.batch_size * L
+        curve = [(r["step"] * train_cfg.batch_size * L, r["val_loss"]) for r in read_jsonl(run_dir / "metrics.jsonl")
+                 if "val_loss" in r]
+        return self.val_loss(model), flops, curve
+
+
 def run_experiment(cfg: MiniPLMConfig, env: dist.DistEnv) -> dict[str, Any]:
     out = ensure_dir(cfg.out)
     pool = build_pool(cfg)
     L, V = cfg.seq_len, cfg.vocab_size
-    teacher, _ = train_model(sized(cfg.teacher, V, L), cfg.teacher_train, pool.train, pool.val,
-                             out / "models" / "teacher", env)
+    teacher, _ = train_model(sized(cfg.teacher, V, L), cfg.teacher_train, Subset(pool.train, pool.teacher_indices),
+                             pool.val, out / "models" / "teacher", env)
     reference, _ = train_model(sized(cfg.reference, V, L), cfg.reference_train, Subset(pool.train, pool.ref_indices),
                                pool.val, out / "models" / "reference", env)
     reports = _select_all(cfg, pool, out, teacher, reference, env)
     nll = reports.pop("_nll", {})
-    val_domains = pool.domains(pool.val, np.arange(len(pool.val)))
-    limit = cfg.student_train.eval_batches * cfg.student_train.micro_batch_size * 4
-    n_t, n_r = num_params(teacher), num_params(reference)
-    tokens_d = len(pool.pool_indices) * L
-    summary: dict[str, Any] = {"teacher_val_loss": val_losses(teacher, pool.val, val_domains, cfg.score_batch_size,
-                                                              env.device, limit)["all"],
-                               "reference_val_loss": val_losses(reference, pool.val, val_domains,
-                                                                cfg.score_batch_size, env.device, limit)["all"]}
+    st = _Students(cfg, pool, out, env, teacher, num_params(reference))
+    budget = headline_budget(cfg, pool)
+    summary: dict[str, Any] = {"teacher_val_loss": st.val_loss(teacher)["all"],
+                               "reference_val_loss": st.val_loss(reference)["all"], "student_steps": budget.steps,
+                               "instances.teacher": len(pool.teacher_indices),
+                               "instances.reference": len(pool.ref_indices), "instances.pool": len(pool.pool_indices)}
     curves: dict[str, list[tuple[float, float]]] = {}
     students = [(s.name, sized(s.model, V, L), False) for s in cfg.students]
     if cfg.cross_family:
         students.append(("llama", sized(cfg.students[0].model, V, L), True))
-    full = Subset(pool.train, pool.pool_indices)
+    first = cfg.students[0].name
     for name, model_cfg, is_llama in students:
-        methods = [m for m in cfg.methods if not is_llama or m in ("no_kd", "miniplm")]
-        for method in methods:
-            train_cfg, teacher_arg, data = cfg.student_train, None, full
-            if method in SELECTED:
-                data = refined_dataset(out, method, L)
-            if method.startswith("vanilla_kd"):
-                teacher_arg = teacher
-                if method == "vanilla_kd":
-                    train_cfg = compute_matched(train_cfg, model_cfg, n_t)
-            model, _ = train_model(model_cfg, train_cfg, data, pool.val, out / "students" / name / method, env,
-                                   teacher=teacher_arg, kd_ratio=cfg.kd_ratio, temperature=cfg.kd_temperature,
-                                   hf_llama=is_llama)
-            losses = val_losses(model, pool.val, val_domains, cfg.score_batch_size, env.device, limit)
+        for method in [m for m in cfg.methods if not is_llama or m in ("no_kd", "miniplm")]:
+            losses, flops, curves[f"{method}.{name}"] = st.train(name, model_cfg, method, budget, method, is_llama)
             summary[f"val_loss.{method}.{name}"] = round(losses["all"], 4)
-            if name == cfg.students[0].name:  # size-independent key the claims compare
+            summary.update({f"val_loss_{d}.{method}.{name}": round(v, 4) for d, v in losses.items() if d != "all"})
+            if name == first:  # size-independent keys the claims compare
                 summary[f"student_val_loss.{method}"] = round(losses["all"], 4)
-            for d, v in losses.items():
-                if d != "all":
-                    summary[f"val_loss_{d}.{method}.{name}"] = round(v, 4)
-            n_s = num_params(model)
-            tokens = train_cfg.steps * train_cfg.batch_size * L
-            flops = 6 * n_s * tokens + (2 * n_t * tokens if teacher_arg is not None else 0)
-            if method == "miniplm":
-                flops += 2 * (n_t + n_r) * tokens_d  # the teacher's (and reference's) forward, once, offline
-            if method == "rho":
-                flops += 2 * (n_s + n_r) * tokens_d + 6 * n_s * cfg.rho_proxy_steps * train_cfg.batch_size * L
-            if name == cfg.students[0].name:
                 summary[f"flops.{method}"] = float(f"{flops:.3g}")
-            rows = read_jsonl(out / "students" / name / method / "metrics.jsonl")
-            curves[f"{method}.{name}"] = [(r["step"] * train_cfg.batch_size * L, r["val_loss"]) for r in rows
-                                          if "val_loss" in r]
+    if cfg.data_limited_steps is not None:
+        limited = dataclasses.replace(cfg.student_train, steps=cfg.data_limited_steps)
+        for method in [m for m in ("no_kd", "miniplm") if m in cfg.methods]:
+            losses, _, _ = st.train(first, students[0][1], method, limited, f"{method}_data_limited")
+            summary[f"val_loss_data_limited.{method}.{first}"] = round(losses["all"], 4)
+        summary["data_limited_steps"] = cfg.data_limited_steps
     for method, rep in reports.items():
         for d, frac in rep["kept_fraction"].items():
             summary[f"kept_fraction_{method}.{d}"] = frac

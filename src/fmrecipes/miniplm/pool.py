@@ -1,4 +1,5 @@
-"""The instance pool: the packed training corpus split into D_ref (reference data) and D (scored)."""
+"""The instance pool: the packed training corpus split by document into the teacher's data, D_ref (the
+reference's data) and D (scored and selected), so that neither model that scores D was trained on any of it."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import numpy as np
 from ..core import dist
 from ..data.prepared import packed, prepare
 from ..data.tokens import PackedDataset
+from ..errors import ConfigError
 
 
 class Subset:
@@ -37,10 +39,11 @@ def index_hash(indices: np.ndarray, seq_len: int, corpus_id: str) -> str:
 @dataclass
 class Pool:
     tokenizer: object
-    train: PackedDataset  # every training instance (the teacher trains on all of them)
+    train: PackedDataset  # every training instance of the corpus
     val: PackedDataset  # the held-out validation split of the whole corpus
-    ref_indices: np.ndarray  # D_ref
-    pool_indices: np.ndarray  # D = train minus D_ref, in corpus order
+    teacher_indices: np.ndarray  # the teacher's training data
+    ref_indices: np.ndarray  # D_ref, the reference's training data
+    pool_indices: np.ndarray  # D, scored and selected from; all three in corpus order, no document shared
     corpus_id: str
 
     @property
@@ -52,19 +55,44 @@ class Pool:
         return data.shard.domain_at(np.asarray(indices, dtype=np.int64) * data.stride)
 
 
-def ref_split(n: int, ref_fraction: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """(D_ref, D) instance indices: a seeded random ``ref_fraction`` is held out; both keep corpus order."""
-    rng = np.random.default_rng(seed)
-    is_ref = rng.random(n) < ref_fraction
-    return np.flatnonzero(is_ref), np.flatnonzero(~is_ref)
+def document_split(data: PackedDataset, fractions: dict[str, float], seed: int = 0) -> dict[str, np.ndarray]:
+    """Instance indices of each part, split by document: a seeded permutation of the documents gives each part
+    its ``fraction`` of them (the rest go to ``"pool"``), and an instance belongs to the part holding all of its
+    tokens. Instances that straddle documents of two parts are dropped, so no part sees any token of another
+    part's documents. Each part keeps corpus order."""
+    starts = data.shard.doc_index
+    order = np.random.default_rng(seed).permutation(len(starts))
+    part_of_doc = np.full(len(starts), len(fractions), dtype=np.int64)  # default: the pool
+    lo = 0
+    for k, frac in enumerate(fractions.values()):
+        hi = lo + int(round(frac * len(starts)))
+        part_of_doc[order[lo:hi]] = k
+        lo = hi
+    first = np.arange(len(data), dtype=np.int64) * data.stride
+    doc_first = np.searchsorted(starts, first, side="right") - 1
+    doc_last = np.searchsorted(starts, first + data.seq_len, side="right") - 1
+    part, same = part_of_doc[doc_first], part_of_doc[doc_first] == part_of_doc[doc_last]
+    names = [*fractions, "pool"]
+    return {name: np.flatnonzero(same & (part == k)) for k, name in enumerate(names)}
 
 
 def build_pool(cfg, env: dist.DistEnv | None = None) -> Pool:
-    """Tokenize the corpus once into ``<out>/data`` and split its instances into D_ref and D."""
+    """Tokenize the corpus once into ``<out>/data`` and split its training instances by document into the
+    teacher's data, D_ref and D (:func:`document_split`)."""
     data_dir = Path(cfg.out) / "data"
     tok, train_shard, val_shard = prepare(cfg.data, cfg.vocab_size, data_dir, None, env)
     train, val = packed(train_shard, val_shard, cfg.seq_len, cfg.data.sources)
-    ref, pool = ref_split(len(train), cfg.ref_fraction, cfg.seed)
+    parts = document_split(train, {"teacher": cfg.teacher_fraction, "reference": cfg.ref_fraction}, cfg.seed)
+    for name, idx in parts.items():
+        if len(idx) == 0:
+            raise ConfigError(f"the corpus's {name} part has no instances ({len(train.shard.doc_index)} documents); "
+                              "use more documents or change teacher_fraction / ref_fraction")
     corpus_id = (data_dir / "prepared.json").read_text()
-    return Pool(tok, train, val, ref, pool, hashlib.sha1(corpus_id.encode()).hexdigest()[:16])
+    return Pool(tok, train, val, parts["teacher"], parts["reference"], parts["pool"],
+                hashlib.sha1(corpus_id.encode()).hexdigest()[:16])
 
+
+
+def skipped_eos(cfg, pool: Pool) -> int | None:
+    """The EOS id whose input positions scoring and Vanilla KD skip (``cfg.skip_eos_positions``), else None."""
+    return pool.train.shard.meta.get("eos_id") if cfg.skip_eos_positions else None

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from ..core import dist
 from ..core.fileio import atomic_write_json, ensure_dir
 from ..errors import FmError
-from .losses import instance_nll
+from .losses import eos_input_mask, instance_nll
 
 
 def model_vocab(model: nn.Module) -> int:
@@ -38,29 +38,36 @@ def _logits(model: nn.Module, x: torch.Tensor, attention_mask: torch.Tensor | No
 
 @torch.inference_mode()
 def score_batch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.device,
-                text_tokenizers: tuple | None = None) -> np.ndarray:
-    """Mean token NLL of each instance (nats per corpus token). With ``text_tokenizers=(corpus_tok, model_tok)``
-    the instance is decoded to text and re-encoded with the model's own tokenizer (a teacher of another
-    family); its total NLL is divided by the instance's corpus-token count, the unit every other score uses."""
+                text_tokenizers: tuple | None = None, eos_id: int | None = None) -> np.ndarray:
+    """Mean token NLL of each instance (nats per corpus token), skipping positions whose input is ``eos_id``
+    (:func:`eos_input_mask`; None skips nothing). With ``text_tokenizers=(corpus_tok, model_tok)`` the instance is
+    decoded to text and re-encoded with the model's own tokenizer (a teacher of another family); its total NLL
+    (positions after the model's own EOS skipped alike) is divided by the instance's count of kept corpus tokens,
+    the unit every other score uses."""
     use_bf16 = device.type == "cuda"
+    keep = eos_input_mask(x, eos_id)
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
         if text_tokenizers is None:
-            nll = instance_nll(_logits(model, x.to(device)), y.to(device))
+            nll = instance_nll(_logits(model, x.to(device)), y.to(device), None if keep is None else keep.to(device))
         else:
             corpus_tok, model_tok = text_tokenizers
             rows = torch.cat([x[:, :1], y], dim=1)
             texts = corpus_tok.batch_decode(rows.tolist())
             enc = model_tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
             ids, mask = enc["input_ids"].to(device), enc["attention_mask"].to(device)
-            logits = _logits(model, ids, mask)
-            nll = instance_nll(logits[:, :-1], ids[:, 1:], mask[:, 1:], per_tokens=y.shape[1])
+            own = eos_input_mask(ids[:, :-1], model_tok.eos_token_id if eos_id is not None else None)
+            mask = mask[:, 1:] if own is None else mask[:, 1:] * own
+            count = y.shape[1] if keep is None else keep.sum(1).clamp_min(1).to(device)
+            nll = instance_nll(_logits(model, ids, enc["attention_mask"].to(device))[:, :-1], ids[:, 1:], mask,
+                               per_tokens=count)
     return nll.float().cpu().numpy()
 
 
 def score(model: nn.Module, data, indices: np.ndarray, out_dir: str | Path, pool_hash: str, name: str,
           batch_size: int = 32, chunk: int = 512, env: dist.DistEnv | None = None,
-          text_tokenizers: tuple | None = None) -> np.ndarray:
-    """Score ``data`` rows ``indices`` with ``model`` into ``out_dir`` (scores.npy + meta.json)."""
+          text_tokenizers: tuple | None = None, eos_id: int | None = None) -> np.ndarray:
+    """Score ``data`` rows ``indices`` with ``model`` into ``out_dir`` (scores.npy + meta.json), skipping
+    positions whose input is ``eos_id`` (None: none)."""
     env = env or dist.DistEnv()
     out = Path(out_dir)
     final = out / "scores.npy"
@@ -90,7 +97,7 @@ def score(model: nn.Module, data, indices: np.ndarray, out_dir: str | Path, pool
                 continue
             e = min(hi, s + batch_size)
             x, y = data.batch(indices[s:e])
-            mine[s - lo:e - lo] = score_batch(model, x, y, env.device, text_tokenizers)
+            mine[s - lo:e - lo] = score_batch(model, x, y, env.device, text_tokenizers, eos_id)
         merged = _merge(mine, env)
         if env.is_main:
             tmp = path.with_suffix(".tmp.npy")

@@ -15,7 +15,7 @@ from ..core import dist
 from ..core.gpt import GPT, GPTConfig
 from ..core.hf import llama_like
 from ..core.train import TrainConfig, TrainResult, lm_loss, train
-from .losses import vanilla_kd_loss
+from .losses import eos_input_mask, vanilla_kd_loss
 from .score import _logits, score_batch
 
 
@@ -23,8 +23,9 @@ def sized(model_cfg: GPTConfig, vocab_size: int, seq_len: int) -> GPTConfig:
     return dataclasses.replace(model_cfg, vocab_size=vocab_size, seq_len=seq_len)
 
 
-def kd_loss_fn(teacher: nn.Module, kd_ratio: float, temperature: float):
-    """A ``loss_fn`` for the core loop: online Vanilla KD against a frozen teacher."""
+def kd_loss_fn(teacher: nn.Module, kd_ratio: float, temperature: float, eos_id: int | None = None):
+    """A ``loss_fn`` for the core loop: online Vanilla KD against a frozen teacher, skipping positions whose
+    input is ``eos_id`` (None: none)."""
     teacher.eval()
     for p in teacher.parameters():
         p.requires_grad_(False)
@@ -33,19 +34,20 @@ def kd_loss_fn(teacher: nn.Module, kd_ratio: float, temperature: float):
         x, y = batch
         with torch.no_grad():
             t = _logits(teacher, x)
-        return vanilla_kd_loss(_logits(model, x), t, y, kd_ratio, temperature)
+        return vanilla_kd_loss(_logits(model, x), t, y, kd_ratio, temperature, eos_input_mask(x, eos_id))
 
     return loss
 
 
 def train_model(model_cfg: GPTConfig | None, train_cfg: TrainConfig, data, val, run_dir: Path,
                 env: dist.DistEnv, teacher: nn.Module | None = None, kd_ratio: float = 0.5,
-                temperature: float = 1.0, hf_llama: bool = False) -> tuple[nn.Module, TrainResult]:
+                temperature: float = 1.0, hf_llama: bool = False,
+                eos_id: int | None = None) -> tuple[nn.Module, TrainResult]:
     """Train a fresh GPT (or a Llama of the same shape) on ``data`` in ``env``; resumes/finishes like
     ``lm train``."""
     torch.manual_seed(train_cfg.seed)
     model = llama_like(model_cfg) if hf_llama else GPT(model_cfg)
-    loss = kd_loss_fn(teacher.to(env.device), kd_ratio, temperature) if teacher is not None else lm_loss
+    loss = kd_loss_fn(teacher.to(env.device), kd_ratio, temperature, eos_id) if teacher is not None else lm_loss
     result = train(model, data, val, train_cfg, run_dir, env, loss_fn=loss, tokens_per_example=model_cfg.seq_len)
     return model, result
 

@@ -25,7 +25,8 @@ from .sft import load_policy, sft_policy
 from .world import AssistantWorld
 
 # v1 Table (IPO-based, Iter3): AlpacaEval 2 length-controlled win rate and response length; our "dpo" is the
-# paper's PBAA with a DPO base ("PBAA-DPO"), our "gold" its UltraFeedback + IPO. v2 reward models: RewardBench average (each set 60k pairs).
+# paper's PBAA with a DPO base ("PBAA-DPO"), our "gold" its UltraFeedback + IPO. v2 reward models: RewardBench
+# average (each set 60k pairs).
 PAPER = {
     "paper.ae2_lc.sft.llama31_8b_sft": 6.4, "paper.ae2_lc.pbaa.llama31_8b_sft": 2.6,
     "paper.ae2_lc.sso.llama31_8b_sft": 15.0, "paper.ae2_lc.gold.llama31_8b_sft": 10.5,

@@ -4,7 +4,6 @@ pairs, and on both, each with and without RRM augmentation; accuracy on held-out
 from __future__ import annotations
 
 import numpy as np
-import torch.nn as nn
 
 from ..core import dist
 from ..core.checkpoint import load_model
@@ -12,7 +11,14 @@ from ..core.hf import context_length
 from ..core.train import train
 from .config import SSOConfig
 from .evaluate import gold_pairs
-from .reward import Comparison, ComparisonData, RewardModel, accuracy, rm_objective, rrm_augment
+from .reward import (
+    Comparison,
+    ComparisonData,
+    RewardModel,
+    accuracy,
+    rm_objective,
+    rrm_augment,
+)
 from .world import Query, Task
 
 
