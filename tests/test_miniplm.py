@@ -111,6 +111,21 @@ def test_eos_positions_are_skipped_in_scoring_and_vanilla_kd():
     assert vanilla_kd_loss(s2, t2, y, 0.5, 2.0).item() != pytest.approx(by_hand.item(), abs=1e-3)
 
 
+def test_vanilla_kd_training_loss_skips_eos_positions():
+    """The loss the students train with (kd_loss_fn) passes the EOS mask on: what the teacher predicts from an
+    EOS input does not move it."""
+    from fmrecipes.miniplm.stages import kd_loss_fn
+
+    x = torch.tensor([[5, 7, 0, 9, 3]])
+    y = torch.tensor([[7, 0, 9, 3, 8]])
+    student, teacher, other = Tiny(), Tiny(), Tiny()
+    with torch.no_grad():
+        other.emb.weight[0] = torch.randn(50) * 5  # differs from ``teacher`` only after an EOS input
+    skip = [kd_loss_fn(t, 0.5, 1.0, eos_id=0)(student, (x, y)).item() for t in (teacher, other)]
+    keep = [kd_loss_fn(t, 0.5, 1.0)(student, (x, y)).item() for t in (teacher, other)]
+    assert skip[0] == pytest.approx(skip[1], abs=1e-6) and keep[0] != pytest.approx(keep[1], abs=1e-4)
+
+
 def test_document_split_gives_teacher_reference_and_pool_no_shared_document(tmp_path):
     """Each instance belongs to the part holding every one of its tokens; instances straddling two parts'
     documents are dropped; parts are deterministic, in corpus order, and about their fractions of documents."""
@@ -275,6 +290,19 @@ def test_refined_shard_holds_exactly_the_selected_instances(smoke_run):
     t = np.load(smoke_run / "scores" / "teacher" / "scores.npy")
     r = np.load(smoke_run / "scores" / "reference" / "scores.npy")
     assert np.array_equal(np.sort(kept), top_alpha(r - t, 0.5))
+    # The run scored with EOS-input positions skipped (the default): recompute a batch holding an EOS.
+    from fmrecipes.core.checkpoint import latest_checkpoint, load_model
+    from fmrecipes.miniplm.score import score_batch
+
+    teacher = load_model(latest_checkpoint(smoke_run / "models" / "teacher"))
+    eos = pool.train.shard.meta["eos_id"]
+    x, _ = pool.train.batch(pool.pool_indices)
+    at = np.flatnonzero((x == eos).any(1).numpy())[:16]  # instances of D whose inputs hold an EOS
+    x, y = pool.train.batch(pool.pool_indices[at])
+    assert cfg.skip_eos_positions and len(at) > 0
+    cpu = torch.device("cpu")
+    np.testing.assert_allclose(t[at], score_batch(teacher, x, y, cpu, eos_id=eos), rtol=1e-5)
+    assert not np.allclose(t[at], score_batch(teacher, x, y, cpu), rtol=1e-5)
 
 
 def _cli_args(out):

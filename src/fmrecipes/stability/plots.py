@@ -31,7 +31,7 @@ def loss_vs_lr(agg: dict, labels: dict, variants: list[str], path: Path) -> Path
     ax.set_xscale("log")
     ax.set_xlabel("peak learning rate")
     ax.set_ylabel("final validation loss (nats)")
-    ax.set_title("LR sweep: x = diverged (top edge = NaN/Inf)")
+    ax.set_title("LR search, every trained point: x = diverged (top edge = NaN/Inf)")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
     fig.tight_layout()
