@@ -159,7 +159,8 @@ def test_reproduce_smoke_writes_summary_plots_and_resumes(smoke_all, tmp_path):
     assert summary["precision"] == "bf16"  # the sweep's default, the paper's precision
     assert (out / "seed0" / "final_loss_vs_lr.png").stat().st_size > 5000
     results = sorted((out / "seed0" / "runs").rglob("result.json"))
-    assert len(results) == sum(summary[f"search_points.{v}"] for v in ("baseline", "qk_norm", "qkv_norm", "qk_norm_cap"))
+    variants = ("baseline", "qk_norm", "qkv_norm", "qk_norm_cap")
+    assert len(results) == sum(summary[f"search_points.{v}"] for v in variants)
     metrics = (results[0].parent / "metrics.jsonl").read_text()
     assert "out_rms.qkv.max" in metrics and "max_attn_logit.max" in metrics
     # A killed sweep: one run lost its result (and was mid-way); the rest are not redone.
