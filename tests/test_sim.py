@@ -264,6 +264,29 @@ def test_sim_distillation_moves_the_generator_to_the_ring(tmp_path):
     assert x0.norm(dim=1).mean() < 0.5 and abs(x1.norm(dim=1).mean() - 1.0) < 0.1  # the ring has radius 1
 
 
+def test_distill_runs_hold_one_thing_fixed_at_a_time():
+    """The ablation runs change exactly one setting of their method's default: c for SIM-PH, the weighting for
+    SIM-PH and SIM-L2 (the 2x2 of distance x weighting)."""
+    from fmrecipes.sim.config import distill_runs, run_settings
+
+    base = DistillConfig(loss=LossConfig(huber_c=1e-3))
+    runs = distill_runs(base, ["sim_phuber", "sim_l2", "sid", "diff_instruct"], [0.1], ["sigma2", "sid"])
+    assert list(runs) == ["sim_phuber", "sim_l2", "sid", "diff_instruct", "sim_phuber_c1e-01", "sim_phuber_wsid",
+                          "sim_l2_wsigma2"]
+    loss = {name: r.loss for name, r in runs.items()}
+    assert loss["sim_phuber_wsid"] == LossConfig("sim_phuber", huber_c=1e-3, weighting="sid")
+    assert loss["sim_l2_wsigma2"] == LossConfig("sim_l2", huber_c=1e-3, weighting="sigma2")
+    assert loss["sim_phuber_c1e-01"] == LossConfig("sim_phuber", huber_c=0.1)
+    weightings = {n: loss[n].resolved_weighting() for n in ("sim_phuber", "sim_phuber_wsid", "sim_l2",
+                                                            "sim_l2_wsigma2")}
+    assert weightings == {"sim_phuber": "sigma2", "sim_phuber_wsid": "sid", "sim_l2": "sid",
+                          "sim_l2_wsigma2": "sigma2"}
+    settings = run_settings(runs)
+    assert settings["weighting.sim_l2_wsigma2"] == "sigma2" and settings["huber_c.sim_phuber_c1e-01"] == 0.1
+    assert "weighting.sid" not in settings and "huber_c.sim_l2" not in settings
+    assert list(distill_runs(base, ["sid"], [0.1], ["sigma2"])) == ["sid"]
+
+
 class Affine(torch.nn.Module):
     """A denoiser a·x + b (one parameter each), distinguishable by its constants."""
 
@@ -319,6 +342,12 @@ def test_reproduce_smoke_writes_summary_and_plots(smoke_run):
     for nfe in (1, 3, 35):
         assert f"fd.teacher.nfe{nfe}" in summary
     assert "modes.sim_phuber_c1e-01" in summary
+    # the 2x2 of distance x weighting and the c sweep ran on the images, each number labelled with its settings
+    for run, weighting in (("sim_phuber", "sigma2"), ("sim_phuber_wsid", "sid"), ("sim_l2", "sid"),
+                           ("sim_l2_wsigma2", "sigma2")):
+        assert math.isfinite(summary[f"fd_tail.{run}"]) and summary[f"weighting.{run}"] == weighting
+    assert summary["huber_c.sim_phuber_c1e-01"] == 0.1 and summary["huber_c.sim_phuber"] == 1e-3
+    assert "huber_c.sim_l2" not in summary and "weighting.sid" not in summary
     # the speed-up is the ratio of the two timed sampling rates, measured in the same run
     assert summary["speedup.one_step_vs_teacher"] == pytest.approx(
         summary["samples_per_s.one_step"] / summary["samples_per_s.teacher_nfe35"], rel=1e-9)

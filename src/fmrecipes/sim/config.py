@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..core.dist import RunConfig
 from ..core.train import TrainConfig
@@ -41,6 +41,35 @@ class DistillConfig:
         self.loss.validate(f"{prefix}.loss")
 
 
+def distill_runs(base: DistillConfig, methods: list[str], huber_cs: list[float],
+                 weightings: list[str]) -> dict[str, DistillConfig]:
+    """Run name -> distillation config: each method; SIM-PH at each ablated pseudo-Huber c
+    (``sim_phuber_c<c>``); and SIM-PH and SIM-L2 under each listed weighting other than their default
+    (``<method>_w<weighting>``), so that the two distances are also compared with the weighting held fixed."""
+    runs = {m: replace(base, loss=replace(base.loss, method=m)) for m in methods}
+    if "sim_phuber" in methods:
+        for c in huber_cs:
+            runs[f"sim_phuber_c{c:.0e}"] = replace(base, loss=replace(base.loss, method="sim_phuber", huber_c=c))
+    for m in ("sim_phuber", "sim_l2"):
+        if m not in methods:
+            continue
+        for w in weightings:
+            if w != runs[m].loss.resolved_weighting():
+                runs[f"{m}_w{w}"] = replace(base, loss=replace(base.loss, method=m, weighting=w))
+    return runs
+
+
+def run_settings(runs: dict[str, DistillConfig]) -> dict[str, float | str]:
+    """What each run's numbers were measured with: ``weighting.<run>`` and, for SIM-PH, ``huber_c.<run>``."""
+    out: dict[str, float | str] = {}
+    for name, dcfg in runs.items():
+        if dcfg.loss.method.startswith("sim_"):
+            out[f"weighting.{name}"] = dcfg.loss.resolved_weighting()
+        if dcfg.loss.method == "sim_phuber":
+            out[f"huber_c.{name}"] = dcfg.loss.huber_c
+    return out
+
+
 @dataclass
 class ToyConfig:
     """The 2-D mixture task: the exact teacher, and the MLP denoiser that initialises G and the fake score."""
@@ -55,6 +84,7 @@ class ToyConfig:
     distill: DistillConfig = field(default_factory=lambda: DistillConfig(
         steps=600, batch_size=256, lr_generator=1e-3, lr_fake=1e-3, ema_halflife_images=10_000, eval_every=100))
     huber_c_ablation: list[float] = field(default_factory=lambda: [1e-2, 1e-1])  # extra SIM-PH runs
+    weighting_ablation: list[str] = field(default_factory=list)  # see distill_runs
     n_eval: int = 2000
 
 
@@ -72,6 +102,9 @@ class ImageConfig:
         steps=600, batch_size=128, micro_batch_size=128, lr=2e-3, warmup_steps=30, weight_decay=0.01,
         log_every=100, eval_every=300, ckpt_every=300))
     distill: DistillConfig = field(default_factory=DistillConfig)
+    # SIM-PH's c sweep and the 2x2 of distance (PH, L2) x weighting (sigma2, sid), see distill_runs
+    huber_c_ablation: list[float] = field(default_factory=lambda: [1e-2, 1e-1])
+    weighting_ablation: list[str] = field(default_factory=lambda: ["sigma2", "sid"])
     nfe: list[int] = field(default_factory=lambda: [1, 2, 4, 8, 18, 35])
     n_eval: int = 1000                # generated samples per evaluation
     n_reference: int = 2000           # real (train) images for the reference statistics
@@ -107,8 +140,13 @@ class SimConfig:
                               f"{', '.join(DATASETS)}")
         if not self.images.nfe or min(self.images.nfe) < 1:
             raise ConfigError(f"images.nfe={self.images.nfe} must list positive step counts")
-        if any(c <= 0 for c in self.toy.huber_c_ablation):
-            raise ConfigError(f"toy.huber_c_ablation={self.toy.huber_c_ablation} must be positive")
+        for part in ("toy", "images"):
+            sub = getattr(self, part)
+            if any(c <= 0 for c in sub.huber_c_ablation):
+                raise ConfigError(f"{part}.huber_c_ablation={sub.huber_c_ablation} must be positive")
+            bad = [w for w in sub.weighting_ablation if w not in ("sigma2", "sid")]
+            if bad:
+                raise ConfigError(f"{part}.weighting_ablation: unknown {', '.join(bad)}; choose sigma2 or sid")
         for name, value in (("toy.n_eval", self.toy.n_eval), ("images.n_eval", self.images.n_eval),
                             ("images.n_reference", self.images.n_reference), ("images.eval_batch",
                                                                               self.images.eval_batch)):

@@ -4,7 +4,6 @@ distilled from it by each method with equal budgets, and the sampling speed-up."
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,7 @@ from ..core import dist
 from ..core.fileio import ensure_dir
 from ..core.timing import interleaved_medians
 from .classifier import FeatureClassifier, classify, train_classifier
-from .config import SimConfig
+from .config import SimConfig, distill_runs, run_settings
 from .distill import curve, distill, final_metrics, one_step
 from .edm import sample_nfe
 from .images import load_images
@@ -99,9 +98,10 @@ def run_images(cfg: SimConfig, out: Path, env: dist.DistEnv) -> tuple[dict[str, 
         return scorer.score_samples(lambda zb, lb: one_step(generator, zb, ic.distill.sigma_init, lb))[1]
 
     curves, generator = {}, None
-    for method in cfg.methods:
+    runs = distill_runs(ic.distill, cfg.methods, ic.huber_c_ablation, ic.weighting_ablation)
+    summary.update(run_settings(runs))
+    for method, dcfg in runs.items():
         print(f"[sim] images {ic.dataset}: {method}", flush=True)
-        dcfg = replace(ic.distill, loss=replace(ic.distill.loss, method=method))
         generator = distill(teacher, teacher,
                             lambda n: (torch.randn(n, *shape, device=device), sample_labels(n)),
                             dcfg, cfg.edm, ensure_dir(out / method), env, evaluate)

@@ -3,7 +3,6 @@ each method with equal budgets, scored by modes covered, high-quality fraction a
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +10,7 @@ import torch
 
 from ..core import dist
 from ..core.fileio import ensure_dir
-from .config import SimConfig
+from .config import SimConfig, distill_runs, run_settings
 from .distill import distill, final_metrics, one_step
 from .edm import sample_nfe
 from .gmm import make_toy
@@ -19,16 +18,6 @@ from .quality import toy_metrics
 from .teacher import TensorData, build_denoiser, train_denoiser
 
 TEACHER_NFE = 35
-
-
-def toy_runs(cfg: SimConfig) -> dict[str, Any]:
-    """Run name -> distillation config: each method, plus SIM-PH at each ablated pseudo-Huber c."""
-    base = cfg.toy.distill
-    runs = {m: replace(base, loss=replace(base.loss, method=m)) for m in cfg.methods}
-    if "sim_phuber" in cfg.methods:
-        for c in cfg.toy.huber_c_ablation:
-            runs[f"sim_phuber_c{c:.0e}"] = replace(base, loss=replace(base.loss, method="sim_phuber", huber_c=c))
-    return runs
 
 
 def run_toy(cfg: SimConfig, out: Path, env: dist.DistEnv) -> tuple[dict[str, float], dict[str, Any]]:
@@ -56,7 +45,9 @@ def run_toy(cfg: SimConfig, out: Path, env: dist.DistEnv) -> tuple[dict[str, flo
     init = build_denoiser(toy.net, (gmm.dim,), cfg.edm, seed=cfg.seed)
     init = train_denoiser(init, data, toy.init, cfg.edm, out / "init", env)
     samples["init generator"] = evaluate_samples(init, z_eval, toy.distill.sigma_init)
-    for name, dcfg in toy_runs(cfg).items():
+    runs = distill_runs(toy.distill, cfg.methods, toy.huber_c_ablation, toy.weighting_ablation)
+    summary.update({f"toy_{k}": v for k, v in run_settings(runs).items()})
+    for name, dcfg in runs.items():
         print(f"[sim] 2-D {toy.name}: {name}", flush=True)
         generator = distill(init, gmm, lambda n: (torch.randn(n, gmm.dim, device=device), None), dcfg,
                             cfg.edm, ensure_dir(out / name), env, evaluate)
