@@ -264,6 +264,15 @@ def test_sim_distillation_moves_the_generator_to_the_ring(tmp_path):
     assert x0.norm(dim=1).mean() < 0.5 and abs(x1.norm(dim=1).mean() - 1.0) < 0.1  # the ring has radius 1
 
 
+def test_images_to_reach_a_teacher_fd_is_the_first_crossing_or_censored():
+    from fmrecipes.sim.distill import images_to_reach
+
+    records = [{"step": 0, "images_seen": 0, "fd": 9.0}, {"step": 5, "images_seen": 320, "fd": 4.0},
+               {"step": 10, "images_seen": 640, "fd": 2.5}, {"step": 15, "images_seen": 960, "fd": 3.1}]
+    assert images_to_reach(records, "fd", 3.0) == 640 and images_to_reach(records, "fd", 4.0) == 320
+    assert images_to_reach(records, "fd", 2.0) == "> 960" and images_to_reach([], "fd", 1.0) == "not evaluated"
+
+
 def test_distill_runs_hold_one_thing_fixed_at_a_time():
     """The ablation runs change exactly one setting of their method's default: c for SIM-PH, the weighting for
     SIM-PH and SIM-L2 (the 2x2 of distance x weighting)."""
@@ -348,6 +357,9 @@ def test_reproduce_smoke_writes_summary_and_plots(smoke_run):
         assert math.isfinite(summary[f"fd_tail.{run}"]) and summary[f"weighting.{run}"] == weighting
     assert summary["huber_c.sim_phuber_c1e-01"] == 0.1 and summary["huber_c.sim_phuber"] == 1e-3
     assert "huber_c.sim_l2" not in summary and "weighting.sid" not in summary
+    for nfe in (3, 35):  # the budget at which one step matches the teacher: a count, or censored
+        value = summary[f"images_to_teacher_fd_nfe{nfe}.sim_phuber"]
+        assert isinstance(value, (int, float)) or str(value).startswith(">")
     # the speed-up is the ratio of the two timed sampling rates, measured in the same run
     assert summary["speedup.one_step_vs_teacher"] == pytest.approx(
         summary["samples_per_s.one_step"] / summary["samples_per_s.teacher_nfe35"], rel=1e-9)

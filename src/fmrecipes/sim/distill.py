@@ -175,3 +175,12 @@ def final_metrics(run_dir: str | Path) -> dict[str, float]:
     """The quality metrics of the finished EMA generator: the run's last logged evaluation (step == steps)."""
     return {k: v for k, v in curve(run_dir)[-1].items()
             if k not in ("step", "images_seen", "loss_fake", "loss_generator")}
+
+
+def images_to_reach(records: list[dict], key: str, target: float) -> int | str:
+    """Generator images seen at the first evaluation whose ``key`` is at most ``target`` (the budget one step
+    needs to match a teacher's FD); censored, ``"> <images of the last evaluation>"``, when none reached it."""
+    for r in records:
+        if key in r and r[key] <= target:
+            return int(r["images_seen"])
+    return f"> {records[-1]['images_seen']}" if records else "not evaluated"

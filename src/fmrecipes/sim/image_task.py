@@ -14,7 +14,7 @@ from ..core.fileio import ensure_dir
 from ..core.timing import interleaved_medians
 from .classifier import FeatureClassifier, classify, train_classifier
 from .config import SimConfig, distill_runs, run_settings
-from .distill import curve, distill, final_metrics, one_step
+from .distill import curve, distill, final_metrics, images_to_reach, one_step
 from .edm import sample_nfe
 from .images import load_images
 from .quality import class_coverage, frechet_distance, precision_recall
@@ -112,6 +112,9 @@ def run_images(cfg: SimConfig, out: Path, env: dist.DistEnv) -> tuple[dict[str, 
         summary[f"fd_mid.{method}"] = records[len(records) // 2]["fd"]
         tail = [r["fd"] for r in records if r["step"] > dcfg.steps / 2]  # one end point is noisy: the 2nd half
         summary[f"fd_tail.{method}"] = sum(tail) / len(tail)
+        for nfe in sorted(ic.nfe)[-2:]:  # the budget at which one step matches the teacher's best two NFEs
+            summary[f"images_to_teacher_fd_nfe{nfe}.{method}"] = images_to_reach(
+                records, "fd", summary[f"fd.teacher.nfe{nfe}"])
         grids[method] = scorer.samples(lambda zb, lb, gen=generator: one_step(gen, zb, dcfg.sigma_init, lb))[:64]
         curves[method] = out / method / "metrics.jsonl"
     summary["distill_images_per_method"] = ic.distill.steps * ic.distill.batch_size
