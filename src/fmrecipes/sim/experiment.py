@@ -36,13 +36,12 @@ def run_experiment(cfg: SimConfig, env: dist.DistEnv) -> dict[str, Any]:
         toy_scatter(toy["samples"], toy["means"], out / "toy_samples.png",
                     f"{cfg.toy.name}: one-step samples ({cfg.toy.distill.steps} steps per method)")
         convergence(toy["curves"], "energy", out / "toy_convergence.png", f"{cfg.toy.name}: energy distance",
-                    toy["teacher"]["energy"], "teacher, 35 NFE", logy=True)
+                    {"teacher, 35 NFE": toy["teacher"]["energy"]}, logy=True)
     if cfg.run_images:
         img_summary, images = run_images(cfg, ensure_dir(out / "images"), env)
         summary.update(img_summary)
         kind = "class-conditional" if cfg.images.conditional else "unconditional"
         sample_grids(images["grids"], out / "image_samples.png", f"{cfg.images.dataset} ({kind})")
         convergence(images["curves"], "fd", out / "image_convergence.png",
-                    f"{cfg.images.dataset}: FD-classifier of the EMA generator", images["teacher_fd"],
-                    f"teacher, {max(cfg.images.nfe)} NFE", logy=True)
+                    f"{cfg.images.dataset}: FD-classifier of the EMA generator", images["teacher_fd"], logy=True)
     return summary

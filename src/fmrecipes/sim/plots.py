@@ -47,17 +47,19 @@ def sample_grids(grids: dict[str, torch.Tensor], path: Path, title: str) -> None
     plt.close(fig)
 
 
-def convergence(curves: dict[str, Path], key: str, path: Path, title: str, reference: float | None = None,
-                reference_label: str = "", logy: bool = False) -> None:
-    """``key`` against generator images seen, one line per run (the paper's convergence claim)."""
+def convergence(curves: dict[str, Path], key: str, path: Path, title: str, references: dict[str, float],
+                logy: bool = False) -> None:
+    """``key`` against generator images seen, one line per run (the paper's convergence claim), with a dashed
+    line at each reference value (label -> value: the teacher at its NFEs)."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6.5, 4))
     for name, metrics in curves.items():
         pts = [(r["images_seen"], r[key]) for r in read_jsonl(metrics) if key in r and math.isfinite(r[key])]
         if pts:
             ax.plot(*zip(*pts), label=name, marker="o", markersize=3)
-    if reference is not None and math.isfinite(reference):
-        ax.axhline(reference, color="black", linestyle="--", linewidth=1, label=reference_label)
+    for (label, value), style in zip(references.items(), ("--", ":", "-.")):
+        if math.isfinite(value):
+            ax.axhline(value, color="black", linestyle=style, linewidth=1, label=label)
     ax.set_xlabel("generator images seen")
     ax.set_ylabel(key)
     if logy:
