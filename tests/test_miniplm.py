@@ -129,7 +129,7 @@ def test_vanilla_kd_training_loss_skips_eos_positions():
 def test_document_split_gives_teacher_reference_and_pool_no_shared_document(tmp_path):
     """Each instance belongs to the part holding every one of its tokens; instances straddling two parts'
     documents are dropped; parts are deterministic, in corpus order, and about their fractions of documents."""
-    from fmrecipes.miniplm.pool import document_split
+    from fmrecipes.miniplm.pool import document_parts, document_split
 
     rng = np.random.default_rng(0)
     docs = [rng.integers(1, 50, int(rng.integers(5, 40))).tolist() for _ in range(200)]
@@ -155,6 +155,19 @@ def test_document_split_gives_teacher_reference_and_pool_no_shared_document(tmp_
     assert 0.6 * len(data) < total < len(data)  # only straddling instances are dropped
     again = document_split(data, {"teacher": 0.4, "reference": 0.1}, seed=3)
     assert all(np.array_equal(parts[k], again[k]) for k in parts)
+    # documents shorter than an instance: one instance spans several, and every one of them must be its part's
+    short = PackedDataset(write_shard(tmp_path / "short", [[1, 2]] * 300, 0, 50), 8)
+    starts = short.shard.doc_index
+    for seed in range(3):
+        split = document_split(short, {"teacher": 0.4, "reference": 0.1}, seed=seed)
+        part_of_doc = document_parts(len(starts), {"teacher": 0.4, "reference": 0.1}, seed=seed)
+        assert sum(len(v) for v in split.values()) > 0
+        for k, idx in enumerate(split.values()):
+            for i in idx:
+                first = i * short.stride
+                touched = range(np.searchsorted(starts, first, "right") - 1,
+                                np.searchsorted(starts, first + short.seq_len, "right"))
+                assert len(touched) >= 3 and all(part_of_doc[d] == k for d in touched), (seed, i)
 
 
 def test_headline_budget_is_one_pass_over_the_selected_data():

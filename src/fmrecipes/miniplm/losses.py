@@ -12,9 +12,9 @@ def instance_nll(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor
     official scorer computes (fp32 cross-entropy summed under the mask, divided by the mask's sum).
 
     ``per_tokens``: divide the masked total by this count (an int, or one per instance) instead, e.g. the corpus
-    tokenizer's token count of
-    a text a model of another family scored with its own tokenizer, so that both models' scores are in one
-    unit (nats per corpus token) and r = NLL_ref - NLL_teacher compares log-probabilities of the same text.
+    tokenizer's token count of a text a model of another family scored with its own tokenizer, so that both
+    models' scores are in one unit (nats per corpus token) and r = NLL_ref - NLL_teacher compares
+    log-probabilities of the same text.
     """
     B, T, V = logits.shape  # a contiguous (B·T, V) cross-entropy: 3x faster on CPU than the (B, V, T) layout
     nll = F.cross_entropy(logits.float().reshape(B * T, V), targets.reshape(B * T), reduction="none").view(B, T)

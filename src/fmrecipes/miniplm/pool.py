@@ -55,23 +55,31 @@ class Pool:
         return data.shard.domain_at(np.asarray(indices, dtype=np.int64) * data.stride)
 
 
-def document_split(data: PackedDataset, fractions: dict[str, float], seed: int = 0) -> dict[str, np.ndarray]:
-    """Instance indices of each part, split by document: a seeded permutation of the documents gives each part
-    its ``fraction`` of them (the rest go to ``"pool"``), and an instance belongs to the part holding all of its
-    tokens. Instances that straddle documents of two parts are dropped, so no part sees any token of another
-    part's documents. Each part keeps corpus order."""
-    starts = data.shard.doc_index
-    order = np.random.default_rng(seed).permutation(len(starts))
-    part_of_doc = np.full(len(starts), len(fractions), dtype=np.int64)  # default: the pool
+def document_parts(n_docs: int, fractions: dict[str, float], seed: int = 0) -> np.ndarray:
+    """Each document's part, an index into ``[*fractions, "pool"]``: a seeded permutation of the documents gives
+    each named part its ``fraction`` of them, the rest go to the pool."""
+    order = np.random.default_rng(seed).permutation(n_docs)
+    part_of_doc = np.full(n_docs, len(fractions), dtype=np.int64)
     lo = 0
     for k, frac in enumerate(fractions.values()):
-        hi = lo + int(round(frac * len(starts)))
+        hi = lo + int(round(frac * n_docs))
         part_of_doc[order[lo:hi]] = k
         lo = hi
+    return part_of_doc
+
+
+def document_split(data: PackedDataset, fractions: dict[str, float], seed: int = 0) -> dict[str, np.ndarray]:
+    """Instance indices of each part (:func:`document_parts`, the rest named ``"pool"``): an instance belongs to
+    the part holding every document it touches, the first, the last and any short one between. Instances that
+    touch documents of two parts are dropped, so no part sees any token of another part's documents. Each part
+    keeps corpus order."""
+    starts = data.shard.doc_index
+    part_of_doc = document_parts(len(starts), fractions, seed)
+    changes = np.concatenate([[0], np.cumsum(part_of_doc[1:] != part_of_doc[:-1])])  # part changes up to doc
     first = np.arange(len(data), dtype=np.int64) * data.stride
     doc_first = np.searchsorted(starts, first, side="right") - 1
     doc_last = np.searchsorted(starts, first + data.seq_len, side="right") - 1
-    part, same = part_of_doc[doc_first], part_of_doc[doc_first] == part_of_doc[doc_last]
+    part, same = part_of_doc[doc_first], changes[doc_first] == changes[doc_last]
     names = [*fractions, "pool"]
     return {name: np.flatnonzero(same & (part == k)) for k, name in enumerate(names)}
 
