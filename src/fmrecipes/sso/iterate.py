@@ -24,7 +24,7 @@ import torch.nn as nn
 
 from ..core import dist
 from ..core.checkpoint import load_model, save_model
-from ..core.fileio import atomic_write_json, ensure_dir
+from ..core.fileio import atomic_write_json
 from ..core.hf import context_length
 from ..core.train import train
 from ..errors import ConfigError, FmError
@@ -57,7 +57,6 @@ def gold_records(policy: nn.Module, tok, task: Task, queries: list[Query], cfg: 
         return json.loads(path.read_text())
     records = [{"instruction": c.query, "system": "", "chosen": c.first, "rejected": c.second}
                for c in gold_pairs(policy, tok, task, queries, cfg.generation, seed)]
-    ensure_dir(path.parent)
     atomic_write_json(path, records)
     return records
 

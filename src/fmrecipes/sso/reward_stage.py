@@ -11,14 +11,7 @@ from ..core.hf import context_length
 from ..core.train import train
 from .config import SSOConfig
 from .evaluate import gold_pairs
-from .reward import (
-    Comparison,
-    ComparisonData,
-    RewardModel,
-    accuracy,
-    rm_objective,
-    rrm_augment,
-)
+from .reward import Comparison, ComparisonData, RewardModel, accuracy, rm_objective, rrm_augment
 from .world import Query, Task
 
 
