@@ -264,6 +264,21 @@ def test_sim_distillation_moves_the_generator_to_the_ring(tmp_path):
     assert x0.norm(dim=1).mean() < 0.5 and abs(x1.norm(dim=1).mean() - 1.0) < 0.1  # the ring has radius 1
 
 
+def test_images_resized_to_the_configured_resolution():
+    from fmrecipes.sim.images import image_shape, load_images
+
+    native, labels = load_images("digits", "test")
+    x, y = load_images("digits", "test", resolution=16)
+    assert x.shape == (len(native), *image_shape("digits", 16)) == (len(native), 1, 16, 16)
+    assert torch.equal(y, labels) and x.min() >= -1 and x.max() <= 1
+    # an antialiased upsampling keeps each image's mean grey level and its picture (pooling back recovers it)
+    torch.testing.assert_close(x.mean((1, 2, 3)), native.mean((1, 2, 3)), atol=0.02, rtol=0)
+    back = torch.nn.functional.avg_pool2d(x, 2)
+    own, other = (back - native).abs().mean(), (back - native[torch.randperm(len(native))]).abs().mean()
+    assert own < other / 3
+    assert torch.equal(load_images("digits", "test", resolution=8)[0], native)
+
+
 def test_images_to_reach_a_teacher_fd_is_the_first_crossing_or_censored():
     from fmrecipes.sim.distill import images_to_reach
 
@@ -394,6 +409,7 @@ def test_sample_cli_and_conditional_run(smoke_run, tmp_path):
     (["sim", "run", "--config", str(SMOKE), "methods=[sim_huber]"], "methods=['sim_huber'] must be"),
     (["sim", "run", "--config", str(SMOKE), "images.dataset=cifar"], "images.dataset='cifar' is unknown"),
     (["sim", "run", "--config", str(SMOKE), "toy.net.kind=cnn"], "toy.net.kind='cnn' is unknown"),
+    (["sim", "run", "--config", str(SMOKE), "images.resolution=2"], "images.resolution=2 must be at least 4"),
     (["sim", "run", "--config", str(SMOKE), "toy.distill.loss.huber_c=0"], "toy.distill.loss.huber_c=0.0 must"),
     (["sim", "sample", "/nonexistent/run"], "is not a sim replicate directory"),
     (["sim", "run", "--config", str(SMOKE), "seeds=[1,1]"], "seeds=[1, 1] must be a non-empty list of distinct"),

@@ -15,7 +15,7 @@ def _sample(args: argparse.Namespace) -> int:
     from ..core.checkpoint import latest_checkpoint, load_model
     from ..errors import FmError
     from .distill import Distillation, one_step
-    from .images import SHAPES
+    from .images import image_shape
     from .plots import sample_grids
     from .teacher import build_denoiser
 
@@ -29,11 +29,12 @@ def _sample(args: argparse.Namespace) -> int:
         raise FmError(f"{run / 'images' / args.method} holds no distillation checkpoint; methods run: "
                       f"{', '.join(cfg.methods)}")
     ic = cfg.images
-    init = build_denoiser(ic.net, SHAPES[ic.dataset], cfg.edm, 10 if ic.conditional else 0)
+    shape = image_shape(ic.dataset, ic.resolution)
+    init = build_denoiser(ic.net, shape, cfg.edm, 10 if ic.conditional else 0)
     state = Distillation(init)
     load_model(ckpt, into=state)
     g = torch.Generator().manual_seed(args.seed)
-    z = torch.randn(args.n, *SHAPES[ic.dataset], generator=g)
+    z = torch.randn(args.n, *shape, generator=g)
     labels = torch.arange(args.n) % 10 if ic.conditional else None
     with torch.no_grad():
         images = one_step(state.generator_ema.eval(), z, ic.distill.sigma_init, labels)

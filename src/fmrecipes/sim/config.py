@@ -93,6 +93,7 @@ class ImageConfig:
     """The image task: an EDM teacher trained here, a feature classifier, and the distillation runs."""
 
     dataset: str = "digits"           # digits | mnist | fashion
+    resolution: int | None = None     # resize to this square side (null: the dataset's own, 8 or 32)
     conditional: bool = False         # class-conditional teacher and generator
     net: NetConfig = field(default_factory=lambda: NetConfig(kind="unet"))
     teacher: TrainConfig = field(default_factory=lambda: TrainConfig(
@@ -138,6 +139,8 @@ class SimConfig:
         if self.images.dataset not in DATASETS:
             raise ConfigError(f"images.dataset={self.images.dataset!r} is unknown; choose one of "
                               f"{', '.join(DATASETS)}")
+        if self.images.resolution is not None and self.images.resolution < 4:
+            raise ConfigError(f"images.resolution={self.images.resolution} must be at least 4 (or null)")
         if not self.images.nfe or min(self.images.nfe) < 1:
             raise ConfigError(f"images.nfe={self.images.nfe} must list positive step counts")
         for part in ("toy", "images"):

@@ -59,8 +59,8 @@ class Scorer:
 def run_images(cfg: SimConfig, out: Path, env: dist.DistEnv) -> tuple[dict[str, float], dict[str, Any]]:
     """Returns the summary entries and what the plots need (sample grids, curves)."""
     device, ic = env.device, cfg.images
-    x_train, y_train = load_images(ic.dataset, "train")
-    x_test, y_test = load_images(ic.dataset, "test")
+    x_train, y_train = load_images(ic.dataset, "train", ic.resolution)
+    x_test, y_test = load_images(ic.dataset, "test", ic.resolution)
     shape = tuple(x_train.shape[1:])
     summary: dict[str, float] = {}
 
