@@ -288,6 +288,18 @@ def test_images_to_reach_a_teacher_fd_is_the_first_crossing_or_censored():
     assert images_to_reach(records, "fd", 2.0) == "> 960" and images_to_reach([], "fd", 1.0) == "not evaluated"
 
 
+def test_extrapolated_images_inverts_a_power_law_fitted_to_the_second_half():
+    from fmrecipes.sim.distill import extrapolated_images
+
+    # FD = 100 / sqrt(images) from 2000 images on: FD 1 at 10^4; the first half (a different law) is not fitted
+    records = [{"images_seen": n, "fd": 1e6 if n <= 4000 else 100 / math.sqrt(n)} for n in range(0, 8001, 1000)]
+    assert extrapolated_images(records, "fd", 1.0) == 10_000
+    assert extrapolated_images(records, "fd", 0.5) == 40_000
+    flat = [{"images_seen": n, "fd": 3.0 + n / 1e4} for n in range(0, 8001, 1000)]
+    assert extrapolated_images(flat, "fd", 1.0) == "not decreasing"
+    assert extrapolated_images(records[:1], "fd", 1.0) == "not evaluated"
+
+
 def test_distill_runs_hold_one_thing_fixed_at_a_time():
     """The ablation runs change exactly one setting of their method's default: c for SIM-PH, the weighting for
     SIM-PH and SIM-L2 (the 2x2 of distance x weighting)."""
@@ -375,6 +387,8 @@ def test_reproduce_smoke_writes_summary_and_plots(smoke_run):
     for nfe in (3, 35):  # the budget at which one step matches the teacher: a count, or censored
         value = summary[f"images_to_teacher_fd_nfe{nfe}.sim_phuber"]
         assert isinstance(value, (int, float)) or str(value).startswith(">")
+    value = summary["images_to_1.2x_teacher_fd_nfe35_extrapolated.sim_phuber"]  # what the curve points to
+    assert isinstance(value, int) or value in ("not decreasing", "not evaluated")
     # the speed-up is the ratio of the two timed sampling rates, measured in the same run
     assert summary["speedup.one_step_vs_teacher"] == pytest.approx(
         summary["samples_per_s.one_step"] / summary["samples_per_s.teacher_nfe35"], rel=1e-9)

@@ -11,6 +11,8 @@ from .edm import EDMConfig
 from .losses import METHODS, LossConfig
 from .nets import NetConfig
 
+TEACHER_FD_TARGET = 1.2  # one step "matches" the teacher when its FD is within this ratio of the teacher's
+
 
 @dataclass
 class DistillConfig:

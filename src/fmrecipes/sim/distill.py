@@ -184,3 +184,21 @@ def images_to_reach(records: list[dict], key: str, target: float) -> int | str:
         if key in r and r[key] <= target:
             return int(r["images_seen"])
     return f"> {records[-1]['images_seen']}" if records else "not evaluated"
+
+
+def extrapolated_images(records: list[dict], key: str, target: float) -> int | str:
+    """Generator images at which the power law ``key = a * images^b``, fitted by least squares in log-log space to
+    the evaluations of the run's second half, reaches ``target``: the budget the measured curve points to when the
+    run ended above it (issue 18's "what budget it needs, from the curve"). An extrapolation: a curve that
+    flattens later needs more. ``"not decreasing"`` when the fitted slope is not negative."""
+    last = records[-1]["images_seen"] if records else 0
+    pts = [(math.log(r["images_seen"]), math.log(r[key])) for r in records
+           if r["images_seen"] > last / 2 and key in r and math.isfinite(r[key]) and r[key] > 0]
+    if len(pts) < 2:
+        return "not evaluated"
+    mx, my = sum(x for x, _ in pts) / len(pts), sum(y for _, y in pts) / len(pts)
+    slope = sum((x - mx) * (y - my) for x, y in pts) / sum((x - mx) ** 2 for x, _ in pts)
+    if slope >= 0:
+        return "not decreasing"
+    return int(round(math.exp(mx + (math.log(target) - my) / slope)))
+

@@ -13,8 +13,8 @@ from ..core import dist
 from ..core.fileio import ensure_dir
 from ..core.timing import interleaved_medians
 from .classifier import FeatureClassifier, classify, train_classifier
-from .config import SimConfig, distill_runs, run_settings
-from .distill import curve, distill, final_metrics, images_to_reach, one_step
+from .config import TEACHER_FD_TARGET, SimConfig, distill_runs, run_settings
+from .distill import curve, distill, extrapolated_images, final_metrics, images_to_reach, one_step
 from .edm import sample_nfe
 from .images import load_images
 from .quality import class_coverage, frechet_distance, precision_recall
@@ -116,6 +116,8 @@ def run_images(cfg: SimConfig, out: Path, env: dist.DistEnv) -> tuple[dict[str, 
         for nfe in matched:  # the budget at which one step first matches the teacher
             summary[f"images_to_teacher_fd_nfe{nfe}.{method}"] = images_to_reach(
                 records, "fd", summary[f"fd.teacher.nfe{nfe}"])
+        summary[f"images_to_{TEACHER_FD_TARGET:g}x_teacher_fd_nfe{top}_extrapolated.{method}"] = extrapolated_images(
+            records, "fd", TEACHER_FD_TARGET * summary[f"fd.teacher.nfe{top}"])
         grids[method] = scorer.samples(lambda zb, lb, gen=generator: one_step(gen, zb, dcfg.sigma_init, lb))[:64]
         curves[method] = out / method / "metrics.jsonl"
     summary["distill_images_per_method"] = ic.distill.steps * ic.distill.batch_size
