@@ -93,10 +93,21 @@ def dense_caption(graph: dict[str, Any], style: dict[str, Any], brands: frozense
     for front, behind in graph["occlusions"]:
         parts.append(OCCLUSION[style["occlusion"]].format(front=ref(front), behind=ref(behind),
                                                           front_be=be(by_id[front]), behind_be=be(by_id[behind])))
-    if len(objects) > 1 and not graph["occlusions"]:
-        nearest = min(objects, key=lambda o: o["depth"])
+    nearest = visibly_nearest(graph)
+    if nearest is not None:
         parts.append(NEAREST.format(ref=ref(nearest["id"]), be=be(nearest)))
     return " ".join(parts)
+
+
+def visibly_nearest(graph: dict[str, Any]) -> dict[str, Any] | None:
+    """The object the picture shows to be nearest, when no occlusion sentence already orders the objects: the
+    only large one among small ones (depth follows size, and size is what the picture shows). Two large items,
+    or all small ones, leave it undecided: ``None``."""
+    objects = graph["objects"]
+    large = [o for o in objects if o["size"] == "large"]
+    if len(objects) > 1 and not graph["occlusions"] and len(large) == 1:
+        return large[0]
+    return None
 
 
 def _other(rng: random.Random, choices: list[str], exclude: set[str]) -> str:
