@@ -76,6 +76,35 @@ def test_center_ema_and_schedules():
     assert warmup(0.04, 0.07, 5, 10) == pytest.approx(0.055) and warmup(0.04, 0.07, 20, 10) == 0.07
 
 
+def test_teacher_momentum_scales_with_the_run_length(tmp_path):
+    """DINOv2's m0 = 0.994 leaves the teacher 70% its random init after 120 steps and 16.5% after 600 (issue
+    17); the default sets m0 from a half-life of 5% of the steps, which leaves 0.1% at any length."""
+    from fmrecipes.tips.config import SSLConfig
+    from fmrecipes.tips.model import TeacherHooks, TIPSModel
+    from fmrecipes.tips.ssl import teacher_init_share, teacher_momentum
+
+    assert teacher_init_share(0.994, 120) == pytest.approx(0.699, abs=1e-3)
+    assert teacher_init_share(0.994, 600) == pytest.approx(0.165, abs=1e-3)
+    for steps in (120, 600, 100_000):
+        m0 = SSLConfig().start_momentum(steps)
+        assert m0 ** (0.05 * steps) == pytest.approx(0.5)  # the half-life at step 0
+        assert 5e-4 < teacher_init_share(m0, steps) < 2e-3
+    assert SSLConfig(momentum_start=0.994).start_momentum(120) == 0.994
+    # the product is what repeated EMA updates towards a zero student leave of a unit teacher
+    a, zero = torch.nn.Linear(1, 1, bias=False), torch.nn.Linear(1, 1, bias=False)
+    torch.nn.init.ones_(a.weight), torch.nn.init.zeros_(zero.weight)
+    for step in range(1, 31):
+        ema_update(a, zero, teacher_momentum(0.9, step, 30))
+    assert a.weight.item() == pytest.approx(teacher_init_share(0.9, 30), rel=1e-5)
+    # the training hook applies the derived schedule, or the explicit m0
+    for overrides, m0 in (((), None), (("ssl.momentum_start=0.994",), 0.994)):
+        cfg = smoke_cfg(tmp_path, *overrides)
+        model = TIPSModel(cfg, "tips")
+        m0 = m0 or 0.5 ** (1 / (0.05 * cfg.train.steps))
+        assert TeacherHooks().after_step(3, model)["teacher_momentum"] == pytest.approx(
+            teacher_momentum(m0, 3, cfg.train.steps))
+
+
 def test_masking_ratio_is_exact_and_random():
     g = torch.Generator().manual_seed(0)
     mask = random_patch_mask(64, 16, 0.75, g)
@@ -210,6 +239,8 @@ def test_config_errors(tmp_path):
         smoke_cfg(tmp_path, "text.width=48").validate()
     with pytest.raises(FmError, match="data.size"):
         smoke_cfg(tmp_path, "data.size=32").validate()
+    with pytest.raises(FmError, match="ssl.teacher_halflife=0.0 must be positive"):
+        smoke_cfg(tmp_path, "ssl.teacher_halflife=0").validate()
 
 
 def test_frozen_minilm_text_tower(tmp_path):
@@ -234,6 +265,8 @@ def test_reproduce_smoke_and_cli(smoke_all, tmp_path):
     for metric in ("zeroshot_acc", "i2t_r1", "t2i_r1", "seg_miou", "depth_rmse"):
         assert f"{metric}.clip_alt" in summary and f"{metric}.tips" in summary
     assert "i2t_r1_cls2.tips" in summary and "i2t_r1_cls2.clip_alt" not in summary
+    # the EMA teacher has left its random init (it held 70% of it in quick before the schedule was scaled)
+    assert summary["teacher_init_share.tips"] < 0.01 and "teacher_init_share.dual_cls" not in summary
     assert summary["paper.i2t_r1.tips"] == 89.2
     assert (exp / "ablation.png").is_file() and (exp / "segmentation_probe.png").is_file()
     r = run_cli("tips", "probe", str(exp / "tips"))

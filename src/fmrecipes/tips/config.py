@@ -42,8 +42,20 @@ class SSLConfig:
     warmup_teacher_temp: float = 0.04
     teacher_temp_warmup: float = 0.3  # fraction of the steps
     center_momentum: float = 0.9
-    momentum_start: float = 0.994     # EMA teacher momentum, cosine to 1
+    # The EMA teacher's momentum starts at m0 and follows DINO's cosine to 1. DINOv2's m0 = 0.994 is a half-life of
+    # 115 steps, a small fraction of its 10^5+ steps; over our few hundred it would leave the teacher mostly its
+    # random initialisation (70% after quick's 120 steps). So m0 is set from the run's length: the half-life at
+    # step 0 is `teacher_halflife` x train.steps (0.05: 0.1% of the initial weights left at the end); an explicit
+    # `momentum_start` (e.g. 0.994, DINOv2's) overrides it.
+    teacher_halflife: float = 0.05
+    momentum_start: float | None = None
     distill_cls: Literal[1, 2] = 1    # which [CLS] feeds L_distill: not stated by TIPS (notes A.3)
+
+    def start_momentum(self, steps: int) -> float:
+        """m0: ``momentum_start`` if given, else 0.5 ** (1 / (teacher_halflife x steps)) (see above)."""
+        if self.momentum_start is not None:
+            return self.momentum_start
+        return 0.5 ** (1.0 / max(self.teacher_halflife * steps, 1e-8))
 
 
 @dataclass
@@ -97,6 +109,11 @@ class TIPSConfig:
             raise ConfigError(f"ssl.local_size={self.ssl.local_size} must be a multiple of vit.patch_size")
         if not 0 < self.ssl.mask_ratio < 1:
             raise ConfigError(f"ssl.mask_ratio={self.ssl.mask_ratio} must be in (0, 1)")
+        if self.ssl.teacher_halflife <= 0:
+            raise ConfigError(f"ssl.teacher_halflife={self.ssl.teacher_halflife} must be positive (a fraction of "
+                              "train.steps)")
+        if self.ssl.momentum_start is not None and not 0 <= self.ssl.momentum_start <= 1:
+            raise ConfigError(f"ssl.momentum_start={self.ssl.momentum_start} must be in [0, 1] (or null)")
 
     def flags(self, variant: str | None = None) -> dict[str, bool]:
         return VARIANTS[variant or self.variant]

@@ -35,6 +35,7 @@ from .config import VARIANTS, TIPSConfig
 from .data import TIPSData
 from .model import TeacherHooks, TIPSModel, tips_loss
 from .probes import depth_probe, encode_images, segmentation_probe
+from .ssl import teacher_init_share
 
 # The paper's ViT-B ablation (Table 1, notes A.7): Flickr R@1 I->T / T->I (%), PASCAL mIoU (%), NYU RMSE (m).
 PAPER = {
@@ -145,6 +146,11 @@ def run_experiment(cfg: TIPSConfig, env: dist.DistEnv) -> dict[str, Any]:
     segmentation_grid(ev.test, {v: r["seg_pred"] for v, r in results.items()}, out / "segmentation_probe.png")
     summary: dict[str, Any] = {f"{metric}.{variant}": round(value, 4) for variant, r in results.items()
                                for metric, value in r.items() if metric != "seg_pred"}
+    m0 = cfg.ssl.start_momentum(cfg.train.steps)
+    for variant in cfg.variants:  # how far the EMA teacher that DINO and iBOT distil from moved off its init
+        if VARIANTS[variant]["distill"] or VARIANTS[variant]["mim"]:
+            summary[f"teacher_momentum_start.{variant}"] = m0
+            summary[f"teacher_init_share.{variant}"] = teacher_init_share(m0, cfg.train.steps)
     return summary
 
 

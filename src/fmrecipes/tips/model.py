@@ -23,10 +23,10 @@ from ..core.vit import ViT, ViTConfig
 from .config import TIPSConfig
 from .ssl import (
     PrototypeHead,
-    cosine_schedule,
     dino_loss,
     ema_update,
     ibot_loss,
+    teacher_momentum,
     update_center,
     warmup,
 )
@@ -128,7 +128,7 @@ def tips_loss(model: nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, di
 
 class TeacherHooks(StepHooks):
     """Advance the schedules' step before each update; move the EMA teacher after it (momentum cosine
-    from ``ssl.momentum_start`` to 1)."""
+    from ``ssl.start_momentum(train.steps)`` to 1)."""
 
     def before_step(self, step: int, model: nn.Module) -> None:
         model.step.fill_(step)
@@ -136,6 +136,6 @@ class TeacherHooks(StepHooks):
     def after_step(self, step: int, model: nn.Module) -> dict[str, float]:
         if not hasattr(model, "teacher"):
             return {}
-        momentum = cosine_schedule(model.cfg.ssl.momentum_start, 1.0, step, model.cfg.train.steps)
+        momentum = teacher_momentum(model.cfg.ssl.start_momentum(model.cfg.train.steps), step, model.cfg.train.steps)
         ema_update(model.teacher, model.student(), momentum)
         return {"teacher_momentum": momentum}

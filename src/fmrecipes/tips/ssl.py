@@ -93,6 +93,16 @@ def cosine_schedule(start: float, end: float, step: int, total: int) -> float:
     return end - (end - start) * (1 + math.cos(math.pi * progress)) / 2
 
 
+def teacher_momentum(start: float, step: int, total: int) -> float:
+    """The EMA momentum applied after update ``step`` (1-based) of ``total``: cosine from ``start`` to 1."""
+    return cosine_schedule(start, 1.0, step, total)
+
+
+def teacher_init_share(start: float, total: int) -> float:
+    """How much of the EMA teacher is still its initial weights after ``total`` updates: prod_t m_t."""
+    return math.prod(teacher_momentum(start, step, total) for step in range(1, total + 1))
+
+
 def warmup(start: float, end: float, step: int, warmup_steps: int) -> float:
     """Linear warm-up from ``start`` to ``end`` over ``warmup_steps``, then ``end`` (teacher temperature)."""
     return end if step >= warmup_steps else start + (end - start) * step / max(warmup_steps, 1)
