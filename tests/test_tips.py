@@ -267,6 +267,8 @@ def test_reproduce_smoke_and_cli(smoke_all, tmp_path):
     assert "i2t_r1_cls2.tips" in summary and "i2t_r1_cls2.clip_alt" not in summary
     # the EMA teacher has left its random init (it held 70% of it in quick before the schedule was scaled)
     assert summary["teacher_init_share.tips"] < 0.01 and "teacher_init_share.dual_cls" not in summary
+    for texts in ("synthetic", "alt", "retrieval_queries"):  # what max_len cuts is reported, not silent
+        assert 0 <= summary[f"text_truncated_frac.{texts}"] <= 1
     assert summary["paper.i2t_r1.tips"] == 89.2
     assert (exp / "ablation.png").is_file() and (exp / "segmentation_probe.png").is_file()
     r = run_cli("tips", "probe", str(exp / "tips"))

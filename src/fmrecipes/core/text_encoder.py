@@ -111,6 +111,14 @@ class TextCodec:
                              max_length=self.max_len, return_tensors="pt")
         return enc["input_ids"], enc["attention_mask"].bool()
 
+    def truncated_fraction(self, texts: list[str]) -> float:
+        """The share of ``texts`` longer than ``max_len`` tokens (special tokens included): what the tower
+        never sees of them is cut silently, so runs report it."""
+        if not texts:
+            return 0.0
+        lengths = [len(ids) for ids in self.tokenizer([t.lower() for t in texts])["input_ids"]]
+        return sum(n > self.max_len for n in lengths) / len(texts)
+
 
 def text_codec(cfg: TextConfig, vocab: int, texts: Iterable[str], tokenizer_dir: Path) -> TextCodec:
     """The tokenizer of ``cfg.kind``: MiniLM's own WordPiece, or a byte-level BPE of ``vocab`` trained on the

@@ -146,6 +146,10 @@ def run_experiment(cfg: TIPSConfig, env: dist.DistEnv) -> dict[str, Any]:
     segmentation_grid(ev.test, {v: r["seg_pred"] for v, r in results.items()}, out / "segmentation_probe.png")
     summary: dict[str, Any] = {f"{metric}.{variant}": round(value, 4) for variant, r in results.items()
                                for metric, value in r.items() if metric != "seg_pred"}
+    texts = {"synthetic": pack.captions, "alt": [t for ts in pack.alt_texts for t in ts if t.strip()],
+             "retrieval_queries": ev.test.realigned}
+    for name, items in texts.items():  # cut silently by the text tower's max_len
+        summary[f"text_truncated_frac.{name}"] = round(codec.truncated_fraction(list(items)), 4)
     m0 = cfg.ssl.start_momentum(cfg.train.steps)
     for variant in cfg.variants:  # how far the EMA teacher that DINO and iBOT distil from moved off its init
         if VARIANTS[variant]["distill"] or VARIANTS[variant]["mim"]:
