@@ -189,6 +189,47 @@ def test_objective_composes_the_papers_terms_from_the_features(tmp_path):
                           m * c_patch + (1 - m) * f["teacher_patch"][batch["mask"]].mean(0), atol=1e-6)
 
 
+def test_each_feature_comes_from_the_view_and_text_the_paper_assigns(tmp_path):
+    """CLS1/CLS2 in order from the unmasked global crop; the alt-text and the synthetic caption of the same scene
+    through the text tower; iBOT's student branch on the masked crop, its teacher on the unmasked one; DINO's
+    student on the local crops (issue 17: a swap of the captions or of the views must fail a test)."""
+    from fmrecipes.core.text_encoder import text_codec
+    from fmrecipes.data.scene_pack import pack_texts, scene_pack
+    from fmrecipes.data.scene_text import flip_text
+    from fmrecipes.tips.data import TIPSData
+    from fmrecipes.tips.model import TIPSModel
+
+    cfg = smoke_cfg(tmp_path)
+    pack = scene_pack(cfg.data, "train", 16)
+    codec = text_codec(cfg.text, cfg.tokenizer_vocab, pack_texts(pack), tmp_path / "tok")
+    torch.manual_seed(0)
+    model = TIPSModel(cfg, "tips").eval()
+    with torch.no_grad():
+        model.vit.cls_tokens.normal_()  # zero-initialised, the two [CLS] would be indistinguishable
+    torch.manual_seed(1)
+    batch = TIPSData(pack, codec, cfg, "tips").batch(torch.arange(8))
+    for i in range(8):  # the batch's texts are scene i's own: an alt-text as alt, the dense caption as syn
+        alt = codec.tokenizer.decode(batch["alt_ids"][i][batch["alt_keep"][i]], skip_special_tokens=True).strip()
+        syn = codec.tokenizer.decode(batch["syn_ids"][i][batch["syn_keep"][i]], skip_special_tokens=True).strip()
+        alts = {t.lower()[:40] for a in pack.alt_texts[i] for t in (a, flip_text(a)) if a.strip()}
+        assert alt[:40] in alts or (not alts and alt == "")
+        assert syn[:40] in {pack.captions[i].lower()[:40], flip_text(pack.captions[i]).lower()[:40]}
+    with torch.no_grad():
+        f = model(batch)
+        torch.testing.assert_close(f["cls"], model.vit(batch["image"]).cls)
+        assert f["cls"].shape[1] == 2 and not torch.allclose(f["cls"][:, 0], f["cls"][:, 1])
+        torch.testing.assert_close(f["alt"], model.text(batch["alt_ids"], batch["alt_keep"]))
+        torch.testing.assert_close(f["syn"], model.text(batch["syn_ids"], batch["syn_keep"]))
+        masked = model.ibot_head(model.vit(batch["image"], batch["mask"]).patches)
+        torch.testing.assert_close(f["student_patch"], masked)
+        assert not torch.allclose(masked, model.ibot_head(model.vit(batch["image"]).patches), atol=1e-4)
+        m, b = batch["locals"].shape[:2]
+        local = model.head(model.vit(batch["locals"].flatten(0, 1)).cls[:, 0]).view(m, b, -1)
+        torch.testing.assert_close(f["student_local"], local)
+        teacher = model.teacher["head"](model.teacher["vit"](batch["image"]).cls[:, 0])
+        torch.testing.assert_close(f["teacher_global"], teacher)
+
+
 def test_training_resumes_exactly_with_teacher_and_centres(tmp_path):
     import shutil
 
