@@ -332,3 +332,31 @@ def test_documented_config_is_the_default():
     from fmrecipes.data.cli import ScenesJob
 
     assert load(ScenesJob, ROOT / "configs" / "scenes" / "default.yaml") == ScenesJob()
+
+
+def test_human_captions_state_the_scene_in_phrasing_no_training_text_uses():
+    """The held-out retrieval queries (issue 17): every object's colour, class, size and place, in a template
+    family whose phrases never occur in the dense captions or alt-texts, and which avoids their words."""
+    import re
+
+    from fmrecipes.data import scene_human as human
+    from fmrecipes.data.scene_pack import scene_pack
+
+    pack = scene_pack(CFG, "train", 300)
+    train_texts = " ".join(pack.captions + [t for ts in pack.alt_texts for t in ts]).lower()
+    own_phrases = [p for ps in human.WHERE.values() for p in ps] + [w for ws in human.SIZE_WORDS.values() for w in ws]
+    own_phrases += [t.split("{")[0].strip() for t in human.OPENERS + human.BACKDROPS + human.PLAIN_BACKDROPS]
+    own_phrases += ["overlaps the", "is covered by", "surface"]
+    for phrase in own_phrases:
+        assert not re.search(rf"\b{re.escape(phrase.lower())}\b", train_texts), phrase
+    captions = human.human_captions(pack.graphs, "train")
+    assert captions == human.human_captions(pack.graphs, "train") != human.human_captions(pack.graphs, "val")
+    for caption, graph in zip(captions, pack.graphs):
+        for word in ("background", "texture", "small", "large", "items", "there is", "nearest", "on the left",
+                     "at the top", "in the centre", "in front of", "hidden"):
+            assert word not in caption.lower(), (word, caption)
+        for obj in graph["objects"]:
+            assert f"{obj['colour']} {obj['class']}" in caption
+            assert any(w in caption for w in human.SIZE_WORDS[obj["size"]])
+            assert any(w in caption for w in human.WHERE[obj["position"]])
+        assert graph["background"]["name"] in caption

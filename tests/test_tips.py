@@ -306,9 +306,10 @@ def test_reproduce_smoke_and_cli(smoke_all, tmp_path):
     for metric in ("zeroshot_acc", "i2t_r1", "t2i_r1", "seg_miou", "depth_rmse"):
         assert f"{metric}.clip_alt" in summary and f"{metric}.tips" in summary
     assert "i2t_r1_cls2.tips" in summary and "i2t_r1_cls2.clip_alt" not in summary
+    assert "t2i_r1_realigned.clip_alt" in summary and "t2i_r1_realigned_cls2.tips" in summary  # the second table
     # the EMA teacher has left its random init (it held 70% of it in quick before the schedule was scaled)
     assert summary["teacher_init_share.tips"] < 0.01 and "teacher_init_share.dual_cls" not in summary
-    for texts in ("synthetic", "alt", "retrieval_queries"):  # what max_len cuts is reported, not silent
+    for texts in ("synthetic", "alt", "retrieval_queries", "retrieval_queries_realigned"):  # what max_len cuts is reported, not silent
         assert 0 <= summary[f"text_truncated_frac.{texts}"] <= 1
     assert summary["paper.i2t_r1.tips"] == 89.2
     assert (exp / "ablation.png").is_file() and (exp / "segmentation_probe.png").is_file()

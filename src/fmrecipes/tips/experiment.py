@@ -28,6 +28,7 @@ from ..core.retrieval import (
 from ..core.text_encoder import TextCodec, text_codec
 from ..core.train import train
 from ..data.fashion_mnist import zeroshot_images
+from ..data.scene_human import human_captions
 from ..data.scene_pack import ScenePack, pack_texts, scene_pack, to_float
 from ..data.scene_text import class_phrases
 from ..errors import FmError
@@ -55,6 +56,7 @@ N_SHOWN = 4  # test scenes whose segmentation-probe predictions are kept for the
 class EvalSet:
     probe_train: ScenePack
     test: ScenePack
+    human: list[str]           # held-out human-style captions of the test scenes (the retrieval queries)
     single: ScenePack          # one-object test scenes (zero-shot)
     fashion: torch.Tensor      # Fashion-MNIST test images as RGB float [N, 3, H, W]
     fashion_labels: torch.Tensor
@@ -63,8 +65,10 @@ class EvalSet:
 def eval_set(cfg: TIPSConfig) -> EvalSet:
     p = cfg.probe
     fashion, labels = zeroshot_images(p.n_zeroshot, cfg.vit.image_size, cfg.data.fashion_dir)
-    return EvalSet(probe_train=scene_pack(cfg.data, "train", p.n_train), test=scene_pack(cfg.data, "test", p.n_test),
-                   single=scene_pack(replace(cfg.data, min_objects=1, max_objects=1), "test", p.n_test),
+    test = scene_pack(cfg.data, "test", p.n_test)
+    single = scene_pack(replace(cfg.data, min_objects=1, max_objects=1), "test", p.n_test)
+    return EvalSet(probe_train=scene_pack(cfg.data, "train", p.n_train), test=test,
+                   human=human_captions(test.graphs, "test"), single=single,
                    fashion=fashion, fashion_labels=labels)
 
 
@@ -81,10 +85,14 @@ def evaluate(model: TIPSModel, codec: TextCodec, ev: EvalSet, cfg: TIPSConfig) -
                                                       classes, torch.tensor([l[0] for l in ev.single.labels])),
     }
     test = encode_images(model.vit, to_float(ev.test.images))
-    texts = encode_texts(model.text, codec, ev.test.realigned)
-    out["i2t_r1"], out["t2i_r1"] = (100 * r for r in retrieval_r1(test.cls[:, rc], texts))
-    if n_cls == 2:
-        out["i2t_r1_cls2"], out["t2i_r1_cls2"] = (100 * r for r in retrieval_r1(test.cls[:, 1], texts))
+    # headline: held-out human-style queries; "_realigned": the dense-caption templates (in distribution for
+    # models trained on synthetic captions, unseen phrasing for alt-text models)
+    for suffix, queries in (("", ev.human), ("_realigned", ev.test.realigned)):
+        texts = encode_texts(model.text, codec, queries)
+        out[f"i2t_r1{suffix}"], out[f"t2i_r1{suffix}"] = (100 * r for r in retrieval_r1(test.cls[:, rc], texts))
+        if n_cls == 2:
+            out[f"i2t_r1{suffix}_cls2"], out[f"t2i_r1{suffix}_cls2"] = (
+                100 * r for r in retrieval_r1(test.cls[:, 1], texts))
     train_patches = encode_images(model.vit, to_float(ev.probe_train.images)).patches
     miou, pred = segmentation_probe(train_patches, ev.probe_train.semantic, test.patches, ev.test.semantic, p)
     out["seg_miou"] = 100 * miou
@@ -147,7 +155,7 @@ def run_experiment(cfg: TIPSConfig, env: dist.DistEnv) -> dict[str, Any]:
     summary: dict[str, Any] = {f"{metric}.{variant}": round(value, 4) for variant, r in results.items()
                                for metric, value in r.items() if metric != "seg_pred"}
     texts = {"synthetic": pack.captions, "alt": [t for ts in pack.alt_texts for t in ts if t.strip()],
-             "retrieval_queries": ev.test.realigned}
+             "retrieval_queries": ev.human, "retrieval_queries_realigned": ev.test.realigned}
     for name, items in texts.items():  # cut silently by the text tower's max_len
         summary[f"text_truncated_frac.{name}"] = round(codec.truncated_fraction(list(items)), 4)
     m0 = cfg.ssl.start_momentum(cfg.train.steps)
