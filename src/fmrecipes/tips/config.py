@@ -71,6 +71,7 @@ class ProbeConfig:
     seed: int = 0
     zeroshot_cls: Literal[1, 2] = 1   # TIPS' inference uses CLS1 for zero-shot (notes A.2)
     retrieval_cls: Literal[1, 2] = 1  # notes A.9: "COCO/Flickr R@1 via CLS1"; CLS2 is also reported
+    random_baseline: bool = True      # also probe an untrained tower (`<metric>.random_init`): the floor
 
 
 @dataclass

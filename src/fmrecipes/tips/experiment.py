@@ -50,6 +50,7 @@ PAPER = {
     "paper.depth_rmse.tips": 0.478,
 }
 N_SHOWN = 4  # test scenes whose segmentation-probe predictions are kept for the plot
+RANDOM_INIT = "random_init"  # the untrained baseline's name in the summary
 
 
 @dataclass
@@ -93,11 +94,17 @@ def evaluate(model: TIPSModel, codec: TextCodec, ev: EvalSet, cfg: TIPSConfig) -
         if n_cls == 2:
             out[f"i2t_r1{suffix}_cls2"], out[f"t2i_r1{suffix}_cls2"] = (
                 100 * r for r in retrieval_r1(test.cls[:, 1], texts))
-    train_patches = encode_images(model.vit, to_float(ev.probe_train.images)).patches
-    miou, pred = segmentation_probe(train_patches, ev.probe_train.semantic, test.patches, ev.test.semantic, p)
-    out["seg_miou"] = 100 * miou
-    out["depth_rmse"] = depth_probe(train_patches, ev.probe_train.depth, test.patches, ev.test.depth, p)
-    out["seg_pred"] = pred[:N_SHOWN].tolist()
+    towers = {"": (model.vit, test.patches)}  # the student; with self-supervision also the EMA teacher
+    if hasattr(model, "teacher"):
+        teacher = model.teacher["vit"]
+        towers["_teacher"] = (teacher, encode_images(teacher, to_float(ev.test.images)).patches)
+    for suffix, (vit, test_patches) in towers.items():
+        train_patches = encode_images(vit, to_float(ev.probe_train.images)).patches
+        miou, pred = segmentation_probe(train_patches, ev.probe_train.semantic, test_patches, ev.test.semantic, p)
+        out[f"seg_miou{suffix}"] = 100 * miou
+        out[f"depth_rmse{suffix}"] = depth_probe(train_patches, ev.probe_train.depth, test_patches, ev.test.depth, p)
+        if not suffix:
+            out["seg_pred"] = pred[:N_SHOWN].tolist()
     return out
 
 
@@ -148,6 +155,9 @@ def run_experiment(cfg: TIPSConfig, env: dist.DistEnv) -> dict[str, Any]:
         model = train_variant(cfg, variant, pack, codec, run_dir, env)
         results[variant] = evaluate(model, codec, ev, cfg)
         atomic_write_json(done, results[variant])
+    if cfg.probe.random_baseline:  # the floor: the same probes on an untrained tower (the seed's initialisation)
+        torch.manual_seed(cfg.seed)
+        results[RANDOM_INIT] = evaluate(TIPSModel(cfg, "dual_cls").eval(), codec, ev, cfg)
     from .plots import ablation_bars, segmentation_grid
 
     ablation_bars(results, PAPER, out / "ablation.png")

@@ -4,6 +4,7 @@ a fixed budget and seed (TIPS notes A.5: linear probes "similar to DINOv2", NYU-
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -40,11 +41,14 @@ class PatchLinear(nn.Module):
 
 
 def fit_probe(patches: torch.Tensor, target: torch.Tensor, out: int, loss: Callable, cfg: ProbeConfig) -> PatchLinear:
-    """Train a :class:`PatchLinear` on frozen ``patches`` for ``cfg.steps`` AdamW steps (seeded)."""
+    """Train a :class:`PatchLinear` on frozen ``patches`` for ``cfg.steps`` AdamW steps (seeded), the learning
+    rate decayed to 0 along a cosine so that the (convex) probe settles at its optimum instead of jittering
+    around it with the last minibatches."""
     patches = patches.detach()
     torch.manual_seed(cfg.seed)
     probe = PatchLinear(patches.shape[-1], out)
     opt = torch.optim.AdamW(probe.parameters(), lr=cfg.lr, weight_decay=1e-4)
+    decay = torch.optim.lr_scheduler.LambdaLR(opt, lambda t: 0.5 * (1 + math.cos(math.pi * t / cfg.steps)))
     g = torch.Generator().manual_seed(cfg.seed)
     size = target.shape[-1]
     for _ in range(cfg.steps):
@@ -54,6 +58,7 @@ def fit_probe(patches: torch.Tensor, target: torch.Tensor, out: int, loss: Calla
             opt.zero_grad(set_to_none=True)
             value.backward()
         opt.step()
+        decay.step()
     return probe.eval()
 
 
