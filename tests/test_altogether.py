@@ -143,6 +143,14 @@ def test_scene_graph_metrics_by_hand():
     assert (c["mentions"], c["correct_class"], c["hallucinated"]) == (3, 2, 1)  # the green sneaker
     assert (c["coloured"], c["colour_ok"]) == (1, 1)
     assert (c["kept_brands"], c["retained"], c["brands"], c["invented"]) == (1, 1, 2, 1)  # Alba: not stated
+    # a kept brand moved onto another object (or an invented one) is not retained: it is a brand hallucination
+    for moved in ("A red dress is on the left. A Nordvik bag is at the top.",
+                  "A red dress is on the left. A blue bag is at the top. A Nordvik coat is nice.",
+                  "A blue Nordvik dress is on the left."):
+        b = graph_counts(moved, graph, records)
+        assert (b["kept_brands"], b["retained"], b["brands"], b["invented"]) == (1, 0, 1, 1), moved
+    b = graph_counts("The Nordvik dress. A red Nordvik dress.", graph, records)  # twice on its own object
+    assert (b["retained"], b["brands"], b["invented"]) == (1, 2, 0)
     assert (c["placed"], c["place_ok"]) == (1, 1)  # the sneaker sentence names no object of the scene
     m = caption_metrics([caption], [caption], [graph], [records])
     assert m["object_recall"] == 100.0 and m["hallucination"] == pytest.approx(100 / 3)

@@ -1,7 +1,8 @@
 """Caption metrics: CIDEr-D and BLEU-4 against the re-aligned captions (pycocoevalcap, the maintained COCO
 implementation, pure Python for these two), and scene-graph metrics from FashionScenes' ground truth:
 object recall / precision, colour and position accuracy, hallucination rate, brand retention and brand
-hallucination (all micro-averaged over the test set, in percent)."""
+hallucination (all micro-averaged over the test set, in percent). A brand is retained only when the caption
+attaches it to the object it belongs to; every other brand-bearing mention is a brand hallucination."""
 
 from __future__ import annotations
 
@@ -36,21 +37,31 @@ def _sentences(text: str) -> list[str]:
     return [s for s in re.split(r"(?<=[.;!?])\s+", text) if s.strip()]
 
 
+def _is(mention: dict[str, Any], obj: dict[str, Any]) -> bool:
+    """Whether a parsed mention names ``obj``: its class, and its colour when the mention states one."""
+    return mention["class"] == obj["class"] and mention["colour"] in (None, obj["colour"])
+
+
 def graph_counts(caption: str, graph: dict[str, Any], alt_records: list[dict[str, Any]]) -> dict[str, int]:
     """Numerators and denominators of the scene-graph metrics for one caption of one scene."""
     objects = graph["objects"]
     classes = {o["class"] for o in objects}
     colours = {(o["class"], o["colour"]) for o in objects}
-    mentions = {(m["class"], m["colour"]) for m in parse_mentions(caption)}
-    brands = {m["brand"] for m in parse_mentions(caption) if m["brand"]}
-    kept = {o["brand"] for o in objects if o["id"] in kept_brands(alt_records)}
+    parsed = parse_mentions(caption)
+    mentions = {(m["class"], m["colour"]) for m in parsed}
+    kept_ids = kept_brands(alt_records)
+    branded = [m for m in parsed if m["brand"]]
+    owners = [o for o in objects if o["id"] in kept_ids]
+    # a brand counts only on the object it belongs to: the same class, and the same colour if one is stated
+    attached = [m for m in branded if any(_is(m, o) and m["brand"] == o["brand"] for o in owners)]
+    retained = sum(1 for o in owners if any(_is(m, o) and m["brand"] == o["brand"] for m in branded))
     c = {"objects": len(objects), "recalled": sum(1 for o in objects if o["class"] in {m[0] for m in mentions}),
          "mentions": len(mentions), "correct_class": sum(1 for m in mentions if m[0] in classes),
          "hallucinated": sum(1 for m in mentions if m[0] not in classes or (m[1] and (m[0], m[1]) not in colours)),
          "coloured": sum(1 for m in mentions if m[0] in classes and m[1]),
          "colour_ok": sum(1 for m in mentions if m[0] in classes and m[1] and (m[0], m[1]) in colours),
-         "kept_brands": len(kept), "retained": len(kept & brands), "brands": len(brands),
-         "invented": len(brands - kept), "placed": 0, "place_ok": 0}
+         "kept_brands": len(owners), "retained": retained, "brands": len(branded),
+         "invented": len(branded) - len(attached), "placed": 0, "place_ok": 0}
     by_class = {}
     for o in objects:
         by_class.setdefault(o["class"], []).append(o)
