@@ -63,6 +63,8 @@ def test_codec_pads_truncates_and_counts(tokenizer):
     n = int(t_keep[0].sum())
     assert t_ids[0, n - 1] == codec.eos and t_keep[1].sum() == 8 and t_ids[1, 7] == codec.eos
     assert codec.decode(t_ids[:1]) == ["red"]
+    assert (codec.targets_truncated, codec.targets_seen) == (1, 2)  # counted, not cut silently
+    assert codec.capped(torch.tensor([[5, codec.eos, codec.eos], [5, 6, 7]])) == [False, True]
 
 
 def _captioner(tokenizer, **kw):
@@ -174,6 +176,58 @@ def test_captioning_resumes_after_a_kill(tmp_path, tokenizer):
     assert resumed == full and (tmp_path / "b.jsonl").read_text() == (tmp_path / "a.jsonl").read_text()
 
 
+def test_captioning_feeds_each_image_its_own_alt_text_prompt(tmp_path, tokenizer):
+    """The captioner reads the alt-texts at inference: generate receives exactly the encoded prompts (an empty
+    prompt only where the image has none), and the rows record them."""
+    from fmrecipes.altogether.caption import capped_count, caption
+    from fmrecipes.altogether.config import SamplingConfig
+
+    model, codec = _captioner(tokenizer)
+    seen = []
+    real = model.generate
+
+    def spy(image_emb, prompt_ids, prompt_keep, *args, **kwargs):
+        seen.append((prompt_ids.clone(), prompt_keep.clone()))
+        return real(image_emb, prompt_ids, prompt_keep, *args, **kwargs)
+
+    model.generate = spy
+    prompts = ["red dress; Nordvik red dress", "", "blue bag by Alba"]
+    caption(model, codec, torch.randn(3, 12), prompts, ["a", "b", "c"], SamplingConfig(batch_size=8),
+            tmp_path / "c.jsonl", progress=False)
+    expect_ids, expect_keep = codec.prompts(prompts)
+    assert torch.equal(seen[0][0], expect_ids) and torch.equal(seen[0][1], expect_keep)
+    assert seen[0][1][0].any() and not seen[0][1][1].any()
+    rows = [json.loads(line) for line in (tmp_path / "c.jsonl").read_text().splitlines()]
+    assert [r["prompt"] for r in rows] == prompts
+    assert capped_count(tmp_path / "c.jsonl") == sum(r["capped"] for r in rows)
+
+
+def test_stage_two_starts_from_stage_one_and_trains_on_realigned_captions(tmp_path, monkeypatch):
+    """Stage 2 (notes B.4) fine-tunes the stage-1 weights on the re-aligned captions, with the inference prompt."""
+    from fmrecipes.altogether import experiment
+    from fmrecipes.core import dist
+
+    cfg = configlib.load(AltogetherConfig, SMOKE, [f"out={tmp_path}"])
+    s = experiment.setup(cfg, dist.setup(cfg.run))
+    calls, real = [], experiment.train
+
+    def spy(model, data, *args, **kwargs):
+        calls.append({"stage": data.stage, "captions": data.captions, "batch": data.batch(torch.arange(4)),
+                      "params": [p.detach().clone() for p in model.parameters()]})
+        return real(model, data, *args, **kwargs)
+
+    monkeypatch.setattr(experiment, "train", spy)
+    stage1, _ = experiment.captioner_pair(cfg, s.data, s.emb, s.codec, tmp_path, 0.0, "pair", s.env)
+    assert [c["stage"] for c in calls] == ["pretrain", "finetune"]
+    assert calls[1]["captions"] == s.data.finetune.realigned != s.data.finetune.captions
+    targets = s.codec.decode(calls[1]["batch"]["target_ids"])
+    assert targets == [" ".join(t.split()) for t in s.codec.decode(s.codec.targets(
+        s.data.finetune.realigned[:4])[0])]
+    for start, final in zip(calls[1]["params"], stage1.parameters()):  # stage 2 begins where stage 1 ended
+        assert torch.equal(start, final)
+    assert not all(torch.equal(a, b) for a, b in zip(calls[0]["params"], calls[1]["params"]))
+
+
 def test_config_errors(tmp_path):
     for override, key in (("captioner.decoder.seq_len=10", "seq_len"), ("data.size=32", "data.size"),
                           ("captioner.p_blank=2", "p_blank")):
@@ -200,6 +254,8 @@ def test_reproduce_smoke_caption_cli_and_bad_input(tmp_path):
     for key in ("clip_zeroshot", "clip_t2i_r1"):
         assert {f"{key}.{c}" for c in ("alt_text", "altogether", "mix15")} <= set(summary)
     assert summary["cider.gold"] > summary["cider.alt_text"] and summary["object_recall.gold"] == 100.0
+    assert summary["targets_seen"] > 0 and 0 <= summary["targets_truncated"] <= summary["targets_seen"]
+    assert all(0 <= summary[f"captions_capped.{k}"] <= cfg.n_test for k in ("stage1", "altogether", "no_alt"))
     # stage 2 has its own warm-up: its first step runs at lr / warmup, not at the end of stage 1's schedule
     cfg = configlib.load(AltogetherConfig, SMOKE)
     first = json.loads((out / "altogether" / "metrics.jsonl").read_text().splitlines()[0])

@@ -18,7 +18,8 @@ from .model import Captioner
 def caption(model: Captioner, codec: CaptionCodec, image_emb: torch.Tensor, prompts: list[str], ids: list[str],
             sampling: SamplingConfig, path: Path, progress: bool = True) -> list[str]:
     """Captions of every image (with its alt-text ``prompts``, "" for none) into ``path`` (jsonl rows
-    ``{"id", "prompt", "caption"}``); rows already there are kept."""
+    ``{"id", "prompt", "caption", "capped"}``, capped: stopped at ``target_len`` tokens without EOS); rows
+    already there are kept."""
     rows = read_jsonl(path)  # a line cut by a kill is dropped and redone
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
@@ -31,9 +32,14 @@ def caption(model: Captioner, codec: CaptionCodec, image_emb: torch.Tensor, prom
             g = torch.Generator().manual_seed(sampling.seed * 1_000_003 + start)
             out = model.generate(image_emb[start:stop], *codec.prompts(prompts[start:stop]), codec.target_len,
                                  codec.eos, temperature, sampling.top_p, g)
-            for i, text in zip(range(start, stop), codec.decode(out)):
-                row = {"id": ids[i], "prompt": prompts[i], "caption": text}
+            for i, text, capped in zip(range(start, stop), codec.decode(out), codec.capped(out)):
+                row = {"id": ids[i], "prompt": prompts[i], "caption": text, "capped": capped}
                 rows.append(row)
                 f.write(json.dumps(row) + "\n")
             f.flush()
     return [r["caption"] for r in rows]
+
+
+def capped_count(path: Path) -> int:
+    """How many captions in a caption file stopped at the length cap without EOS."""
+    return sum(bool(r.get("capped")) for r in read_jsonl(path))

@@ -49,13 +49,14 @@ def finetune_example(alts: list[str], caption: str, g: torch.Generator, p_blank:
 
 class CaptionCodec:
     """Token ids for the captioner: prompts left-padded (and truncated) to ``prompt_len``, targets as caption +
-    EOS right-padded to ``target_len``. Counts how many prompts were truncated."""
+    EOS right-padded to ``target_len``. Counts how many prompts and targets were truncated."""
 
     def __init__(self, tokenizer, prompt_len: int, target_len: int):
         self.tokenizer, self.prompt_len, self.target_len = tokenizer, prompt_len, target_len
         self.eos = tokenizer.eos_token_id
         self.pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos
         self.prompts_seen = self.prompts_truncated = 0
+        self.targets_seen = self.targets_truncated = 0
 
     def _ids(self, texts: list[str]) -> list[list[int]]:
         return self.tokenizer(texts, add_special_tokens=False)["input_ids"]
@@ -76,13 +77,22 @@ class CaptionCodec:
         return out, keep
 
     def targets(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        rows = [r[: self.target_len - 1] + [self.eos] for r in self._ids(texts)]
+        """Right-padded caption + EOS ids [B, target_len] and their loss mask (a longer caption keeps its
+        first ``target_len - 1`` tokens and is counted)."""
+        full = self._ids(texts)
+        self.targets_seen += len(full)
+        self.targets_truncated += sum(len(r) > self.target_len - 1 for r in full)
+        rows = [r[: self.target_len - 1] + [self.eos] for r in full]
         ids = torch.full((len(rows), self.target_len), self.pad, dtype=torch.long)
         keep = torch.zeros(len(rows), self.target_len)
         for i, r in enumerate(rows):
             ids[i, :len(r)] = torch.tensor(r)
             keep[i, :len(r)] = 1.0
         return ids, keep
+
+    def capped(self, ids: torch.Tensor) -> list[bool]:
+        """Which generated rows stopped at the length cap without an EOS (their caption is cut)."""
+        return [self.eos not in row for row in ids.tolist()]
 
     def decode(self, ids: torch.Tensor) -> list[str]:
         """Cut each row at its first EOS; newlines removed (notes B.5)."""

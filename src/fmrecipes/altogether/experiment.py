@@ -33,7 +33,7 @@ from ..core.vit import ViT
 from ..data.fashion_mnist import zeroshot_images
 from ..data.scene_pack import ScenePack, scene_pack, to_float
 from ..data.scene_text import class_phrases
-from .caption import caption
+from .caption import capped_count, caption
 from .config import AltogetherConfig
 from .data import CaptionCodec, CaptionData, inference_prompt
 from .encoder import embed_images, image_encoder, random_alt_text, train_clip
@@ -179,6 +179,10 @@ def run_experiment(cfg: AltogetherConfig, env: dist.DistEnv) -> dict[str, Any]:
         summary.update({f"{m}.{system}": (round(v, 3) if v is not None else None) for m, v in metrics.items()})
     summary["prompts_truncated"] = codec.prompts_truncated
     summary["prompts_seen"] = codec.prompts_seen
+    summary["targets_truncated"] = codec.targets_truncated  # training targets cut at target_len (per draw)
+    summary["targets_seen"] = codec.targets_seen
+    for system in ("stage1", "altogether", "no_alt"):  # generations cut at target_len tokens
+        summary[f"captions_capped.{system}"] = capped_count(out / "captions" / f"{system}.jsonl")
     pretrain_caps = caption(systems["altogether"][1], codec, emb["pretrain"],
                             [inference_prompt(a) for a in data.pretrain.alt_texts],
                             [f"train-{i:06d}" for i in range(cfg.n_pretrain)], cfg.sampling,
