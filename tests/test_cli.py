@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import tiny_lm_args
+from conftest import ROOT, tiny_lm_args
 from fmrecipes.cli import main
 from fmrecipes.recipes import RECIPES
 
@@ -130,3 +130,21 @@ def test_run_section_device_errors_are_one_line(capsys, tmp_path, corpus, device
     if device == "cuda" and torch.cuda.is_available():
         pytest.skip("CUDA is available here, so run.device=cuda is valid")
     _fails_with(capsys, ["lm", "train", *tiny_lm_args(corpus, tmp_path / "o"), f"run.device={device}"], message)
+
+
+@pytest.mark.parametrize("argv,pattern", [
+    (["lm", "train", "data.sources=[bible"], r"override 'data.sources=\[bible': the value is not valid YAML"),
+    (["lm", "sample", "RUN", "--top-k", "0"], r"argument --top-k: must be at least 1, got 0"),
+    (["lm", "sample", "RUN", "--max-new-tokens", "-3"], r"argument --max-new-tokens: must be at least 1, got -3"),
+    (["sim", "sample", "RUN", "--n", "0"], r"argument --n: must be at least 1, got 0"),
+    (["data", "scenes", "gallery", "--cols", "0", "--out", "OUT/g.png"], r"argument --cols: must be at least 1"),
+    (["data", "scenes", "export", "--n", "two", "--out", "OUT/e"], r"argument --n: 'two' is not an integer"),
+    (["tips", "train", "--config", "configs/tips/smoke.yaml", "--out", "OUT/t", "ssl.n_local=-1"],
+     r"ssl.n_local=-1 must be at least 1"),
+])
+def test_bad_arguments_are_one_line_errors_that_write_nothing(capsys, tmp_path, argv, pattern):
+    """Values that used to end in a traceback from deep inside torch or the YAML parser (issue 20)."""
+    argv = [str(ROOT / a) if a.startswith("configs/") else a.replace("RUN", str(tmp_path / "run"))
+            .replace("OUT", str(tmp_path / "out")) for a in argv]
+    _fails_with(capsys, argv, pattern)
+    assert not (tmp_path / "out").exists() and not (tmp_path / "run").exists()

@@ -17,6 +17,17 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: an integer of at least 1 (else a one-line usage error naming the value)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def add_config_args(p: argparse.ArgumentParser, default_out: bool = True) -> None:
     """The common ``--config F.yaml``, ``--out DIR`` and ``key=value`` override arguments."""
     p.add_argument("--config", help="YAML config file (see configs/)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass, field
 
-from ..cli_helpers import Parser, load_config
+from ..cli_helpers import Parser, load_config, positive_int
 from .scene_config import SceneConfig
 from .scene_graph import SPLITS
 
@@ -49,9 +49,9 @@ def register_cli(sub) -> None:
         v.add_argument("overrides", nargs="*", metavar="key=value", help="overrides, e.g. data.size=32")
         v.set_defaults(func=func)
     export, gallery = verbs.choices["export"], verbs.choices["gallery"]
-    export.add_argument("--n", type=int, default=1000, help="number of scenes (default 1000)")
+    export.add_argument("--n", type=positive_int, default=1000, help="number of scenes (default 1000)")
     export.add_argument("--out", required=True, help="output directory (replaced only if an earlier export)")
     export.add_argument("--no-progress", action="store_true", help="no progress bar")
-    gallery.add_argument("--n", type=int, default=8, help="number of scenes (default 8)")
-    gallery.add_argument("--cols", type=int, default=4)
+    gallery.add_argument("--n", type=positive_int, default=8, help="number of scenes (default 8)")
+    gallery.add_argument("--cols", type=positive_int, default=4)
     gallery.add_argument("--out", default="runs/scenes-gallery.png", help="PNG path")

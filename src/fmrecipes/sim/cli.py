@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..cli_helpers import positive_int
 from .config import SimConfig
 
 
@@ -49,7 +50,7 @@ def register_cli(verbs) -> None:
     v = verbs.add_parser("sample", help="a grid of one-step samples from a distilled image generator")
     v.add_argument("run", help="the output directory of `sim run` or `reproduce sim`")
     v.add_argument("--method", default="sim_phuber", help="which distilled generator (default sim_phuber)")
-    v.add_argument("--n", type=int, default=64, help="number of samples (default 64)")
+    v.add_argument("--n", type=positive_int, default=64, help="number of samples (default 64)")
     v.add_argument("--seed", type=int, default=0)
     v.add_argument("--png", help="output PNG (default RUN/samples_<method>.png)")
     v.set_defaults(func=_sample)

@@ -110,6 +110,10 @@ class TIPSConfig:
             raise ConfigError(f"ssl.local_size={self.ssl.local_size} must be a multiple of vit.patch_size")
         if not 0 < self.ssl.mask_ratio < 1:
             raise ConfigError(f"ssl.mask_ratio={self.ssl.mask_ratio} must be in (0, 1)")
+        distills = any(VARIANTS[v]["distill"] for v in [self.variant, *self.variants])
+        if self.ssl.n_local < (1 if distills else 0):
+            raise ConfigError(f"ssl.n_local={self.ssl.n_local} must be at least 1: self-distillation compares the "
+                              "teacher's global crop with the student's local crops")
         if self.ssl.teacher_halflife <= 0:
             raise ConfigError(f"ssl.teacher_halflife={self.ssl.teacher_halflife} must be positive (a fraction of "
                               "train.steps)")
