@@ -249,6 +249,31 @@ def test_training_resumes_exactly_with_teacher_and_centres(tmp_path):
         assert torch.equal(straight[k], resumed[k]), k
 
 
+def test_retrieval_headline_queries_are_the_held_out_human_captions(tmp_path, monkeypatch):
+    """i2t_r1/t2i_r1 query with the human-style captions of the test scenes; *_realigned with the re-aligned ones."""
+    from fmrecipes.core.text_encoder import text_codec
+    from fmrecipes.data.scene_human import human_captions
+    from fmrecipes.data.scene_pack import pack_texts, scene_pack
+    from fmrecipes.tips import experiment
+    from fmrecipes.tips.model import TIPSModel
+
+    cfg = smoke_cfg(tmp_path)
+    ev = experiment.eval_set(cfg)
+    assert ev.human == human_captions(ev.test.graphs, "test") and ev.human != ev.test.realigned
+    queries, real = [], experiment.encode_texts
+
+    def spy(text, codec, texts):
+        queries.append(list(texts))
+        return real(text, codec, texts)
+
+    monkeypatch.setattr(experiment, "encode_texts", spy)
+    pack = scene_pack(cfg.data, "train", 16)
+    codec = text_codec(cfg.text, cfg.tokenizer_vocab, pack_texts(pack), tmp_path / "tok")
+    torch.manual_seed(0)
+    out = experiment.evaluate(TIPSModel(cfg, "clip_alt").eval(), codec, ev, cfg)
+    assert queries == [ev.human, ev.test.realigned] and {"i2t_r1", "t2i_r1_realigned"} <= set(out)
+
+
 def test_probes_measure_what_they_should():
     from fmrecipes.tips.config import ProbeConfig
     from fmrecipes.core.retrieval import retrieval_r1
