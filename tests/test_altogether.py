@@ -151,12 +151,14 @@ def test_scene_graph_metrics_by_hand():
                   "A blue Nordvik dress is on the left."):
         b = graph_counts(moved, graph, records)
         assert (b["kept_brands"], b["retained"], b["brands"], b["invented"]) == (1, 0, 1, 1), moved
+        assert b["brand_named"] == 1, moved  # copied, onto the wrong object
+    assert graph_counts("A red dress is on the left. An Alba bag.", graph, records)["brand_named"] == 0
     b = graph_counts("The Nordvik dress. A red Nordvik dress.", graph, records)  # twice on its own object
     assert (b["retained"], b["brands"], b["invented"]) == (1, 2, 0)
     assert (c["placed"], c["place_ok"]) == (1, 1)  # the sneaker sentence names no object of the scene
     m = caption_metrics([caption], [caption], [graph], [records])
     assert m["object_recall"] == 100.0 and m["hallucination"] == pytest.approx(100 / 3)
-    assert m["brand_retention"] == 100.0 and m["brand_hallucination"] == 50.0
+    assert m["brand_retention"] == 100.0 and m["brand_hallucination"] == 50.0 and m["brand_mention"] == 100.0
     assert caption_metrics(["nothing"], ["x"], [graph], [records])["position_acc"] is None
 
 
@@ -242,13 +244,14 @@ def test_reproduce_smoke_caption_cli_and_bad_input(tmp_path):
     from fmrecipes.core.vit import ViT, ViTConfig
 
     torch.manual_seed(0)  # an encoder from elsewhere (a tips variant's vit/), compared under the same captioner
-    save_model(ViT(ViTConfig(image_size=16, patch_size=4, width=24, depth=1, heads=2, n_cls=2)), tmp_path / "tips" / "vit")
+    vit = ViT(ViTConfig(image_size=16, patch_size=4, width=24, depth=1, heads=2, n_cls=2))
+    save_model(vit, tmp_path / "tips" / "vit")
     out = tmp_path / "exp"
     cfg = configlib.load(AltogetherConfig, SMOKE, [f"out={out}", f"compare_encoders=[{tmp_path / 'tips' / 'vit'}]"])
     summary = run_experiment(cfg, dist.setup(cfg.run))
     assert "cider.enc_tips" in summary and "hallucination.enc_tips" in summary
     for metric in ("cider", "bleu4", "object_recall", "object_precision", "hallucination", "brand_retention",
-                   "brand_hallucination"):
+                   "brand_mention", "brand_hallucination"):
         for system in ("alt_text", "no_alt", "stage1", "altogether", "gold"):
             assert f"{metric}.{system}" in summary
     for key in ("clip_zeroshot", "clip_t2i_r1"):

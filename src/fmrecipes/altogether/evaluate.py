@@ -2,7 +2,9 @@
 implementation, pure Python for these two), and scene-graph metrics from FashionScenes' ground truth:
 object recall / precision, colour and position accuracy, hallucination rate, brand retention and brand
 hallucination (all micro-averaged over the test set, in percent). A brand is retained only when the caption
-attaches it to the object it belongs to; every other brand-bearing mention is a brand hallucination."""
+attaches it to the object it belongs to; every other brand-bearing mention is a brand hallucination. Brand
+mention (a diagnostic) counts a kept brand whose name the caption uses at all, on any object: retention below
+mention means brands are copied onto the wrong objects, mention near zero means they are not copied."""
 
 from __future__ import annotations
 
@@ -55,12 +57,13 @@ def graph_counts(caption: str, graph: dict[str, Any], alt_records: list[dict[str
     # a brand counts only on the object it belongs to: the same class, and the same colour if one is stated
     attached = [m for m in branded if any(_is(m, o) and m["brand"] == o["brand"] for o in owners)]
     retained = sum(1 for o in owners if any(_is(m, o) and m["brand"] == o["brand"] for m in branded))
+    mentioned = sum(1 for o in owners if any(m["brand"] == o["brand"] for m in branded))
     c = {"objects": len(objects), "recalled": sum(1 for o in objects if o["class"] in {m[0] for m in mentions}),
          "mentions": len(mentions), "correct_class": sum(1 for m in mentions if m[0] in classes),
          "hallucinated": sum(1 for m in mentions if m[0] not in classes or (m[1] and (m[0], m[1]) not in colours)),
          "coloured": sum(1 for m in mentions if m[0] in classes and m[1]),
          "colour_ok": sum(1 for m in mentions if m[0] in classes and m[1] and (m[0], m[1]) in colours),
-         "kept_brands": len(owners), "retained": retained, "brands": len(branded),
+         "kept_brands": len(owners), "retained": retained, "brand_named": mentioned, "brands": len(branded),
          "invented": len(branded) - len(attached), "placed": 0, "place_ok": 0}
     by_class = {}
     for o in objects:
@@ -89,4 +92,5 @@ def caption_metrics(captions: list[str], references: list[str], graphs: list[dic
     return {"cider": cider, "bleu4": bleu, "object_recall": pct("recalled", "objects"),
             "object_precision": pct("correct_class", "mentions"), "colour_acc": pct("colour_ok", "coloured"),
             "position_acc": pct("place_ok", "placed"), "hallucination": pct("hallucinated", "mentions"),
-            "brand_retention": pct("retained", "kept_brands"), "brand_hallucination": pct("invented", "brands")}
+            "brand_retention": pct("retained", "kept_brands"), "brand_mention": pct("brand_named", "kept_brands"),
+            "brand_hallucination": pct("invented", "brands")}

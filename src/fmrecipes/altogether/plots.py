@@ -8,7 +8,8 @@ from typing import Any
 from ..data.gallery import gallery
 from ..data.scene_pack import ScenePack
 
-BARS = ("cider", "object_recall", "object_precision", "hallucination", "brand_retention", "brand_hallucination")
+BARS = ("cider", "object_recall", "object_precision", "hallucination", "brand_retention", "brand_mention",
+        "brand_hallucination")
 SYSTEMS = ("alt_text", "no_alt", "stage1", "altogether", "gold")
 
 
