@@ -256,6 +256,8 @@ def test_reproduce_smoke_caption_cli_and_bad_input(tmp_path):
             assert f"{metric}.{system}" in summary
     for key in ("clip_zeroshot", "clip_t2i_r1"):
         assert {f"{key}.{c}" for c in ("alt_text", "altogether", "mix15")} <= set(summary)
+    # smoke's 300-token BPE spells the probed words in pieces, so no image qualifies and no key is written
+    assert not any(k.startswith("copy_probe.") for k in summary)
     assert summary["cider.gold"] > summary["cider.alt_text"] and summary["object_recall.gold"] == 100.0
     assert summary["targets_seen"] > 0 and 0 <= summary["targets_truncated"] <= summary["targets_seen"]
     assert all(0 <= summary[f"captions_capped.{k}"] <= cfg.n_test for k in ("stage1", "altogether", "no_alt"))
@@ -281,3 +283,42 @@ def test_reproduce_smoke_caption_cli_and_bad_input(tmp_path):
     r = run_cli("altogether", "caption", str(out), "--index", str(tmp_path / "bad.jsonl"), "--out",
                 str(tmp_path / "e.jsonl"))
     assert r.returncode == 2 and "cannot be decoded" in r.stderr
+
+
+class _Stub(torch.nn.Module):
+    """A captioner stand-in: ``copier`` puts its weight on every prompt token, ``oracle`` on the true next
+    token (whatever the prompt), otherwise uniform."""
+
+    def __init__(self, vocab: int, kind: str):
+        super().__init__()
+        self.vocab, self.kind = vocab, kind
+
+    def forward(self, image_emb, prompt_ids, prompt_keep, target_ids):
+        logits = torch.zeros(*target_ids.shape, self.vocab)
+        if self.kind == "oracle":
+            return logits.scatter(-1, target_ids[..., None], 20.0)
+        if self.kind == "copier":
+            for b in range(len(prompt_ids)):
+                logits[b, :, prompt_ids[b][prompt_keep[b]]] = 10.0
+        return logits
+
+
+def test_copy_probe_tells_a_copier_from_a_captioner_that_ignores_the_prompt(tmp_path):
+    from fmrecipes.altogether.copy_probe import copy_probe
+
+    words = ("red", "blue", "green", "pink")
+    prompts = ["red dress", "Shop blue bag", "green coat | Sale", "no colour here"]
+    captions = ["A large red dress is on the left.", "A small blue bag is at the top.",
+                "There is a green coat in the middle.", "A white shirt."]
+    train_bpe((prompts + captions + ["a pink sandal"]) * 20, 600, tmp_path)  # each colour one token
+    tokenizer = load_tokenizer(tmp_path)
+    codec = CaptionCodec(tokenizer, 24, 32)
+    emb = torch.zeros(4, 12)
+    ignorer = copy_probe(_Stub(len(tokenizer), "uniform"), codec, emb, prompts, captions, words)
+    assert ignorer["n"] == 3 and ignorer["p_true"] == pytest.approx(ignorer["p_swapped"])
+    copier = copy_probe(_Stub(len(tokenizer), "copier"), codec, emb, prompts, captions, words)
+    assert copier["p_true"] > 0.1 > 1e-3 > copier["p_swapped"] and copier["p_swapped_in"] > 0.1
+    oracle = copy_probe(_Stub(len(tokenizer), "oracle"), codec, emb, prompts, captions, words)
+    assert oracle["p_true"] > 0.99 and oracle["p_swapped"] > 0.99  # read where the caption writes the word
+    assert codec.prompts_seen == 0 and codec.targets_seen == 0  # the run's truncation counts are untouched
+    assert copy_probe(_Stub(len(tokenizer), "copier"), codec, emb, ["x"], ["y"], words) == {}

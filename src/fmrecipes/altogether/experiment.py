@@ -35,6 +35,7 @@ from ..data.scene_pack import ScenePack, scene_pack, to_float
 from ..data.scene_text import class_phrases
 from .caption import capped_count, caption
 from .config import AltogetherConfig
+from .copy_probe import copy_probes
 from .data import CaptionCodec, CaptionData, inference_prompt
 from .encoder import embed_images, image_encoder, random_alt_text, train_clip
 from .evaluate import caption_metrics
@@ -181,6 +182,7 @@ def run_experiment(cfg: AltogetherConfig, env: dist.DistEnv) -> dict[str, Any]:
     summary["prompts_seen"] = codec.prompts_seen
     summary["targets_truncated"] = codec.targets_truncated  # training targets cut at target_len (per draw)
     summary["targets_seen"] = codec.targets_seen
+    summary.update(copy_probes(systems["altogether"][1], codec, emb["test"], prompts, data.test.realigned))
     for system in ("stage1", "altogether", "no_alt"):  # generations cut at target_len tokens
         summary[f"captions_capped.{system}"] = capped_count(out / "captions" / f"{system}.jsonl")
     pretrain_caps = caption(systems["altogether"][1], codec, emb["pretrain"],
