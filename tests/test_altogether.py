@@ -52,6 +52,17 @@ def test_stage_inputs_follow_the_released_data_code():
     assert finetune_example(alts, "c", g, 1.0) == ("", "c")  # the no-alt-text captioner
 
 
+def test_stage1_brand_share_by_hand():
+    from fmrecipes.altogether.data import stage1_brand_share
+
+    alts = [["Nordvik red dress | Sale", "red dress", "Nordvik dress"],  # target has Nordvik; 1 of 2 prompts
+            ["Alba bag", "bag"],                                            # target has Alba; no prompt has it
+            ["plain coat", ""],                                             # no brand
+            ["", " "]]                                                      # no alt-text: not a stage-1 example
+    share = stage1_brand_share(alts, ("Nordvik", "Alba"))
+    assert share == {"stage1_targets_with_brand": 2 / 3, "stage1_brand_in_prompt": 0.25}
+
+
 def test_codec_pads_truncates_and_counts(tokenizer):
     codec = CaptionCodec(tokenizer, prompt_len=16, target_len=8)
     ids, keep = codec.prompts(["red", "", "a " * 40])
@@ -258,6 +269,7 @@ def test_reproduce_smoke_caption_cli_and_bad_input(tmp_path):
         assert {f"{key}.{c}" for c in ("alt_text", "altogether", "mix15")} <= set(summary)
     # smoke's 300-token BPE spells the probed words in pieces, so no image qualifies and no key is written
     assert not any(k.startswith("copy_probe.") for k in summary)
+    assert 0 < summary["stage1_targets_with_brand"] <= 1 and 0 <= summary["stage1_brand_in_prompt"] <= 1
     assert summary["cider.gold"] > summary["cider.alt_text"] and summary["object_recall.gold"] == 100.0
     assert summary["targets_seen"] > 0 and 0 <= summary["targets_truncated"] <= summary["targets_seen"]
     assert all(0 <= summary[f"captions_capped.{k}"] <= cfg.n_test for k in ("stage1", "altogether", "no_alt"))

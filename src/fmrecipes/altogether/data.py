@@ -47,6 +47,28 @@ def finetune_example(alts: list[str], caption: str, g: torch.Generator, p_blank:
     return ("" if float(torch.rand((), generator=g)) < p_blank else inference_prompt(alts)), caption
 
 
+def stage1_brand_share(alt_texts: list[list[str]], brands: tuple[str, ...]) -> dict[str, float]:
+    """How often stage 1 can copy a brand (a diagnostic): the share of stage-1 targets that name a brand
+    (``stage1_targets_with_brand``), and of those, the expected share whose prompt (another alt-text, drawn
+    uniformly, before blanking) names it too (``stage1_brand_in_prompt``)."""
+    targets = with_brand = 0
+    in_prompt = 0.0
+    for alts in alt_texts:
+        d = distinct_alts(alts)
+        if not d:
+            continue
+        targets += 1
+        target = max(d, key=len)
+        named = [b for b in brands if b in target]
+        if not named:
+            continue
+        with_brand += 1
+        others = [a for a in d if a != target]
+        in_prompt += sum(any(b in a for b in named) for a in others) / len(others) if others else 0.0
+    return {"stage1_targets_with_brand": with_brand / max(targets, 1),
+            "stage1_brand_in_prompt": in_prompt / max(with_brand, 1)}
+
+
 class CaptionCodec:
     """Token ids for the captioner: prompts left-padded (and truncated) to ``prompt_len``, targets as caption +
     EOS right-padded to ``target_len``. Counts how many prompts and targets were truncated."""

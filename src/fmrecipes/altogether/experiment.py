@@ -31,12 +31,13 @@ from ..core.tokenizer import load_tokenizer, train_bpe
 from ..core.train import TrainConfig, train
 from ..core.vit import ViT
 from ..data.fashion_mnist import zeroshot_images
+from ..data.scene_graph import BRANDS
 from ..data.scene_pack import ScenePack, scene_pack, to_float
 from ..data.scene_text import class_phrases
 from .caption import capped_count, caption
 from .config import AltogetherConfig
 from .copy_probe import copy_probes
-from .data import CaptionCodec, CaptionData, inference_prompt
+from .data import CaptionCodec, CaptionData, inference_prompt, stage1_brand_share
 from .encoder import embed_images, image_encoder, random_alt_text, train_clip
 from .evaluate import caption_metrics
 from .model import Captioner, caption_loss
@@ -183,6 +184,7 @@ def run_experiment(cfg: AltogetherConfig, env: dist.DistEnv) -> dict[str, Any]:
     summary["targets_truncated"] = codec.targets_truncated  # training targets cut at target_len (per draw)
     summary["targets_seen"] = codec.targets_seen
     summary.update(copy_probes(systems["altogether"][1], codec, emb["test"], prompts, data.test.realigned))
+    summary.update({k: round(v, 4) for k, v in stage1_brand_share(data.pretrain.alt_texts, BRANDS).items()})
     for system in ("stage1", "altogether", "no_alt"):  # generations cut at target_len tokens
         summary[f"captions_capped.{system}"] = capped_count(out / "captions" / f"{system}.jsonl")
     pretrain_caps = caption(systems["altogether"][1], codec, emb["pretrain"],
