@@ -119,5 +119,8 @@ def broadcast_object(obj, env: DistEnv):
 
 
 def teardown(env: DistEnv) -> None:
+    """Leave the process group together: a rank that destroyed its group while another still had gloo work in
+    flight aborted it once under load ("terminate called without an active exception")."""
     if env.distributed and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
