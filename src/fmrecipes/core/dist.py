@@ -5,6 +5,7 @@ this."""
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from typing import Literal
 
@@ -119,8 +120,11 @@ def broadcast_object(obj, env: DistEnv):
 
 
 def teardown(env: DistEnv) -> None:
-    """Leave the process group together: a rank that destroyed its group while another still had gloo work in
-    flight aborted it once under load ("terminate called without an active exception")."""
+    """Leave the process group. After a successful run the ranks leave together (a barrier first: a rank that
+    destroyed its group while another still had gloo work in flight aborted once under load, "terminate called
+    without an active exception"); while an exception propagates (called from ``finally``) there is no barrier,
+    which the other ranks might never reach: the rank leaves and torchrun stops the rest."""
     if env.distributed and dist.is_initialized():
-        dist.barrier()
+        if sys.exc_info()[0] is None:
+            dist.barrier()
         dist.destroy_process_group()
