@@ -29,8 +29,13 @@ def _word_ids(codec: CaptionCodec, words: tuple[str, ...]) -> dict[str, int]:
     return {w: i[0] for w, i in ids.items() if len(i) == 1}
 
 
+def _whole(word: str) -> re.Pattern:
+    """``word`` as a whole word ("red" not inside "shred", "shirt" not inside "t-shirt")."""
+    return re.compile(rf"(?<![\w-]){re.escape(word)}(?![\w-])")
+
+
 def _has(text: str, word: str) -> bool:
-    return re.search(rf"(?<![\w-]){re.escape(word)}(?![\w-])", text) is not None
+    return _whole(word).search(text) is not None
 
 
 @torch.no_grad()
@@ -53,7 +58,7 @@ def copy_probe(model: nn.Module, codec: CaptionCodec, image_emb: torch.Tensor, p
         other = others[(list(ids).index(word)) % len(others)]
         rows.append((i, target.index(ids[word]), ids[word], ids[other], caption))
         true_prompts.append(prompt)
-        swapped_prompts.append(re.sub(rf"(?<![\w-]){re.escape(word)}(?![\w-])", other, prompt))
+        swapped_prompts.append(_whole(word).sub(other, prompt))
         if len(rows) == limit:
             break
     if not rows:
