@@ -31,13 +31,18 @@ def _pick(options: list[str], g: torch.Generator) -> str:
     return options[int(torch.randint(len(options), (1,), generator=g))]
 
 
+def _stage1_target(distinct: list[str]) -> tuple[str, list[str]]:
+    """Stage 1's target (the longest distinct alt-text) and the alt-texts its prompt is drawn from."""
+    target = max(distinct, key=len)
+    return target, [a for a in distinct if a != target]
+
+
 def pretrain_example(alts: list[str], g: torch.Generator, p_blank: float) -> tuple[str, str] | None:
     """(prompt, target) for stage 1, or None for an image without alt-text."""
     d = distinct_alts(alts)
     if not d:
         return None
-    target = max(d, key=len)
-    others = [a for a in d if a != target]
+    target, others = _stage1_target(d)
     prompt = _pick(others, g) if others else ""
     return ("" if float(torch.rand((), generator=g)) < p_blank else prompt), target
 
@@ -58,12 +63,11 @@ def stage1_brand_share(alt_texts: list[list[str]], brands: tuple[str, ...]) -> d
         if not d:
             continue
         targets += 1
-        target = max(d, key=len)
+        target, others = _stage1_target(d)
         named = [b for b in brands if b in target]
         if not named:
             continue
         with_brand += 1
-        others = [a for a in d if a != target]
         in_prompt += sum(any(b in a for b in named) for a in others) / len(others) if others else 0.0
     return {"stage1_targets_with_brand": with_brand / max(targets, 1),
             "stage1_brand_in_prompt": in_prompt / max(with_brand, 1)}
