@@ -57,6 +57,29 @@ def test_user_formats(tmp_path):
     assert [d.text for d in load_documents(CorpusConfig(sources=[str(tmp_path / "ds")]))] == ["d1", "d2"]
 
 
+def test_null_text_rows_are_errors_in_every_format(tmp_path):
+    """A null in the text column is an error naming the file and row, never the document "None"."""
+    (tmp_path / "n.jsonl").write_text('{"text": "a"}\n{"text": null}\n')
+    pq.write_table(pa.table({"text": ["p1", None]}), tmp_path / "n.parquet")
+    from datasets import Dataset
+
+    Dataset.from_dict({"text": [None, "d2"]}).save_to_disk(str(tmp_path / "nds"))
+    for name, where in (("n.jsonl", "line 2"), ("n.parquet", "row 2"), ("nds", "row 1")):
+        with pytest.raises(FmError, match=rf"{name} {where}: 'text' is null, expected a string"):
+            load_documents(CorpusConfig(sources=[str(tmp_path / name)]))
+
+
+def test_preset_caps_cut_bundled_data_only(tmp_path):
+    """The presets' max_docs_per_source / max_chars_per_doc are for the bundled domains: your files are read whole."""
+    long = ["word " * 500 + str(i) for i in range(30)]
+    (tmp_path / "mine.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in long))
+    cfg = CorpusConfig(sources=["news", str(tmp_path / "mine.jsonl")], max_docs_per_source=5, max_chars_per_doc=100)
+    docs = load_documents(cfg)
+    news = [d for d in docs if d.domain == "news"]
+    assert len(news) == 5 and all(len(d.text) <= 100 for d in news)
+    assert [d.text for d in docs if d.domain == "mine"] == long
+
+
 @pytest.mark.parametrize("make,msg", [
     (lambda p: None, "corpus file .* does not exist"),
     (lambda p: p.write_text("  \n"), "is empty"),

@@ -47,6 +47,9 @@ def test_train_a_local_llama_with_the_same_loop(tmp_path, corpus):
     from transformers import LlamaForCausalLM
 
     again = LlamaForCausalLM.from_pretrained(str(ckpt))  # save_pretrained / from_pretrained round trip
+    from transformers import AutoTokenizer
+
+    assert AutoTokenizer.from_pretrained(str(ckpt)).get_vocab() == AutoTokenizer.from_pretrained(str(hf_dir)).get_vocab()
     x = torch.randint(0, 300, (1, 16))
     assert torch.equal(model(x).logits, again(x).logits)
     ev = run_cli("lm", "eval", str(out))

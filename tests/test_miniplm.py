@@ -242,6 +242,14 @@ def test_score_resumes_after_losing_chunks_with_identical_scores(tmp_path, shard
     again = score(Tiny(), shard_data, idx, out, "h", "t", batch_size=4, chunk=6, env=QUIET)
     assert np.array_equal(again, full)
     assert all(c.stat().st_mtime_ns == t for c, t in kept.items())
+    # a chunk cut short (a full disk) is scored again; a cut final file is a one-line error
+    (out / "meta.json").unlink()
+    (out / "scores.npy").unlink()
+    chunks[0].write_bytes(chunks[0].read_bytes()[:50])
+    assert np.array_equal(score(Tiny(), shard_data, idx, out, "h", "t", batch_size=4, chunk=6, env=QUIET), full)
+    (out / "scores.npy").write_bytes((out / "scores.npy").read_bytes()[:60])
+    with pytest.raises(FmError, match=r"scores.npy is truncated or corrupt"):
+        score(Tiny(), shard_data, idx, out, "h", "t", batch_size=4, chunk=6, env=QUIET)
 
 
 def test_score_alignment_is_checked(tmp_path, shard_data):
@@ -350,7 +358,7 @@ def test_score_rejects_a_model_whose_vocabulary_is_too_small(smoke_run, tmp_path
     small = tmp_path / "small_vocab"
     small.mkdir()
     save_model(GPT(GPTConfig(vocab_size=100, seq_len=32, n_layer=1, n_head=2, d_model=16)), small)
-    res = run_cli("miniplm", "score", *_cli_args(smoke_run), "--model", str(small), "--name", "x")
+    res = run_cli("miniplm", "score", *_cli_args(smoke_run), "--model", str(small), "--name", "x", "--tokenizer", "corpus")
     assert res.returncode == 2
     assert "has a vocabulary of 100 tokens, which does not cover the corpus tokenizer's" in res.stderr
 
@@ -416,7 +424,11 @@ def test_cross_family_teacher_scores_text_with_its_own_tokenizer(smoke_run, tmp_
     hf_dir = tmp_path / "other_family"
     tok = train_bpe((d.text for d in news_documents()[:40]), 300, hf_dir)  # a different tokenizer
     llama_like(GPTConfig(vocab_size=len(tok), seq_len=128, n_layer=1, n_head=2, d_model=16)).save_pretrained(str(hf_dir))
-    res = run_cli("miniplm", "score", *_cli_args(smoke_run), "--model", str(hf_dir), "--name", "foreign")
+    unsaid = run_cli("miniplm", "score", *_cli_args(smoke_run), "--model", str(hf_dir), "--name", "foreign")
+    assert unsaid.returncode == 2 and "differs from the corpus's: pass --tokenizer model" in unsaid.stderr
+    assert not (smoke_run / "scores" / "foreign").exists()
+    res = run_cli("miniplm", "score", *_cli_args(smoke_run), "--model", str(hf_dir), "--name", "foreign",
+                  "--tokenizer", "model")
     assert res.returncode == 0, res.stderr
     scores = np.load(smoke_run / "scores" / "foreign" / "scores.npy")
     teacher = np.load(smoke_run / "scores" / "teacher" / "scores.npy")

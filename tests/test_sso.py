@@ -183,6 +183,16 @@ def test_generation_is_deterministic_resumable_and_exports_trl_pairs(smoke, tmp_
     assert pairs[0]["prompt"] == [{"role": "user", "content": a[0]["instruction"]}]
     with pytest.raises(ConfigError, match="query set is empty"):
         generate_triples(model, tok, world, [], cfg.generation, tmp_path / "c", seed=5)
+    # other inputs into the same directory: an error naming what changed, never the old triples
+    other = world.queries("train")[20:40]
+    with pytest.raises(FmError, match=r"holds triples made from other inputs \(queries changed\)"):
+        generate_triples(model, tok, world, other, cfg.generation, tmp_path / "a", seed=5, progress=False)
+    with pytest.raises(FmError, match=r"\(seed changed\)"):
+        generate_triples(model, tok, world, queries, cfg.generation, tmp_path / "a", seed=6, progress=False)
+    with torch.no_grad():
+        next(model.parameters()).add_(0.01)
+    with pytest.raises(FmError, match=r"\(policy changed\)"):
+        generate_triples(model, tok, world, queries, cfg.generation, tmp_path / "a", seed=5, progress=False)
 
 
 def test_degenerate_triples_ignore_the_adjective_lead_in():

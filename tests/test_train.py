@@ -1,6 +1,8 @@
+import dataclasses
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -94,6 +96,50 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     good = latest_checkpoint(tmp_path)
     assert good.name == "step_00000010"
     assert all(torch.isfinite(t).all() for t in load_file(str(good / "model.safetensors")).values())
+
+
+class _Kill(StepHooks):
+    """Stops training after step ``at`` as a kill would (the step's checkpoint, if due, is written)."""
+
+    def __init__(self, at: int):
+        self.at = at
+
+    def before_step(self, step, m):
+        if step == self.at + 1:
+            raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("damage", ["model.safetensors", "trainer_state.pt"])
+def test_resume_falls_back_past_a_damaged_latest_checkpoint(tmp_path, capsys, damage):
+    """A latest checkpoint cut short (a half-written weights file, an empty trainer state) is skipped with a
+    warning; training resumes from the one before and ends where an uninterrupted run ends."""
+    cfg = TrainConfig(steps=12, batch_size=4, micro_batch_size=4, lr=1e-2, warmup_steps=0, ckpt_every=4,
+                      keep_checkpoints=3, eval_every=100)
+    whole = _toy_model()
+    train(whole, Toy(), None, cfg, tmp_path / "whole")
+    with pytest.raises(KeyboardInterrupt):
+        train(_toy_model(), Toy(), None, cfg, tmp_path / "cut", hooks=_Kill(9))
+    latest = latest_checkpoint(tmp_path / "cut")
+    assert latest.name == "step_00000008"
+    f = latest / damage
+    f.write_bytes(f.read_bytes()[:40] if damage.endswith("safetensors") else b"")
+    capsys.readouterr()
+    resumed = _toy_model()
+    result = train(resumed, Toy(), None, cfg, tmp_path / "cut")
+    err = capsys.readouterr().err
+    assert re.search(rf"warning: checkpoint .*step_00000008.*{damage}.* resuming from the checkpoint before it", err), err
+    assert result.resumed_from == 4
+    for a, b in zip(whole.parameters(), resumed.parameters()):
+        assert torch.equal(a, b)
+
+
+def test_every_checkpoint_damaged_is_a_clear_error(tmp_path):
+    cfg = TrainConfig(steps=4, batch_size=4, micro_batch_size=4, warmup_steps=0, ckpt_every=2, eval_every=100)
+    train(_toy_model(), Toy(), None, cfg, tmp_path)
+    for ckpt in (tmp_path / "checkpoints").iterdir():
+        (ckpt / "trainer_state.pt").write_bytes(b"")
+    with pytest.raises(FmError, match=r"every checkpoint under .*checkpoints is damaged"):
+        train(_toy_model(), Toy(), None, dataclasses.replace(cfg, steps=6), tmp_path)
 
 
 def test_checkpoint_roundtrip_and_bad_dirs(tmp_path):

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from .cli_helpers import Parser, add_config_args, add_verb, load_config, positive_int
+from .cli_helpers import Parser, add_config_args, add_verb, load_config, non_negative_float, positive_int
 from .errors import FmError
 from .recipe import SUMMARY
 from .recipes import RECIPES, all_recipes, get
@@ -82,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", help="run directory written by `lm train`")
     p.add_argument("--prompt", default="", help="text to continue")
     p.add_argument("--max-new-tokens", type=positive_int, default=64)
-    p.add_argument("--temperature", type=float, default=0.8, help="0 = greedy")
+    p.add_argument("--temperature", type=non_negative_float, default=0.8, help="0 = greedy")
     p.add_argument("--top-k", type=positive_int, default=50, help="sample from the k likeliest tokens (k >= 1)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_lm_sample)

@@ -6,6 +6,7 @@ Recipes and ``data`` import these instead of :mod:`fmrecipes.cli`, which imports
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from . import config as configlib
 
@@ -26,6 +27,32 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
+
+
+def non_negative_float(text: str) -> float:
+    """An argparse type: a finite number of at least 0 (else a one-line usage error naming the value)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number of at least 0, got {text}")
+    return value
+
+
+def output_file(*suffixes: str):
+    """An argparse type: the path of an output file ending in one of ``suffixes``, not an existing directory
+    (else a one-line usage error, before anything is written)."""
+
+    def check(text: str) -> str:
+        p = Path(text)
+        if p.is_dir():
+            raise argparse.ArgumentTypeError(f"{text} is a directory; expected a {' or '.join(suffixes)} file path")
+        if p.suffix.lower() not in suffixes:
+            raise argparse.ArgumentTypeError(f"{text} must end in {' or '.join(suffixes)}")
+        return text
+
+    return check
 
 
 def add_config_args(p: argparse.ArgumentParser, default_out: bool = True) -> None:

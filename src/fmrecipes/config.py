@@ -55,6 +55,8 @@ def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 def read_yaml(path: str | Path, what: str = "config file") -> dict[str, Any]:
     """Read a YAML mapping, with one-line errors (naming ``what`` the file is) for a missing file or bad syntax."""
     p = Path(path)
+    if p.is_dir():
+        raise ConfigError(f"{what} {p} is a directory; expected a YAML file")
     if not p.is_file():
         raise ConfigError(f"{what} {p} does not exist")
     try:

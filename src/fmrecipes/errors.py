@@ -18,3 +18,10 @@ class TrainingDiverged(FmError):
         self.last_checkpoint = last_checkpoint
         kept = f"; last good checkpoint kept at {last_checkpoint}" if last_checkpoint else ""
         super().__init__(f"training diverged: loss is {value} at step {step}{kept}")
+
+
+def warn(message: str) -> None:
+    """A one-line warning on stderr (``fmrecipes: warning: ...``): something was recovered, the run goes on."""
+    import sys
+
+    print(f"fmrecipes: warning: {message}", file=sys.stderr, flush=True)

@@ -52,16 +52,15 @@ class Recipe:
         env = dist.setup(cfg.run)  # once, at the entry point; every replicate runs in it
         t0 = time.perf_counter()
         out = ensure_dir(cfg.out)
-        if env.is_main:  # under torchrun every rank computes, rank 0 writes
-            configlib.dump_yaml(cfg, out / "config.yaml")
         replicates = {}
         for i, seed in enumerate(seeds, 1):
             print(f"[{self.name}] replicate seed {seed} ({i} of {len(seeds)})", flush=True)
             replicates[seed] = run_replicate(self, replicate(cfg, seed), env)
         summary = {**aggregate(replicates), **judge(self.claims, replicates), **self.paper_numbers,
                    "seeds": seeds, "wall_time_s": round(time.perf_counter() - t0, 1), "machine": machine(env)}
-        if env.is_main:
+        if env.is_main:  # under torchrun every rank computes, rank 0 writes; the config only once it ran
             atomic_write_json(out / SUMMARY, summary)
+            configlib.dump_yaml(cfg, out / "config.yaml")
         return summary
 
 
@@ -89,17 +88,16 @@ def replicate(cfg: Any, seed: int) -> Any:
 
 
 def run_replicate(recipe: Recipe, cfg: Any, env: DistEnv) -> dict[str, Any]:
-    """One replicate in ``cfg.out``; reuses its ``summary.json`` when its ``config.yaml`` is unchanged."""
+    """One replicate in ``cfg.out``; reuses its ``summary.json`` when its ``config.yaml`` is unchanged. Both are
+    written after the experiment succeeds (summary first), so a command that fails leaves them as they were."""
     out = ensure_dir(cfg.out)
     text = configlib.to_yaml(cfg)
     done, saved = out / SUMMARY, out / "config.yaml"
     if done.is_file() and saved.is_file() and saved.read_text() == text:
         return json.loads(done.read_text())
     dist.barrier(env)  # every rank has decided before rank 0 touches the files
-    if env.is_main:
-        done.unlink(missing_ok=True)
-        atomic_write_text(saved, text)
     result = recipe.run_experiment(cfg, env)
     if env.is_main:
         atomic_write_json(done, result)
+        atomic_write_text(saved, text)
     return result

@@ -10,6 +10,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..core.metrics import read_jsonl
+from ..errors import FmError
 from .config import SamplingConfig
 from .data import CaptionCodec
 from .model import Captioner
@@ -21,6 +22,7 @@ def caption(model: Captioner, codec: CaptionCodec, image_emb: torch.Tensor, prom
     ``{"id", "prompt", "caption", "capped"}``, capped: stopped at ``target_len`` tokens without EOS); rows
     already there are kept."""
     rows = read_jsonl(path)  # a line cut by a kill is dropped and redone
+    _check_continues(path, rows, ids, prompts)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     model.eval()
@@ -38,6 +40,19 @@ def caption(model: Captioner, codec: CaptionCodec, image_emb: torch.Tensor, prom
                 f.write(json.dumps(row) + "\n")
             f.flush()
     return [r["caption"] for r in rows]
+
+
+def _check_continues(path: Path, rows: list[dict], ids: list[str], prompts: list[str]) -> None:
+    """A one-line error unless the rows already in ``path`` are the first captions of these images with these
+    prompts: continuing another index's (or another prompt setting's) file would keep foreign rows."""
+    if len(rows) > len(ids):
+        raise FmError(f"captions file {path} holds {len(rows)} rows, more than the index's {len(ids)} images; "
+                      "choose a new --out")
+    for n, (row, i, prompt) in enumerate(zip(rows, ids, prompts), 1):
+        if row.get("id") != i or row.get("prompt") != prompt:
+            raise FmError(f"captions file {path} row {n} is not image {i!r} with this run's prompt (it has "
+                          f"{row.get('id')!r}): it holds captions of another index or prompt setting; choose a new "
+                          "--out")
 
 
 def capped_count(path: Path) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..cli_helpers import add_verb, load_config
+from ..cli_helpers import add_verb, load_config, output_file
 from ..core import dist
 from .config import AltogetherConfig
 
@@ -89,7 +89,8 @@ def register_cli(verbs) -> None:
     v = verbs.add_parser("caption", help="caption an image-text index (FashionScenes export or a real set); resumes")
     v.add_argument("run", help="the --out directory of pretrain/finetune (or reproduce altogether)")
     v.add_argument("--index", required=True, help="index.jsonl / .parquet (image + alt_texts | alt_text) or its dir")
-    v.add_argument("--out", required=True, help="captions jsonl to write (continued if it exists)")
+    v.add_argument("--out", required=True, type=output_file(".jsonl"),
+                   help="captions jsonl to write (continued if it holds this index's first rows)")
     v.add_argument("--system", default="altogether", help="which trained captioner (altogether, no_alt, ...)")
     v.add_argument("--greedy", action="store_true", help="greedy decoding instead of T 0.2, top-p 0.7")
     v.add_argument("--no-alt", action="store_true", help="caption without the alt-text prompt")

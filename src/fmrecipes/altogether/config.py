@@ -69,6 +69,12 @@ class AltogetherConfig:
     n_pretrain: int = 4000      # stage 1 images (the paper: 22.8M web images)
     n_finetune: int = 200       # stage 2 re-aligned captions (the paper: 15k, about 0.07% of stage 1)
     n_test: int = 300
+    # Your own image-text sets instead of FashionScenes (every row; n_pretrain / n_finetune are then unused): an
+    # index (.jsonl/.parquet), a directory of images with sidecar texts, or a saved `datasets` dataset with an image
+    # column. Stage 1 reads alt_text(s); stage 2 also its re-aligned caption (`realigned_caption`). The evaluation
+    # (brands, hallucination, CIDEr-D) still measures on FashionScenes test scenes, whose ground truth it needs.
+    pretrain_data: str | None = None
+    finetune_data: str | None = None
     tokenizer_vocab: int = 1024
     global_scale: tuple[float, float] = (0.7, 1.0)  # CLIP training crops (captioner images are never cropped)
     encoder: EncoderConfig = field(default_factory=EncoderConfig)

@@ -20,6 +20,7 @@ from ..core import dist
 from ..core.checkpoint import latest_checkpoint, load_model
 from ..core.clip import CLIP
 from ..core.fileio import atomic_write_json, ensure_dir
+from ..core.fingerprint import digest, file_digest, guard_inputs
 from ..core.retrieval import (
     class_embeddings,
     encode_texts,
@@ -31,6 +32,7 @@ from ..core.tokenizer import load_tokenizer, train_bpe
 from ..core.train import TrainConfig, train
 from ..core.vit import ViT
 from ..data.fashion_mnist import zeroshot_images
+from ..data.image_text import image_text_pack
 from ..data.scene_graph import BRANDS
 from ..data.scene_pack import ScenePack, scene_pack, to_float
 from ..data.scene_text import class_phrases
@@ -53,10 +55,21 @@ class Corpus:
 
 
 def corpus(cfg: AltogetherConfig) -> Corpus:
-    """Stage-1 scenes, a disjoint small set of re-aligned ones for stage 2 (the next train indices), test scenes."""
-    return Corpus(pretrain=scene_pack(cfg.data, "train", cfg.n_pretrain),
-                  finetune=scene_pack(cfg.data, "train", cfg.n_finetune, start=cfg.n_pretrain),
-                  test=scene_pack(cfg.data, "test", cfg.n_test))
+    """Stage-1 scenes, a disjoint small set of re-aligned ones for stage 2 (the next train indices), test scenes;
+    your ``pretrain_data`` / ``finetune_data`` (images resized to the encoder's input) in place of the first two."""
+    size = cfg.encoder.vit.image_size
+    pretrain = (image_text_pack(cfg.pretrain_data, size) if cfg.pretrain_data else
+                scene_pack(cfg.data, "train", cfg.n_pretrain))
+    finetune = (image_text_pack(cfg.finetune_data, size, ("realigned_caption",)) if cfg.finetune_data else
+                scene_pack(cfg.data, "train", cfg.n_finetune, start=cfg.n_pretrain))
+    return Corpus(pretrain=pretrain, finetune=finetune, test=scene_pack(cfg.data, "test", cfg.n_test))
+
+
+def data_sources(cfg: AltogetherConfig) -> dict[str, str]:
+    """What the encoder, tokenizers and captioners of ``cfg.out`` are trained on (see :func:`guard_inputs`)."""
+    scenes = digest({"data": cfg.data, "n_pretrain": cfg.n_pretrain, "n_finetune": cfg.n_finetune})
+    return {f"{stage} data": f"{path} {file_digest(path)}" if path else f"FashionScenes {scenes}"
+            for stage, path in (("pretrain", cfg.pretrain_data), ("finetune", cfg.finetune_data))}
 
 
 def caption_codec(cfg: AltogetherConfig, data: Corpus, out: Path) -> CaptionCodec:
@@ -146,8 +159,8 @@ def setup(cfg: AltogetherConfig, env: dist.DistEnv) -> Setup:
     tokenizer: what every verb needs, each built once in ``cfg.out``."""
     cfg.validate()
     out = ensure_dir(cfg.out)
-    dump_yaml(cfg, out / "config.yaml")
     data = corpus(cfg)
+    guard_inputs(out, data_sources(cfg), "an encoder, tokenizers and captioners")
     enc = cfg.encoder
     clip_codec = text_codec(enc.text, cfg.tokenizer_vocab, [a for alts in data.pretrain.alt_texts for a in alts]
                             + data.pretrain.captions + data.finetune.realigned, out / "clip_tokenizer")
@@ -158,7 +171,10 @@ def setup(cfg: AltogetherConfig, env: dist.DistEnv) -> Setup:
     vit = image_encoder(enc.path, data.pretrain, clip_codec, make_clip, enc.train, cfg.global_scale,
                         out / "encoder", cfg.seed, env)
     emb = {k: embed_images(vit, getattr(data, k).images) for k in ("pretrain", "finetune", "test")}
-    return Setup(data, clip_codec, make_clip, vit, emb, caption_codec(cfg, data, out), env)
+    codec = caption_codec(cfg, data, out)
+    if env.is_main:  # what `altogether caption` reads, once the inputs have loaded
+        dump_yaml(cfg, out / "config.yaml")
+    return Setup(data, clip_codec, make_clip, vit, emb, codec, env)
 
 
 def run_experiment(cfg: AltogetherConfig, env: dist.DistEnv) -> dict[str, Any]:

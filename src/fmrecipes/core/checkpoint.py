@@ -12,6 +12,7 @@ import dataclasses
 import json
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ import torch.nn as nn
 from safetensors.torch import load_file
 from safetensors.torch import save_model as save_file_model
 
-from ..errors import FmError
+from ..errors import FmError, warn
 from .fileio import AtomicDir
 from .gpt import GPT, GPTConfig
 from .vit import ViT, ViTConfig
@@ -166,12 +167,47 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
     return dirs[-1][1] if dirs else None
 
 
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A run directory's latest complete checkpoint, or ``path`` itself (a checkpoint or a Hugging Face model
+    directory)."""
+    p = Path(path)
+    if not (p / "checkpoints").is_dir():
+        return p
+    ckpt = latest_checkpoint(p)
+    if ckpt is None:
+        raise FmError(f"run directory {p} has no complete checkpoint yet")
+    return ckpt
+
+
+def tokenizer_of(path: str | Path) -> Path | None:
+    """The tokenizer directory of the model at ``path``: beside its weights (checkpoints written with a tokenizer,
+    Hugging Face model directories), else an ``lm train`` run's ``data/tokenizer``; None if it carries none."""
+    for d in (resolve_checkpoint(path), Path(path) / "data" / "tokenizer"):
+        if (d / "tokenizer.json").is_file() or (d / "tokenizer_config.json").is_file():
+            return d
+    return None
+
+
+def load_lm(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, Any]:
+    """A language model and its tokenizer in one call, from a run directory (its latest checkpoint), a checkpoint
+    directory or a local Hugging Face model directory; a one-line error if it carries no tokenizer."""
+    from .tokenizer import load_tokenizer
+
+    tok = tokenizer_of(path)
+    if tok is None:
+        raise FmError(f"model {path} carries no tokenizer (no tokenizer.json beside its weights or in data/tokenizer)")
+    return load_model(resolve_checkpoint(path), device), load_tokenizer(tok)
+
+
 def save_checkpoint(run_dir: str | Path, step: int, model: nn.Module, optimizer: torch.optim.Optimizer,
-                    state: dict[str, Any], keep: int = 2) -> Path:
-    """Atomically write ``checkpoints/step_XXXXXXXX`` and prune all but the newest ``keep``."""
+                    state: dict[str, Any], keep: int = 2, tokenizer: Any = None) -> Path:
+    """Atomically write ``checkpoints/step_XXXXXXXX`` (with ``tokenizer`` beside the weights if given) and prune
+    all but the newest ``keep``."""
     path = Path(run_dir) / "checkpoints" / f"step_{step:08d}"
     with AtomicDir(path) as tmp:
         _write_model(model, tmp)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(str(tmp))
         torch.save({"step": step, "optimizer": optimizer.state_dict(), **state}, tmp / "trainer_state.pt")
     for _, old in step_dirs(run_dir)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
@@ -179,4 +215,28 @@ def save_checkpoint(run_dir: str | Path, step: int, model: nn.Module, optimizer:
 
 
 def load_trainer_state(checkpoint: Path) -> dict[str, Any]:
-    return torch.load(checkpoint / "trainer_state.pt", map_location="cpu", weights_only=False)
+    """A checkpoint's optimizer state and step; a one-line error if the file is truncated or corrupt."""
+    path = checkpoint / "trainer_state.pt"
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # torch raises EOFError, RuntimeError or UnpicklingError for a damaged file
+        raise FmError(f"checkpoint {path} cannot be read: {(str(exc).splitlines() or [type(exc).__name__])[0]}") \
+            from None
+
+
+def restore_latest(run_dir: str | Path, restore: Callable[[Path, dict[str, Any]], None]) -> dict[str, Any] | None:
+    """Resume: ``restore(checkpoint, trainer_state)`` from the newest checkpoint of ``run_dir`` that reads back;
+    a damaged newer one (a file cut short by a full disk, say) is skipped with a warning, so training goes on from
+    the previous good one. Returns its trainer state, or None if the run has no checkpoint; a one-line error if
+    every checkpoint is damaged."""
+    dirs = step_dirs(run_dir)
+    for _, ckpt in reversed(dirs):
+        try:
+            state = load_trainer_state(ckpt)
+            restore(ckpt, state)
+            return state
+        except FmError as exc:
+            warn(f"{exc}; resuming from the checkpoint before it")
+    if dirs:
+        raise FmError(f"every checkpoint under {Path(run_dir) / 'checkpoints'} is damaged; delete them to start over")
+    return None

@@ -87,3 +87,15 @@ def iter_jsonl(path: Path, text: str, what: str):
         if not isinstance(row, dict):
             raise FmError(f"{what} {path} line {n} is not a JSON object")
         yield n, row
+
+
+def read_parquet(path: Path, what: str):
+    """The ``pyarrow`` table of the parquet file ``path``; a file that is not parquet (or is cut short) is a
+    one-line :class:`FmError` naming the ``what`` file."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_table(path)
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise FmError(f"{what} {path} is not a readable parquet file: {str(exc).splitlines()[0]}") from None

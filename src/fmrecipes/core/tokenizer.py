@@ -10,6 +10,9 @@ from ..errors import FmError
 EOS = "<|endoftext|>"
 
 
+BYTE_VOCAB = 257  # the byte-level BPE's 256 byte symbols + EOS: the smallest vocabulary it can have
+
+
 def train_bpe(texts: Iterable[str], vocab_size: int, out_dir: str | Path, special_tokens: tuple[str, ...] = (),
               chat_template: str | None = None):
     """Train a byte-level BPE of ``vocab_size`` on ``texts`` and save it to ``out_dir`` (HF layout), with

@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from ..errors import ConfigError, FmError, TrainingDiverged
 from . import dist
-from .checkpoint import latest_checkpoint, load_model, load_trainer_state, save_checkpoint, unwrap
+from .checkpoint import latest_checkpoint, load_model, restore_latest, save_checkpoint, unwrap
 from .metrics import MetricsWriter, plot_curves, read_jsonl
 
 
@@ -63,6 +63,9 @@ class TrainConfig:
             raise ConfigError(f"train.lr={self.lr} must be positive")
         if self.warmup_steps < 0:
             raise ConfigError(f"train.warmup_steps={self.warmup_steps} must be >= 0")
+        if self.batch_size % min(self.micro_batch_size, self.batch_size):
+            raise ConfigError(f"train.batch_size={self.batch_size} must be a multiple of train.micro_batch_size="
+                              f"{self.micro_batch_size}")
 
 
 @dataclass
@@ -188,13 +191,13 @@ def _micro_batches(cfg: TrainConfig, env: dist.DistEnv) -> tuple[int, int]:
 
 def _resume(model: nn.Module, optimizer: torch.optim.Optimizer, run_dir: Path) -> int | None:
     """Restore weights and optimizer state from ``run_dir``'s latest checkpoint; its step, or None without one."""
-    ckpt = latest_checkpoint(run_dir)
-    if ckpt is None:
-        return None
-    state = load_trainer_state(ckpt)
-    load_model(ckpt, into=model)
-    optimizer.load_state_dict(state["optimizer"])
-    return int(state["step"])
+
+    def restore(ckpt: Path, state: dict[str, Any]) -> None:
+        load_model(ckpt, into=model)
+        optimizer.load_state_dict(state["optimizer"])
+
+    state = restore_latest(run_dir, restore)
+    return None if state is None else int(state["step"])
 
 
 @dataclass
@@ -264,11 +267,12 @@ def _due(step: int, every: int, cfg: TrainConfig) -> bool:
 def train(model: nn.Module, train_data: Dataset, val_data: Dataset | None, cfg: TrainConfig,
           run_dir: str | Path, env: dist.DistEnv | None = None, loss_fn: Callable = lm_loss,
           tokens_per_example: int = 0,
-          hooks: StepHooks | None = None) -> TrainResult:
+          hooks: StepHooks | None = None, tokenizer: Any = None) -> TrainResult:
     """Train ``model`` in ``run_dir`` for ``cfg.steps`` optimizer steps, resuming if a checkpoint exists; after
     the loop, plot ``loss_curve.png``.
 
-    ``hooks`` (a :class:`StepHooks`) may observe each step and add metrics to its record.
+    ``hooks`` (a :class:`StepHooks`) may observe each step and add metrics to its record. ``tokenizer`` (of a
+    language model) is saved in every checkpoint, so each one carries what reads it.
     Raises :class:`TrainingDiverged` when the loss becomes NaN/Inf, before applying that update.
     """
     env = env or dist.setup()
@@ -307,7 +311,8 @@ def train(model: nn.Module, train_data: Dataset, val_data: Dataset | None, cfg: 
                 metrics.log({"step": step, **record})
             if _due(step, cfg.ckpt_every, cfg):
                 if env.is_main:
-                    save_checkpoint(run_dir, step, model, optimizer, {"seed": cfg.seed}, keep=cfg.keep_checkpoints)
+                    save_checkpoint(run_dir, step, model, optimizer, {"seed": cfg.seed}, keep=cfg.keep_checkpoints,
+                                    tokenizer=tokenizer)
                 dist.barrier(env)
     finally:
         bar.close()

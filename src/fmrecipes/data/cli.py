@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass, field
 
-from ..cli_helpers import Parser, load_config, positive_int
+from ..cli_helpers import Parser, load_config, output_file, positive_int
 from .scene_config import SceneConfig
 from .scene_graph import SPLITS
 
@@ -54,4 +54,4 @@ def register_cli(sub) -> None:
     export.add_argument("--no-progress", action="store_true", help="no progress bar")
     gallery.add_argument("--n", type=positive_int, default=8, help="number of scenes (default 8)")
     gallery.add_argument("--cols", type=positive_int, default=4)
-    gallery.add_argument("--out", default="runs/scenes-gallery.png", help="PNG path")
+    gallery.add_argument("--out", type=output_file(".png"), default="runs/scenes-gallery.png", help="PNG path")

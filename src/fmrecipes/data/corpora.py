@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import bz2
 import hashlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..core.fileio import iter_jsonl
+from ..core.fileio import iter_jsonl, read_parquet
 from ..errors import FmError
 
 BUNDLED = ("bible", "wiki", "news")
@@ -33,7 +34,7 @@ class CorpusConfig:
     sources: list[str] = field(default_factory=lambda: ["bundled"])
     text_key: str = "text"
     val_fraction: float = 0.05
-    max_docs_per_source: int | None = None
+    max_docs_per_source: int | None = None  # these two cut the bundled domains only; your files are read whole
     max_chars_per_doc: int | None = None
 
     def validate(self) -> None:
@@ -104,6 +105,16 @@ def _read_text(path: Path) -> str:
         raise FmError(f"corpus file {path} is not UTF-8 text (bad byte at offset {exc.start})") from None
 
 
+def _strings(values: list, path: Path, unit: str, key: str, numbers: list[int] | None = None) -> list[str]:
+    """``values`` (a text column), each checked to be a string: a null or a number is a one-line error naming
+    the file, the ``unit`` (line / row) and the key, never the document "None"."""
+    for i, v in enumerate(values):
+        if not isinstance(v, str):
+            where = numbers[i] if numbers is not None else i + 1
+            raise FmError(f"corpus file {path} {unit} {where}: '{key}' is {json.dumps(v)}, expected a string")
+    return values
+
+
 def file_documents(source: str, text_key: str) -> list[Document]:
     """Documents from a user file or directory: .txt, .jsonl, .parquet, or a saved `datasets` dataset."""
     path = Path(source)
@@ -119,25 +130,24 @@ def file_documents(source: str, text_key: str) -> list[Document]:
                 ds = ds[list(ds.keys())[0]]
             if text_key not in ds.column_names:
                 raise FmError(f"dataset {path} has no column '{text_key}' (columns: {', '.join(ds.column_names)})")
-            texts = ds[text_key]
+            texts = _strings(ds[text_key], path, "row", text_key)
         else:
             files = sorted(path.glob("*.txt"))
             if not files:
                 raise FmError(f"corpus directory {path} holds no .txt files and is not a saved `datasets` dataset")
             texts = [_read_text(f) for f in files]
     elif path.suffix == ".jsonl":
-        texts = []
+        rows = []
         for n, row in iter_jsonl(path, _read_text(path), "corpus file"):
             if text_key not in row:
                 raise FmError(f"corpus file {path} line {n} has no key '{text_key}'")
-            texts.append(str(row[text_key]))
+            rows.append((n, row[text_key]))
+        texts = _strings([v for _, v in rows], path, "line", text_key, [n for n, _ in rows])
     elif path.suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        table = pq.read_table(path)
+        table = read_parquet(path, "corpus file")
         if text_key not in table.column_names:
             raise FmError(f"corpus file {path} has no column '{text_key}' (columns: {', '.join(table.column_names)})")
-        texts = [str(t) for t in table.column(text_key).to_pylist()]
+        texts = _strings(table.column(text_key).to_pylist(), path, "row", text_key)
     else:
         texts = [_read_text(path)]
     return [Document(f"{domain}/{i}", domain, t) for i, t in enumerate(texts) if t and t.strip()]
@@ -150,7 +160,10 @@ def load_documents(cfg: CorpusConfig) -> list[Document]:
     for source in cfg.sources:
         names = BUNDLED if source == "bundled" else (source,)
         for name in names:
-            part = loaders[name]() if name in loaders else file_documents(name, cfg.text_key)
+            if name not in loaders:  # your own files are read whole: the presets' caps are for bundled data
+                docs.extend(file_documents(name, cfg.text_key))
+                continue
+            part = loaders[name]()
             if cfg.max_docs_per_source is not None:
                 part = part[: cfg.max_docs_per_source]
             if cfg.max_chars_per_doc is not None:

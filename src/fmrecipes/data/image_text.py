@@ -8,6 +8,7 @@ alt-text [+ caption]) written as jsonl or parquet reads the same way as an expor
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -18,9 +19,10 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from ..core.fileio import AtomicDir, atomic_write_json, iter_jsonl
+from ..core.fileio import AtomicDir, atomic_write_json, iter_jsonl, read_parquet
 from ..errors import FmError
 from .scene_config import SceneConfig
+from .scene_pack import ScenePack
 from .scenes import make_scene
 
 DEPTH_SCALE = 1000.0  # depth is stored as a 16-bit PNG of round(depth * DEPTH_SCALE)
@@ -67,12 +69,16 @@ def export_scenes(cfg: SceneConfig, split: str, n: int, out: str | Path, progres
     return out
 
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
+
+
 def _index_file(path: Path) -> Path:
     if path.is_dir():
         for name in ("index.jsonl", "index.parquet"):
             if (path / name).is_file():
                 return path / name
-        raise FmError(f"image-text directory {path} has no index.jsonl or index.parquet")
+        raise FmError(f"image-text directory {path} has no index.jsonl or index.parquet, no images with sidecar "
+                      "texts and is not a saved `datasets` dataset")
     if not path.is_file():
         raise FmError(f"image-text index {path} does not exist")
     return path
@@ -80,16 +86,60 @@ def _index_file(path: Path) -> Path:
 
 def _read_rows(index: Path) -> list[dict[str, Any]]:
     if index.suffix == ".parquet":
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        try:
-            return pq.read_table(index).to_pylist()
-        except (pa.ArrowException, OSError, ValueError) as exc:
-            raise FmError(f"image-text index {index} is not a readable parquet file: {exc}") from None
+        return read_parquet(index, "image-text index").to_pylist()
     if index.suffix != ".jsonl":
         raise FmError(f"image-text index {index} must be a .jsonl or .parquet file")
     return [row for _, row in iter_jsonl(index, index.read_text(encoding="utf-8"), "image-text index")]
+
+
+def _sidecar_rows(directory: Path) -> list[dict[str, Any]]:
+    """A directory of images, each with a sidecar: ``<stem>.json`` (the keys of an index row) or ``<stem>.txt``
+    (its alt-text)."""
+    rows = []
+    for image in sorted(p for p in directory.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
+        as_json, as_text = image.with_suffix(".json"), image.with_suffix(".txt")
+        if as_json.is_file():
+            try:
+                row = json.loads(as_json.read_text(encoding="utf-8"))
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                raise FmError(f"sidecar {as_json} is not valid JSON") from None
+            if not isinstance(row, dict):
+                raise FmError(f"sidecar {as_json} is not a JSON object")
+        elif as_text.is_file():
+            row = {"alt_text": as_text.read_text(encoding="utf-8").strip()}
+        else:
+            raise FmError(f"image {image} has no sidecar text ({as_text.name} with its alt-text, or {as_json.name})")
+        rows.append({**row, "image": image.name})
+    return rows
+
+
+def _dataset_rows(directory: Path) -> list[dict[str, Any]]:
+    """A Hugging Face ``datasets`` dataset saved with ``save_to_disk`` (its first split): an ``image`` column
+    (``datasets.Image``) and the text columns of an index row; images stay encoded until read."""
+    from datasets import Image, load_from_disk
+
+    ds = load_from_disk(str(directory))
+    if hasattr(ds, "keys"):  # a DatasetDict: its first split
+        ds = ds[list(ds.keys())[0]]
+    if "image" not in ds.column_names:
+        raise FmError(f"dataset {directory} has no column 'image' (columns: {', '.join(ds.column_names)})")
+    rows = ds.remove_columns(["image"]).to_list()
+    for row, image in zip(rows, ds.cast_column("image", Image(decode=False))["image"]):
+        row["image"] = image  # {"bytes": ..., "path": ...}
+    return rows
+
+
+def read_image_text(path: Path) -> tuple[list[dict[str, Any]], Path]:
+    """The rows of an image-text set and the directory its relative image paths start from: an index
+    (``.jsonl`` / ``.parquet``, or a directory holding ``index.jsonl`` / ``index.parquet``), a directory of images
+    with sidecar texts, or a saved ``datasets`` dataset with an ``image`` column."""
+    if path.is_dir() and ((path / "dataset_info.json").is_file() or (path / "dataset_dict.json").is_file()):
+        return _dataset_rows(path), path
+    if path.is_dir() and not any((path / n).is_file() for n in ("index.jsonl", "index.parquet")) and any(
+            p.suffix.lower() in IMAGE_SUFFIXES for p in path.iterdir()):
+        return _sidecar_rows(path), path
+    index = _index_file(path)
+    return _read_rows(index), index.parent
 
 
 def _alt_texts(row: dict[str, Any], where: str) -> list[str]:
@@ -105,13 +155,19 @@ def _alt_texts(row: dict[str, Any], where: str) -> list[str]:
     raise FmError(f"{where} has no alt-text: expected a key alt_texts (list) or alt_text (string)")
 
 
-def load_image(path: Path, size: int | None = None, mode: str = "RGB") -> torch.Tensor:
-    """An image file as a tensor: RGB float [3, H, W] in [0, 1] (resized, no crop, to ``size`` if given);
-    ``mode`` "L"/"I;16" give the raw [H, W] integer values of a mask or depth PNG."""
+def load_image(path: Path | dict, size: int | None = None, mode: str = "RGB") -> torch.Tensor:
+    """An image file (or a ``datasets`` encoded image, ``{"bytes", "path"}``) as a tensor: RGB float [3, H, W]
+    in [0, 1] (any mode converted; resized, no crop, to ``size`` if given); ``mode`` "L"/"I;16" give the raw
+    [H, W] integer values of a mask or depth PNG."""
     from PIL import Image, UnidentifiedImageError
 
+    if isinstance(path, dict):
+        source = io.BytesIO(path["bytes"]) if path.get("bytes") else Path(path.get("path") or "")
+        path = Path(path.get("path") or "image bytes")
+    else:
+        source = path
     try:
-        with Image.open(path) as img:
+        with Image.open(source) as img:
             array = np.asarray(img.convert(mode) if mode == "RGB" else img)
     except FileNotFoundError:
         raise FmError(f"image {path} does not exist") from None
@@ -132,14 +188,13 @@ class ImageTextIndex(Dataset):
     ``instance``, ``depth``, ``graph`` the index has). Images (and dense labels, by nearest neighbour) are resized to ``image_size`` if given."""
 
     def __init__(self, path: str | Path, image_size: int | None = None, transform=None):
-        self.index = _index_file(Path(path))
-        self.root = self.index.parent
-        self.rows = _read_rows(self.index)
+        self.index = Path(path)
+        self.rows, self.root = read_image_text(self.index)
         if not self.rows:
-            raise FmError(f"image-text index {self.index} has no rows")
+            raise FmError(f"image-text set {self.index} has no rows")
         for n, row in enumerate(self.rows, 1):
-            where = f"image-text index {self.index} row {n}"
-            if not isinstance(row.get("image"), str):
+            where = f"image-text set {self.index} row {n}"
+            if not isinstance(row.get("image"), (str, dict)):
                 raise FmError(f"{where} has no image path (key 'image')")
             row["alt_texts"] = _alt_texts(row, where)
         self.image_size, self.transform = image_size, transform
@@ -147,7 +202,9 @@ class ImageTextIndex(Dataset):
     def __len__(self) -> int:
         return len(self.rows)
 
-    def path(self, value: str) -> Path:
+    def path(self, value: str | dict) -> Path | dict:
+        if isinstance(value, dict):  # an encoded image of a `datasets` dataset
+            return value
         p = Path(value)
         return p if p.is_absolute() else self.root / p
 
@@ -170,3 +227,24 @@ class ImageTextIndex(Dataset):
         if self.transform is not None:
             sample = self.transform(sample, torch.Generator().manual_seed(i))
         return sample
+
+
+def image_text_pack(path: str | Path, size: int, need: tuple[str, ...] = (), progress: bool = False) -> ScenePack:
+    """Every row of your image-text set at ``path`` (any format :func:`read_image_text` reads) in memory, as the
+    recipes hold FashionScenes: uint8 images resized (no crop) to ``size``, alt-texts, ``caption`` and
+    ``realigned_caption`` ("" where absent), no masks or depth. ``need``: the text keys this run trains on; a row
+    without one is a one-line error naming it."""
+    index = ImageTextIndex(path, image_size=size)
+    for n, row in enumerate(index.rows, 1):
+        for key in need:
+            if not isinstance(row.get(key), str) or not row[key].strip():
+                raise FmError(f"image-text set {path} row {n} has no {key!r} text, which this run trains on")
+    images = [(index[i]["image"].permute(1, 2, 0) * 255).round().to(torch.uint8)
+              for i in tqdm(range(len(index)), desc=f"read {Path(path).name}", disable=not progress, leave=False)]
+    n = len(images)
+    return ScenePack(images=torch.stack(images), semantic=torch.zeros(n, 0, 0, dtype=torch.long),
+                     depth=torch.zeros(n, 0, 0), alt_texts=[r["alt_texts"] for r in index.rows],
+                     captions=[r.get("caption") or "" for r in index.rows],
+                     realigned=[r.get("realigned_caption") or "" for r in index.rows],
+                     labels=[[] for _ in range(n)], graphs=[{} for _ in range(n)],
+                     alt_text_errors=[[] for _ in range(n)])

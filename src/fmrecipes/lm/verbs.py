@@ -18,9 +18,9 @@ from ..core.fileio import atomic_write_json, ensure_dir
 from ..core.gpt import GPT
 from ..core.hf import context_length, load_causal_lm
 from ..core.train import TrainResult, evaluate, train
+from ..data.prepared import packed, prepare
 from ..errors import FmError
 from .config import LMConfig
-from ..data.prepared import packed, prepare
 
 
 def _build_model(cfg: LMConfig) -> tuple[nn.Module, int, int]:
@@ -52,12 +52,12 @@ def train_lm(cfg: LMConfig) -> TrainResult:
     _check_same_run(run_dir, cfg)
     torch.manual_seed(cfg.train.seed)  # the same initial weights on every rank and every rerun
     model, vocab, seq_len = _build_model(cfg)
-    _, train_shard, val_shard = prepare(cfg.data, vocab, run_dir / "data", cfg.hf_model, env)
+    tok, train_shard, val_shard = prepare(cfg.data, vocab, run_dir / "data", cfg.hf_model, env, seq_len)
     train_ds, val_ds = packed(train_shard, val_shard, seq_len, cfg.data.sources)
     if env.is_main:
         configlib.dump_yaml(cfg, run_dir / "config.yaml")
     try:
-        result = train(model, train_ds, val_ds, cfg.train, run_dir, env, tokens_per_example=seq_len)
+        result = train(model, train_ds, val_ds, cfg.train, run_dir, env, tokens_per_example=seq_len, tokenizer=tok)
     finally:
         dist.teardown(env)
     if env.is_main:

@@ -61,7 +61,7 @@ def _select_all(cfg: MiniPLMConfig, pool: Pool, out: Path, teacher, reference, e
                                         warmup_steps=min(cfg.student_train.warmup_steps, cfg.rho_proxy_steps))
         slice_ = np.sort(rng.choice(pool.pool_indices, size=max(1, len(pool.pool_indices) // 10), replace=False))
         proxy, _ = train_model(sized(cfg.students[0].model, cfg.vocab_size, L), proxy_cfg, Subset(pool.train, slice_),
-                               pool.val, out / "models" / "rho_proxy", env)
+                               pool.val, out / "models" / "rho_proxy", env, tokenizer=pool.tokenizer)
         nll["proxy"] = score(proxy, pool.train, pool.pool_indices, out / "scores" / "rho_proxy", pool.pool_hash,
                              "rho_proxy", **common)
     domains = pool.domains(pool.train, pool.pool_indices)
@@ -123,7 +123,7 @@ class _Students:
         run_dir = self.out / "students" / name / run
         model, _ = train_model(model_cfg, train_cfg, data, self.pool.val, run_dir, self.env, teacher=teacher,
                                kd_ratio=cfg.kd_ratio, temperature=cfg.kd_temperature, hf_llama=is_llama,
-                               eos_id=self.eos)
+                               eos_id=self.eos, tokenizer=self.pool.tokenizer)
         n_s, tokens_d = num_params(model), len(self.pool.pool_indices) * L
         tokens = train_cfg.steps * train_cfg.batch_size * L
         flops = 6 * n_s * tokens + (2 * n_t * tokens if teacher is not None else 0)
@@ -141,9 +141,9 @@ def run_experiment(cfg: MiniPLMConfig, env: dist.DistEnv) -> dict[str, Any]:
     pool = build_pool(cfg)
     L, V = cfg.seq_len, cfg.vocab_size
     teacher, _ = train_model(sized(cfg.teacher, V, L), cfg.teacher_train, Subset(pool.train, pool.teacher_indices),
-                             pool.val, out / "models" / "teacher", env)
+                             pool.val, out / "models" / "teacher", env, tokenizer=pool.tokenizer)
     reference, _ = train_model(sized(cfg.reference, V, L), cfg.reference_train, Subset(pool.train, pool.ref_indices),
-                               pool.val, out / "models" / "reference", env)
+                               pool.val, out / "models" / "reference", env, tokenizer=pool.tokenizer)
     reports = _select_all(cfg, pool, out, teacher, reference, env)
     nll = reports.pop("_nll", {})
     st = _Students(cfg, pool, out, env, teacher, num_params(reference))

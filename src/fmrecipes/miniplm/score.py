@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from ..core import dist
 from ..core.fileio import atomic_write_json, ensure_dir
-from ..errors import FmError
+from ..errors import FmError, warn
 from .losses import eos_input_mask, instance_nll
 
 
@@ -76,7 +76,7 @@ def score(model: nn.Module, data, indices: np.ndarray, out_dir: str | Path, pool
         if meta["pool_hash"] != pool_hash:
             raise FmError(f"score file {out} was computed on another corpus or instance order "
                           f"(hash {meta['pool_hash'][:12]} != {pool_hash[:12]}); use a new output directory")
-        return np.load(final)
+        return read_npy(final, f"score file {final}", f"delete {out} and score again")
     if env.is_main:
         ensure_dir(out / "chunks")
     dist.barrier(env)
@@ -87,7 +87,7 @@ def score(model: nn.Module, data, indices: np.ndarray, out_dir: str | Path, pool
     for c in range(n_chunks):
         path = out / "chunks" / f"chunk_{c:06d}.npy"
         lo, hi = c * chunk, min(n, (c + 1) * chunk)
-        if path.is_file():
+        if path.is_file() and _chunk_ok(path, hi - lo):
             bar.update(hi - lo)
             continue
         starts = list(range(lo, hi, batch_size))
@@ -118,6 +118,25 @@ def score(model: nn.Module, data, indices: np.ndarray, out_dir: str | Path, pool
     return scores
 
 
+def read_npy(path: Path, what: str, remedy: str) -> np.ndarray:
+    """``np.load`` with a one-line error (naming ``what`` and the ``remedy``) for a truncated or corrupt file."""
+    try:
+        return np.load(path)
+    except (ValueError, OSError, EOFError) as exc:
+        raise FmError(f"{what} is truncated or corrupt ({str(exc).splitlines()[0]}); {remedy}") from None
+
+
+def _chunk_ok(path: Path, count: int) -> bool:
+    """Whether a finished chunk file holds ``count`` scores; a damaged one is scored again, with a warning."""
+    try:
+        ok = np.load(path).shape == (count,)
+    except (ValueError, OSError, EOFError):
+        ok = False
+    if not ok:
+        warn(f"score chunk {path} is truncated or corrupt; scoring it again")
+    return ok
+
+
 def _merge(mine: np.ndarray, env: dist.DistEnv) -> np.ndarray:
     """Each rank filled its own micro-batches (NaN elsewhere); combine them into one array."""
     if not env.distributed:
@@ -129,13 +148,19 @@ def _merge(mine: np.ndarray, env: dist.DistEnv) -> np.ndarray:
     return t.float().numpy()
 
 
-def load_scores(out_dir: str | Path, expected_hash: str | None = None, expected_count: int | None = None) -> np.ndarray:
-    """Scores of a finished ``score`` run; one-line errors for missing, partial or mismatched files."""
+def require_scores(out_dir: str | Path) -> Path:
+    """``out_dir`` if it holds a finished ``score`` run, else a one-line error."""
     out = Path(out_dir)
     if not (out / "meta.json").is_file() or not (out / "scores.npy").is_file():
         raise FmError(f"score directory {out} is missing or incomplete (no meta.json/scores.npy); run `score` first")
+    return out
+
+
+def load_scores(out_dir: str | Path, expected_hash: str | None = None, expected_count: int | None = None) -> np.ndarray:
+    """Scores of a finished ``score`` run; one-line errors for missing, partial or mismatched files."""
+    out = require_scores(out_dir)
     meta = json.loads((out / "meta.json").read_text())
-    scores = np.load(out / "scores.npy")
+    scores = read_npy(out / "scores.npy", f"score file {out / 'scores.npy'}", f"delete {out} and score again")
     if len(scores) != meta["count"] or (expected_count is not None and len(scores) != expected_count):
         raise FmError(f"score file {out / 'scores.npy'} has {len(scores)} scores, expected "
                       f"{expected_count if expected_count is not None else meta['count']}")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -42,13 +43,14 @@ def kd_loss_fn(teacher: nn.Module, kd_ratio: float, temperature: float, eos_id: 
 def train_model(model_cfg: GPTConfig | None, train_cfg: TrainConfig, data, val, run_dir: Path,
                 env: dist.DistEnv, teacher: nn.Module | None = None, kd_ratio: float = 0.5,
                 temperature: float = 1.0, hf_llama: bool = False,
-                eos_id: int | None = None) -> tuple[nn.Module, TrainResult]:
+                eos_id: int | None = None, tokenizer: Any = None) -> tuple[nn.Module, TrainResult]:
     """Train a fresh GPT (or a Llama of the same shape) on ``data`` in ``env``; resumes/finishes like
-    ``lm train``."""
+    ``lm train``; its checkpoints carry ``tokenizer`` (the corpus's)."""
     torch.manual_seed(train_cfg.seed)
     model = llama_like(model_cfg) if hf_llama else GPT(model_cfg)
     loss = kd_loss_fn(teacher.to(env.device), kd_ratio, temperature, eos_id) if teacher is not None else lm_loss
-    result = train(model, data, val, train_cfg, run_dir, env, loss_fn=loss, tokens_per_example=model_cfg.seq_len)
+    result = train(model, data, val, train_cfg, run_dir, env, loss_fn=loss, tokens_per_example=model_cfg.seq_len,
+                   tokenizer=tokenizer)
     return model, result
 
 

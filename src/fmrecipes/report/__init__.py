@@ -22,6 +22,7 @@ from typing import Any
 
 from ..claims import Claim
 from ..core.fileio import atomic_write_text
+from ..errors import FmError
 from ..recipes import all_recipes
 
 META_KEYS = ("preset", "wall_time_s", "machine", "seeds")
@@ -230,7 +231,14 @@ def html_page(out_dir: Path) -> str:
 
 
 def write_report(out_dir: str | Path) -> tuple[Path, Path]:
+    """``report.md`` and ``report.html`` of the output directory ``out_dir`` (of ``reproduce``): a one-line error
+    unless it is a directory holding at least one recipe's directory."""
     out = Path(out_dir)
+    if not out.is_dir():
+        raise FmError(f"report --out {out} is not a directory; pass the --out directory of `fmrecipes reproduce`")
+    if not any((out / r.name).is_dir() for r in all_recipes()):
+        raise FmError(f"report --out {out} holds no recipe's output (<recipe>/summary.json); run `fmrecipes "
+                      "reproduce` into it first")
     md, page = out / "report.md", out / "report.html"
     atomic_write_text(md, markdown(out))
     atomic_write_text(page, html_page(out))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..cli_helpers import positive_int
+from ..cli_helpers import output_file, positive_int
 from .config import SimConfig
 
 
@@ -52,5 +52,5 @@ def register_cli(verbs) -> None:
     v.add_argument("--method", default="sim_phuber", help="which distilled generator (default sim_phuber)")
     v.add_argument("--n", type=positive_int, default=64, help="number of samples (default 64)")
     v.add_argument("--seed", type=int, default=0)
-    v.add_argument("--png", help="output PNG (default RUN/samples_<method>.png)")
+    v.add_argument("--png", type=output_file(".png"), help="output PNG (default RUN/samples_<method>.png)")
     v.set_defaults(func=_sample)

@@ -20,7 +20,7 @@ import torch.nn as nn
 from tqdm.auto import tqdm
 
 from ..core import dist
-from ..core.checkpoint import latest_checkpoint, load_model, load_trainer_state, save_checkpoint
+from ..core.checkpoint import latest_checkpoint, load_model, restore_latest, save_checkpoint
 from ..core.metrics import MetricsWriter, read_jsonl
 from ..errors import TrainingDiverged
 from .config import DistillConfig
@@ -124,14 +124,16 @@ def distill(init: nn.Module, teacher: nn.Module, sample: LatentSampler, cfg: Dis
     opt_f = torch.optim.Adam(state.fake.parameters(), lr=cfg.lr_fake, betas=(cfg.beta1_fake, cfg.beta2), eps=1e-8)
     start = 0
     sums, last = {"loss_fake": 0.0, "loss_generator": 0.0}, 0  # loss sums since the last logged step
-    ckpt = latest_checkpoint(run_dir)
-    if ckpt is not None:
-        saved = load_trainer_state(ckpt)
+
+    def restore(ckpt: Path, saved: dict) -> None:
         load_model(ckpt, into=state, device=device)
         opt_g.load_state_dict(saved["optimizer"])
         opt_f.load_state_dict(saved["opt_fake"])
+
+    saved = restore_latest(run_dir, restore)
+    if saved is not None:
         start, sums, last = int(saved["step"]), saved["loss_sums"], saved["last_logged"]
-    metrics = MetricsWriter(run_dir / "metrics.jsonl", resume_step=start if ckpt is not None else None)
+    metrics = MetricsWriter(run_dir / "metrics.jsonl", resume_step=start if saved is not None else None)
     if start == 0 and evaluate is not None:
         metrics.log({"step": 0, "images_seen": 0, **evaluate(state.generator_ema)})
     bar = tqdm(total=cfg.steps, initial=start, disable=not env.progress, desc=run_dir.name, leave=False,

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ..cli_helpers import add_verb, load_config
+from ..cli_helpers import add_verb, load_config, positive_int
 from ..core import dist
 from ..core.fileio import iter_jsonl
 from ..core.hf import context_length
@@ -139,7 +139,7 @@ def register_cli(verbs) -> None:
     add_verb(verbs, "sft", "train the assistant world's start policy (tokenizer + SFT)", _sft)
     v = add_verb(verbs, "generate", "sample on-policy (y+, y-, y0) triples under x+, x-, x", _generate)
     v.add_argument("--policy", help="policy directory (ours or a Hugging Face chat model); default: the SFT policy")
-    v.add_argument("--iteration", type=int, default=1, help="which slice of the training queries (1-based)")
+    v.add_argument("--iteration", type=positive_int, default=1, help="which slice of the training queries (1-based)")
     v = add_verb(verbs, "train", "iterative on-policy training: generate, freeze the reference, one epoch", _train)
     v.add_argument("--method", choices=METHODS, default="sso", help="sso, or a baseline on (x, y+, y-) only")
     v.add_argument("--policy", help="start policy directory; default: the SFT policy")

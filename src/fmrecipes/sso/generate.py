@@ -21,6 +21,7 @@ import torch.nn as nn
 from tqdm.auto import tqdm
 
 from ..core.fileio import atomic_write_text, ensure_dir
+from ..core.fingerprint import digest, guard_inputs, weights_digest
 from ..core.generation import sample_batch
 from ..errors import ConfigError
 from .chat import messages, prompt_ids
@@ -101,6 +102,8 @@ def generate_triples(policy: nn.Module, tok, task: Task, queries: list[Query], c
     if not queries:
         raise ConfigError("the query set is empty: nothing to generate")
     out = ensure_dir(out_dir)
+    guard_inputs(out, {"queries": digest(queries), "principles": digest(task.features), "generation": digest(cfg),
+                       "seed": str(seed), "policy": weights_digest(policy)}, "triples")
     final = out / "triples.jsonl"
     if not final.is_file():
         chunks = ensure_dir(out / "chunks")

@@ -81,6 +81,10 @@ class TIPSConfig:
     variants: list[str] = field(default_factory=lambda: list(VARIANTS))  # the experiment's ladder
     data: SceneConfig = field(default_factory=SceneConfig)
     n_train: int = 4000
+    # your own image-text set instead of FashionScenes for training (every row; n_train is then unused): an index
+    # (.jsonl/.parquet: image, alt_text(s), caption), a directory of images with sidecar texts, or a saved
+    # `datasets` dataset with an image column. The probes still measure on FashionScenes.
+    train_data: str | None = None
     global_scale: tuple[float, float] = (0.7, 1.0)  # our choice: the CLIP image is this crop; captions name objects
     tokenizer_vocab: int = 1024
     vit: ViTConfig = field(default_factory=ViTConfig)

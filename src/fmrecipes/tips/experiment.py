@@ -19,6 +19,7 @@ from ..config import dump_yaml
 from ..core import dist
 from ..core.checkpoint import latest_checkpoint, load_model, save_model
 from ..core.fileio import atomic_write_json, ensure_dir
+from ..core.fingerprint import digest, file_digest, guard_inputs
 from ..core.retrieval import (
     class_embeddings,
     encode_texts,
@@ -28,6 +29,7 @@ from ..core.retrieval import (
 from ..core.text_encoder import TextCodec, text_codec
 from ..core.train import train
 from ..data.fashion_mnist import zeroshot_images
+from ..data.image_text import image_text_pack
 from ..data.scene_human import human_captions
 from ..data.scene_pack import ScenePack, pack_texts, scene_pack, to_float
 from ..data.scene_text import class_phrases
@@ -122,19 +124,28 @@ def train_variant(cfg: TIPSConfig, variant: str, train_pack: ScenePack, codec: T
                   env: dist.DistEnv | None = None) -> TIPSModel:
     """Train (or resume) ``variant`` in ``run_dir``; the same seed initialises every variant."""
     ensure_dir(run_dir)
-    dump_yaml(replace(cfg, variant=variant), run_dir / "config.yaml")
     torch.manual_seed(cfg.seed)
     model = TIPSModel(cfg, variant)
     train(model, TIPSData(train_pack, codec, cfg, variant), None, cfg.train, run_dir, env=env, loss_fn=tips_loss,
           hooks=TeacherHooks())
-    if env is None or env.is_main:
+    if env is None or env.is_main:  # written once trained: `tips probe` reads the config
+        dump_yaml(replace(cfg, variant=variant), run_dir / "config.yaml")
         save_model(model.vit, run_dir / "vit")  # the image tower alone, for other recipes (altogether's encoder)
     return model.eval()
 
 
-def prepare(cfg: TIPSConfig, out: Path, progress: bool) -> tuple[ScenePack, TextCodec]:
-    """The training scenes, and the tokenizer trained on their texts (``out/tokenizer``, once)."""
-    pack = scene_pack(cfg.data, "train", cfg.n_train, progress=progress)
+def prepare(cfg: TIPSConfig, out: Path, progress: bool, variants: list[str]) -> tuple[ScenePack, TextCodec]:
+    """The training set (FashionScenes, or your ``train_data``: its images resized to the tower's input, a
+    synthetic ``caption`` needed on every row when one of ``variants`` trains on it), and the tokenizer trained on its texts
+    (``out/tokenizer``, once; resuming on changed data is an error)."""
+    if cfg.train_data is None:
+        pack = scene_pack(cfg.data, "train", cfg.n_train, progress=progress)
+        source = f"FashionScenes {digest({'data': cfg.data, 'n_train': cfg.n_train})}"
+    else:
+        captions = any(VARIANTS[v]["dual_cls"] for v in variants)
+        pack = image_text_pack(cfg.train_data, cfg.vit.image_size, ("caption",) if captions else (), progress)
+        source = f"{cfg.train_data} {file_digest(cfg.train_data)}"
+    guard_inputs(ensure_dir(out), {"training data": source}, "a tokenizer and towers")
     return pack, text_codec(cfg.text, cfg.tokenizer_vocab, pack_texts(pack), out / "tokenizer")
 
 
@@ -142,7 +153,7 @@ def run_experiment(cfg: TIPSConfig, env: dist.DistEnv) -> dict[str, Any]:
     """Train and probe every variant of ``cfg.variants`` (a finished variant's ``probes.json`` is reused)."""
     cfg.validate()
     out = ensure_dir(cfg.out)
-    pack, codec = prepare(cfg, out, env.progress)
+    pack, codec = prepare(cfg, out, env.progress, cfg.variants)
     ev = eval_set(cfg)
     results: dict[str, dict[str, Any]] = {}
     for variant in cfg.variants:
