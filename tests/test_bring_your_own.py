@@ -126,3 +126,89 @@ def test_altogether_stages_train_on_your_data(user_sets, tmp_path):
     assert code == 0, err
     rows = [json.loads(line) for line in captions.read_text().splitlines()]
     assert len(rows) == N and rows[0]["prompt"] == "zorblax item 0 sale"
+
+
+# ---- sim: a directory of your images, and a diffusers UNet2DModel teacher ----
+
+SIM_CONFIG = ["--config", str(ROOT / "configs/sim/smoke.yaml")]
+SIM_SMOKE = ["run_toy=false", "images.resolution=8", "images.knn_k=1"]
+
+
+@pytest.fixture(scope="module")
+def image_folders(tmp_path_factory):
+    """60 images in two class folders (mixed sizes and modes, PNG and JPEG), and the same files unlabelled."""
+    root = tmp_path_factory.mktemp("folders")
+    for i in range(60):
+        labelled = root / "labelled" / ("hats" if i % 2 else "shoes")
+        flat = root / "flat"
+        for d in (labelled, flat):
+            d.mkdir(parents=True, exist_ok=True)
+            image = _image(i).convert("RGB") if i % 5 == 0 else _image(i)
+            image.save(d / f"{i:03d}.{'jpg' if i % 5 == 0 else 'png'}")
+    return root
+
+
+def test_an_image_folder_is_a_dataset_with_classes_a_hashed_test_split_and_the_configured_size(image_folders):
+    from fmrecipes.sim.image_folder import scan
+    from fmrecipes.sim.images import image_shape, load_images, num_classes
+
+    root = image_folders / "labelled"
+    assert scan(root).classes == ["hats", "shoes"] and num_classes(str(root)) == 2
+    assert num_classes(str(image_folders / "flat")) == 0
+    x_train, y_train = load_images(str(root), "train", 8, 3)
+    x_test, y_test = load_images(str(root), "test", 8, 3)
+    assert x_train.shape[1:] == (3, 8, 8) == image_shape(str(root), 8) and len(x_train) + len(x_test) == 60
+    assert 2 <= len(x_test) <= 15 and set(y_train.tolist()) == {0, 1}
+    assert x_train.min() >= -1 and x_train.max() <= 1
+    grey, _ = load_images(str(root), "train", 8, 1)
+    assert grey.shape[1] == 1 and torch.allclose(grey[:, 0], (x_train * torch.tensor([0.299, 0.587, 0.114])
+                                                               [:, None, None]).sum(1), atol=1e-5)
+
+
+@pytest.mark.parametrize("folder", ["labelled", "flat"])
+def test_sim_distils_on_your_images(image_folders, tmp_path, folder):
+    out = tmp_path / "sim"
+    code, _, err = _cli("sim", "run", *SIM_CONFIG, "--out", str(out), *SIM_SMOKE,
+                        f"images.dataset={image_folders / folder}")
+    assert code == 0, err
+    summary = json.loads((out / "seed0" / "summary.json").read_text())
+    assert np.isfinite(summary["fd.sim_phuber"]) and np.isfinite(summary["fd.teacher.nfe35"])
+    assert ("classes.real_test" in summary) == (folder == "labelled")  # no class coverage without classes
+
+
+def test_unlabelled_images_cannot_be_conditional(image_folders, tmp_path):
+    code, _, err = _cli("sim", "run", *SIM_CONFIG, "--out", str(tmp_path / "o"), *SIM_SMOKE,
+                        f"images.dataset={image_folders / 'flat'}", "images.conditional=true")
+    assert code == 2 and "images.conditional needs labelled images" in err, err
+
+
+def _unet_teacher(directory, channels: int = 3, size: int = 8):
+    from diffusers import DDPMScheduler, UNet2DModel
+
+    torch.manual_seed(0)
+    UNet2DModel(sample_size=size, in_channels=channels, out_channels=channels, block_out_channels=(16, 16),
+                layers_per_block=1, down_block_types=("DownBlock2D", "DownBlock2D"),
+                up_block_types=("UpBlock2D", "UpBlock2D"), norm_num_groups=8).save_pretrained(str(directory / "unet"))
+    DDPMScheduler(num_train_timesteps=500, beta_end=0.03).save_pretrained(str(directory / "scheduler"))
+
+
+def test_a_local_diffusers_unet_is_the_teacher_as_it_is(image_folders, tmp_path):
+    from fmrecipes.sim.diffusers_teacher import load_diffusers_teacher
+
+    teacher_dir = tmp_path / "pipeline"
+    _unet_teacher(teacher_dir)
+    wrapped = load_diffusers_teacher(teacher_dir, (3, 8, 8), 0)
+    betas = torch.linspace(1e-4, 0.03, 500, dtype=torch.float64)  # the table comes from scheduler_config.json
+    assert torch.allclose(wrapped.sigmas, (1 / torch.cumprod(1 - betas, 0) - 1).sqrt())
+    out = tmp_path / "sim"
+    code, _, err = _cli("sim", "run", *SIM_CONFIG, "--out", str(out), *SIM_SMOKE,
+                        f"images.dataset={image_folders / 'labelled'}",
+                        f"images.teacher_path={teacher_dir}", "methods=[sim_phuber]")
+    assert code == 0, err
+    assert not (out / "seed0" / "images" / "teacher").exists()  # used as it is, not trained here
+    code, stdout, err = _cli("sim", "sample", str(out / "seed0"), "--n", "4", "--png", str(tmp_path / "s.png"))
+    assert code == 0 and (tmp_path / "s.png").stat().st_size > 0, err
+    code, _, err = _cli("sim", "run", *SIM_CONFIG, "--out", str(tmp_path / "o2"), "run_toy=false",
+                        "images.resolution=16",
+                        f"images.dataset={image_folders / 'labelled'}", f"images.teacher_path={teacher_dir}")
+    assert code == 2 and "is for 3-channel 8px images; the data is 3-channel 16px" in err, err

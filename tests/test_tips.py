@@ -357,3 +357,30 @@ def test_reproduce_smoke_and_cli(smoke_all, tmp_path):
     r = run_cli("tips", "train", "--config", str(SMOKE), "--out", str(tmp_path / "cli"), "variant=dual_cls")
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "cli" / "dual_cls" / "probes.json").is_file()
+
+
+def test_two_processes_train_tips_as_one_does(tmp_path):
+    """``torchrun --nproc_per_node 2 ... tips train`` equals one process at the same global batch (issue 20):
+    augmentations and masks are drawn per example, not per rank; the contrastive loss all-gathers the batch with
+    gradients and the DINO / iBOT centres average over ranks."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from safetensors.torch import load_file
+
+    args = ["tips", "train", "--config", str(SMOKE), "variant=tips", "train.steps=4", "train.ckpt_every=4"]
+    one = run_cli(*args[:4], "--out", str(tmp_path / "one"), *args[4:])
+    assert one.returncode == 0, one.stderr
+    torchrun = Path(sys.executable).with_name("torchrun")
+    two = subprocess.run([str(torchrun), "--nproc_per_node", "2", "-m", "fmrecipes", *args[:4], "--out",
+                          str(tmp_path / "two"), *args[4:]], capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert two.returncode == 0, two.stderr[-3000:]
+    rows = [[json.loads(line) for line in (tmp_path / run / "tips" / "metrics.jsonl").read_text().splitlines()]
+            for run in ("one", "two")]
+    assert len(rows[0]) == len(rows[1]) == 4
+    for a, b in zip(*rows):
+        for key in ("loss", "clip_alt", "clip_syn", "distill", "mim"):
+            assert a[key] == pytest.approx(b[key], abs=1e-4), (key, a["step"])
+    w1, w2 = (load_file(str(tmp_path / run / "tips" / "vit" / "model.safetensors")) for run in ("one", "two"))
+    assert max((w1[k] - w2[k]).abs().max().item() for k in w1) < 1e-4

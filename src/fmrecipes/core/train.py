@@ -144,6 +144,15 @@ def _autocast(env: dist.DistEnv):
     return contextlib.nullcontext()
 
 
+def example_generator(index: int) -> torch.Generator:
+    """The random stream of example ``index`` in the current step, for datasets and losses that draw per example
+    (augmentations, masks, diffusion noise): seeded from the step's seed (:func:`train` calls ``torch.manual_seed``
+    with it before every step, the same on every process) and the index, so an example gets the same draws
+    whichever process and micro-batch it lands in (N processes train as one does) and a resumed run replays
+    them."""
+    return torch.Generator().manual_seed((torch.initial_seed() * 1_000_003 + index) % 2**63)
+
+
 def step_indices(step: int, cfg: TrainConfig, n: int, env: dist.DistEnv) -> torch.Tensor:
     """This rank's example indices for optimizer step ``step`` (a slice of the global batch)."""
     if cfg.sampling == "epochs":

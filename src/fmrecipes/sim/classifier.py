@@ -57,3 +57,10 @@ def classify(model: FeatureClassifier, images: torch.Tensor, batch: int = 500) -
         feats.append(f.float().cpu())
         preds.append(model.head(f).argmax(1).cpu())
     return torch.cat(feats), torch.cat(preds)
+
+
+def rotations(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every image turned by 0, 90, 180 and 270 degrees, labelled 0..3: the task the FD network learns on an
+    unlabelled set (RotNet, Gidaris et al. 2018), so its features still see shape and orientation."""
+    turned = torch.cat([torch.rot90(images, k, dims=(2, 3)) for k in range(4)])
+    return turned, torch.arange(4).repeat_interleave(len(images))

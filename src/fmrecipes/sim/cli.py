@@ -16,9 +16,9 @@ def _sample(args: argparse.Namespace) -> int:
     from ..core.checkpoint import latest_checkpoint, load_model
     from ..errors import FmError
     from .distill import Distillation, one_step
-    from .images import image_shape
+    from .images import image_shape, num_classes
     from .plots import sample_grids
-    from .teacher import build_denoiser
+    from .teacher import teacher_network
 
     run = Path(args.run)
     if not (run / "config.yaml").is_file():
@@ -30,13 +30,14 @@ def _sample(args: argparse.Namespace) -> int:
         raise FmError(f"{run / 'images' / args.method} holds no distillation checkpoint; methods run: "
                       f"{', '.join(cfg.methods)}")
     ic = cfg.images
-    shape = image_shape(ic.dataset, ic.resolution)
-    init = build_denoiser(ic.net, shape, cfg.edm, 10 if ic.conditional else 0)
+    shape = image_shape(ic.dataset, ic.resolution, ic.channels)
+    classes = num_classes(ic.dataset) if ic.conditional else 0
+    init = teacher_network(ic, shape, cfg.edm, classes)
     state = Distillation(init)
     load_model(ckpt, into=state)
     g = torch.Generator().manual_seed(args.seed)
     z = torch.randn(args.n, *shape, generator=g)
-    labels = torch.arange(args.n) % 10 if ic.conditional else None
+    labels = torch.arange(args.n) % classes if ic.conditional else None
     with torch.no_grad():
         images = one_step(state.generator_ema.eval(), z, ic.distill.sigma_init, labels)
     out = Path(args.png or run / f"samples_{args.method}.png")

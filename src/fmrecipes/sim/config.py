@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 from ..core.dist import RunConfig
 from ..core.train import TrainConfig
@@ -94,9 +95,12 @@ class ToyConfig:
 class ImageConfig:
     """The image task: an EDM teacher trained here, a feature classifier, and the distillation runs."""
 
-    dataset: str = "digits"           # digits | mnist | fashion
+    dataset: str = "digits"           # digits | mnist | fashion | a directory of your images (class subfolders
+    #                                   optional; unlabelled sets get a rotation-prediction FD network)
     resolution: int | None = None     # resize to this square side (null: the dataset's own, 8 or 32)
+    channels: int | None = None       # a directory's images as 1 (luma) or 3 (RGB, its default) channels
     conditional: bool = False         # class-conditional teacher and generator
+    teacher_path: str | None = None   # a local diffusers UNet2DModel (epsilon DDPM) as the teacher: not trained here
     net: NetConfig = field(default_factory=lambda: NetConfig(kind="unet"))
     teacher: TrainConfig = field(default_factory=lambda: TrainConfig(
         steps=2000, batch_size=128, micro_batch_size=128, lr=1e-3, warmup_steps=100, weight_decay=0.0,
@@ -138,9 +142,13 @@ class SimConfig:
             raise ConfigError(f"methods={self.methods} must be a non-empty list drawn from {', '.join(METHODS)}")
         if self.toy.name not in TOYS:
             raise ConfigError(f"toy.name={self.toy.name!r} is unknown; choose one of {', '.join(TOYS)}")
-        if self.images.dataset not in DATASETS:
-            raise ConfigError(f"images.dataset={self.images.dataset!r} is unknown; choose one of "
-                              f"{', '.join(DATASETS)}")
+        if self.images.dataset not in DATASETS and not Path(self.images.dataset).is_dir():
+            raise ConfigError(f"images.dataset={self.images.dataset!r} is neither a built-in dataset "
+                              f"({', '.join(DATASETS)}) nor a directory of images")
+        if self.images.channels not in (None, 1, 3) or (self.images.channels == 3 and self.images.dataset in
+                                                        DATASETS):
+            raise ConfigError(f"images.channels={self.images.channels} must be null, 1 or 3 (3 for a directory of "
+                              "colour images only: the built-in sets are grey)")
         if self.images.resolution is not None and self.images.resolution < 4:
             raise ConfigError(f"images.resolution={self.images.resolution} must be at least 4 (or null)")
         if not self.images.nfe or min(self.images.nfe) < 1:

@@ -5,7 +5,8 @@ at one noise level, x_g = G(sigma_init z; sigma_init). The fake score f_psi lear
 distribution by EDM denoising score matching on generator samples only (data-free). The generator then takes
 one Adam step on the configured loss with both denoisers' parameters frozen and x_t = x_g + sigma eps live.
 An EMA of the generator is what is evaluated. A killed run resumes from its last checkpoint and replays the
-same steps (the global RNG is reseeded from (seed, step)).
+same steps (the global RNG is reseeded from (seed, step)). Under torchrun every process draws each step's batch
+whole and trains on its share, averaging gradients: N processes follow the one-process run.
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ from tqdm.auto import tqdm
 from ..core import dist
 from ..core.checkpoint import latest_checkpoint, load_model, restore_latest, save_checkpoint
 from ..core.metrics import MetricsWriter, read_jsonl
-from ..errors import TrainingDiverged
+from ..errors import ConfigError, TrainingDiverged
 from .config import DistillConfig
-from .edm import EDMConfig, edm_loss
+from .edm import EDMConfig, edm_loss, sample_training_sigma
 from .losses import generator_loss, sample_generator_sigma
 
 LatentSampler = Callable[[int], tuple[torch.Tensor, torch.Tensor | None]]
@@ -59,36 +60,56 @@ def _finite_rows(x: torch.Tensor) -> torch.Tensor:
     return torch.isfinite(x.flatten(1)).all(1)
 
 
-def _adam_step(loss: torch.Tensor, module: nn.Module, opt: torch.optim.Optimizer) -> float:
-    """Backward, NaN/Inf gradients zeroed (SiD's ``nan_to_num``), one optimizer step."""
+def _share(n: int, env: dist.DistEnv) -> slice:
+    """This process's rows of a batch of ``n`` drawn whole on every process (the same stream everywhere)."""
+    per = n // env.world_size
+    return slice(env.rank * per, (env.rank + 1) * per)
+
+
+def _adam_step(loss: torch.Tensor, module: nn.Module, opt: torch.optim.Optimizer, env: dist.DistEnv) -> float:
+    """Backward, NaN/Inf gradients zeroed (SiD's ``nan_to_num``), gradients averaged over processes (each holds
+    an equal share of the batch, so the average is the whole batch's), one optimizer step; the loss, averaged."""
     opt.zero_grad(set_to_none=True)
     loss.backward()
     for p in module.parameters():
         if p.grad is not None:
             torch.nan_to_num_(p.grad, nan=0.0, posinf=0.0, neginf=0.0)
+            if env.distributed:
+                p.grad.copy_(dist.all_reduce_mean(p.grad, env))
     opt.step()
-    return loss.item()
+    return dist.all_reduce_mean(loss.detach(), env).item()
 
 
 def fake_score_step(state: Distillation, opt: torch.optim.Optimizer, sample: LatentSampler, cfg: DistillConfig,
-                    edm: EDMConfig) -> float:
-    """Step 1 (notes A.3): x_g without gradient into G, then one Adam step of EDM DSM on f_psi."""
+                    edm: EDMConfig, env: dist.DistEnv) -> float:
+    """Step 1 (notes A.3): x_g without gradient into G, then one Adam step of EDM DSM on f_psi. The batch's latents,
+    sigmas and noise are drawn whole; each process takes its share."""
     z, labels = sample(cfg.batch_size)
+    part = _share(cfg.batch_size, env)
+    z, labels = z[part], None if labels is None else labels[part]
     with torch.no_grad():
         x_g = one_step(state.generator, z, cfg.sigma_init, labels)
+    sigma = sample_training_sigma(cfg.batch_size, edm, x_g.device)[part]
+    noise = torch.randn(cfg.batch_size, *x_g.shape[1:], device=x_g.device, dtype=x_g.dtype)[part]
     keep = _finite_rows(x_g)  # SiD drops samples with NaN
-    return _adam_step(edm_loss(state.fake, x_g[keep], edm, None if labels is None else labels[keep]), state.fake, opt)
+    loss = edm_loss(state.fake, x_g[keep], edm, None if labels is None else labels[keep], sigma[keep], noise[keep])
+    return _adam_step(loss, state.fake, opt, env)
 
 
 def generator_step(state: Distillation, teacher: nn.Module, opt: torch.optim.Optimizer, sample: LatentSampler,
-                   cfg: DistillConfig, edm: EDMConfig, device: torch.device) -> float:
-    """Step 2 (notes A.3): fresh z, x_t = x_g + sigma eps, both denoisers frozen, one Adam step on G."""
+                   cfg: DistillConfig, edm: EDMConfig, device: torch.device, env: dist.DistEnv) -> float:
+    """Step 2 (notes A.3): fresh z, x_t = x_g + sigma eps, both denoisers frozen, one Adam step on G (the batch
+    drawn whole, each process on its share)."""
     z, labels = sample(cfg.batch_size)
+    part = _share(cfg.batch_size, env)
+    z, labels = z[part], None if labels is None else labels[part]
     x_g = one_step(state.generator, z, cfg.sigma_init, labels)
+    sigma = sample_generator_sigma(cfg.batch_size, cfg.loss, edm, device)[part]
+    eps = torch.randn(cfg.batch_size, *x_g.shape[1:], device=device, dtype=x_g.dtype)[part]
     finite = _finite_rows(x_g)  # SiD drops non-finite samples before the losses see them
-    x_g, labels = x_g[finite], None if labels is None else labels[finite]
-    sigma = sample_generator_sigma(x_g.shape[0], cfg.loss, edm, device)
-    x_t = x_g + sigma.reshape(-1, *([1] * (x_g.dim() - 1))) * torch.randn_like(x_g)
+    x_g, sigma, eps = x_g[finite], sigma[finite], eps[finite]
+    labels = None if labels is None else labels[finite]
+    x_t = x_g + sigma.reshape(-1, *([1] * (x_g.dim() - 1))) * eps
     state.fake.requires_grad_(False)
     try:
         if cfg.loss.method == "diff_instruct":  # its surrogate needs no gradient through the denoisers
@@ -104,7 +125,7 @@ def generator_step(state: Distillation, teacher: nn.Module, opt: torch.optim.Opt
     if not keep.any():
         return float("nan")
     per_sample = generator_loss(cfg.loss, x_g[keep], f_phi[keep], f_psi[keep], sigma[keep])
-    return _adam_step(per_sample[torch.isfinite(per_sample)].mean(), state.generator, opt)
+    return _adam_step(per_sample[torch.isfinite(per_sample)].mean(), state.generator, opt, env)
 
 
 def distill(init: nn.Module, teacher: nn.Module, sample: LatentSampler, cfg: DistillConfig, edm: EDMConfig,
@@ -117,6 +138,8 @@ def distill(init: nn.Module, teacher: nn.Module, sample: LatentSampler, cfg: Dis
     """
     run_dir = Path(run_dir)
     device = env.device
+    if cfg.batch_size % env.world_size:
+        raise ConfigError(f"distill.batch_size={cfg.batch_size} must be a multiple of the {env.world_size} processes")
     teacher = teacher.to(device).eval().requires_grad_(False)
     state = Distillation(init).to(device)
     opt_g = torch.optim.Adam(state.generator.parameters(), lr=cfg.lr_generator,
@@ -133,16 +156,18 @@ def distill(init: nn.Module, teacher: nn.Module, sample: LatentSampler, cfg: Dis
     saved = restore_latest(run_dir, restore)
     if saved is not None:
         start, sums, last = int(saved["step"]), saved["loss_sums"], saved["last_logged"]
-    metrics = MetricsWriter(run_dir / "metrics.jsonl", resume_step=start if saved is not None else None)
+    metrics = MetricsWriter(run_dir / "metrics.jsonl", resume_step=start if saved is not None else None,
+                            enabled=env.is_main)
+    evaluate = evaluate if env.is_main else None  # the main process measures and writes; the others train
     if start == 0 and evaluate is not None:
         metrics.log({"step": 0, "images_seen": 0, **evaluate(state.generator_ema)})
-    bar = tqdm(total=cfg.steps, initial=start, disable=not env.progress, desc=run_dir.name, leave=False,
-               dynamic_ncols=True)
+    bar = tqdm(total=cfg.steps, initial=start, disable=not (env.progress and env.is_main), desc=run_dir.name,
+               leave=False, dynamic_ncols=True)
     try:
         for step in range(start + 1, cfg.steps + 1):
             torch.manual_seed(cfg.seed * 1_000_003 + step)
-            sums["loss_fake"] += fake_score_step(state, opt_f, sample, cfg, edm)
-            loss_g = generator_step(state, teacher, opt_g, sample, cfg, edm, device)
+            sums["loss_fake"] += fake_score_step(state, opt_f, sample, cfg, edm, env)
+            loss_g = generator_step(state, teacher, opt_g, sample, cfg, edm, device, env)
             if not math.isfinite(loss_g):
                 raise TrainingDiverged(step, loss_g, str(latest_checkpoint(run_dir) or "") or None)
             sums["loss_generator"] += loss_g
@@ -159,12 +184,13 @@ def distill(init: nn.Module, teacher: nn.Module, sample: LatentSampler, cfg: Dis
                     record.update(evaluate(state.generator_ema))
                 metrics.log(record)
                 bar.set_postfix(loss_g=f"{record['loss_generator']:.3g}")
-            if step % cfg.ckpt_every == 0 or step == cfg.steps:
+            if (step % cfg.ckpt_every == 0 or step == cfg.steps) and env.is_main:
                 save_checkpoint(run_dir, step, state, opt_g, {"opt_fake": opt_f.state_dict(), "loss_sums": sums,
                                                               "last_logged": last}, keep=1)
     finally:
         bar.close()
         metrics.close()
+    dist.barrier(env)  # the main process's last evaluation is written before any process reads the curve
     return state.generator_ema
 
 

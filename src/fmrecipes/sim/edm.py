@@ -64,15 +64,17 @@ def sample_training_sigma(n: int, cfg: EDMConfig, device: torch.device | str = "
     return (cfg.P_mean + cfg.P_std * torch.randn(n, device=device, generator=generator)).exp()
 
 
-def edm_loss(denoiser: Denoiser, x0: torch.Tensor, cfg: EDMConfig,
-             class_labels: torch.Tensor | None = None) -> torch.Tensor:
+def edm_loss(denoiser: Denoiser, x0: torch.Tensor, cfg: EDMConfig, class_labels: torch.Tensor | None = None,
+             sigma: torch.Tensor | None = None, noise: torch.Tensor | None = None) -> torch.Tensor:
     """EDM denoising score matching: E lambda(sigma) ||D(x0 + sigma n; sigma) - x0||^2 with
     lambda = (sigma^2 + sigma_data^2) / (sigma sigma_data)^2. Averaged over elements (EDM sums; with Adam
-    only the scale of the learning signal's clipping differs)."""
-    sigma = sample_training_sigma(x0.shape[0], cfg, x0.device)
+    only the scale of the learning signal's clipping differs). ``sigma`` and ``noise`` are drawn here (in that
+    order) unless given, as a process's share of a batch drawn whole is."""
+    if sigma is None:
+        sigma = sample_training_sigma(x0.shape[0], cfg, x0.device)
     s = _expand(sigma, x0)
     weight = (s ** 2 + cfg.sigma_data ** 2) / (s * cfg.sigma_data) ** 2
-    denoised = denoiser(x0 + s * torch.randn_like(x0), sigma, class_labels)
+    denoised = denoiser(x0 + s * (torch.randn_like(x0) if noise is None else noise), sigma, class_labels)
     return (weight * (denoised - x0) ** 2).mean()
 
 

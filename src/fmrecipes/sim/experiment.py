@@ -33,6 +33,7 @@ def run_experiment(cfg: SimConfig, env: dist.DistEnv) -> dict[str, Any]:
     if cfg.run_toy:
         toy_summary, toy = run_toy(cfg, ensure_dir(out / "toy"), env)
         summary.update(toy_summary)
+    if cfg.run_toy and env.is_main:  # under torchrun every process computes, the main one draws
         toy_scatter(toy["samples"], toy["means"], out / "toy_samples.png",
                     f"{cfg.toy.name}: one-step samples ({cfg.toy.distill.steps} steps per method)")
         convergence(toy["curves"], "energy", out / "toy_convergence.png", f"{cfg.toy.name}: energy distance",
@@ -40,6 +41,7 @@ def run_experiment(cfg: SimConfig, env: dist.DistEnv) -> dict[str, Any]:
     if cfg.run_images:
         img_summary, images = run_images(cfg, ensure_dir(out / "images"), env)
         summary.update(img_summary)
+    if cfg.run_images and env.is_main:
         kind = "class-conditional" if cfg.images.conditional else "unconditional"
         sample_grids(images["grids"], out / "image_samples.png", f"{cfg.images.dataset} ({kind})")
         convergence(images["curves"], "fd", out / "image_convergence.png",

@@ -12,24 +12,25 @@ import torch
 from ..core import dist
 from ..core.fileio import ensure_dir
 from ..core.timing import interleaved_medians
-from .classifier import FeatureClassifier, classify, train_classifier
+from ..errors import ConfigError
+from .classifier import FeatureClassifier, classify, rotations, train_classifier
 from .config import TEACHER_FD_TARGET, SimConfig, distill_runs, run_settings
 from .distill import curve, distill, extrapolated_images, final_metrics, images_to_reach, one_step
 from .edm import sample_nfe
-from .images import load_images
+from .images import load_images, num_classes
 from .quality import class_coverage, frechet_distance, precision_recall
-from .teacher import TensorData, build_denoiser, train_denoiser
+from .teacher import TensorData, teacher_network, train_denoiser
 
-NUM_CLASSES = 10
 Sampler = Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]
 
 
 class Scorer:
-    """FD-classifier, k-NN precision/recall and class coverage of samples drawn from fixed latents."""
+    """FD-classifier, k-NN precision/recall and class coverage (labelled sets) of samples drawn from fixed
+    latents."""
 
     def __init__(self, classifier: FeatureClassifier, reference: torch.Tensor, z: torch.Tensor,
-                 labels: torch.Tensor | None, cfg: SimConfig):
-        self.classifier, self.z, self.labels, self.cfg = classifier, z, labels, cfg
+                 labels: torch.Tensor | None, cfg: SimConfig, classes: int):
+        self.classifier, self.z, self.labels, self.cfg, self.classes = classifier, z, labels, cfg, classes
         self.reference = classify(classifier, reference)[0]
 
     @torch.no_grad()
@@ -45,8 +46,9 @@ class Scorer:
         feats, preds = classify(self.classifier, images.clamp(-1, 1))
         finite = torch.isfinite(feats).all(1)
         precision, recall = precision_recall(self.reference, feats[finite], self.cfg.images.knn_k)
-        out = {"fd": frechet_distance(self.reference, feats[finite]), "precision": precision, "recall": recall,
-               "classes": class_coverage(preds, NUM_CLASSES)}
+        out = {"fd": frechet_distance(self.reference, feats[finite]), "precision": precision, "recall": recall}
+        if self.classes:
+            out["classes"] = class_coverage(preds, self.classes)
         if labels is not None:
             out["label_acc"] = (preds == labels.cpu()).float().mean().item()
         return out
@@ -59,25 +61,37 @@ class Scorer:
 def run_images(cfg: SimConfig, out: Path, env: dist.DistEnv) -> tuple[dict[str, float], dict[str, Any]]:
     """Returns the summary entries and what the plots need (sample grids, curves)."""
     device, ic = env.device, cfg.images
-    x_train, y_train = load_images(ic.dataset, "train", ic.resolution)
-    x_test, y_test = load_images(ic.dataset, "test", ic.resolution)
+    classes = num_classes(ic.dataset)
+    if ic.conditional and classes < 2:
+        raise ConfigError(f"images.conditional needs labelled images: {ic.dataset} has no class subfolders")
+    x_train, y_train = load_images(ic.dataset, "train", ic.resolution, ic.channels)
+    x_test, y_test = load_images(ic.dataset, "test", ic.resolution, ic.channels)
+    for split, x in (("train", x_train), ("test", x_test)):
+        if len(x) <= ic.knn_k:
+            raise ConfigError(f"images.dataset={ic.dataset} has {len(x)} {split} images; the k-NN precision/recall "
+                              f"need more than images.knn_k={ic.knn_k}: add images")
     shape = tuple(x_train.shape[1:])
     summary: dict[str, float] = {}
 
-    classifier = train_classifier(TensorData(x_train, y_train), NUM_CLASSES, ic.classifier, out / "classifier",
-                                  env, cfg.seed).to(device)
-    summary["classifier_test_accuracy"] = (classify(classifier, x_test)[1] == y_test).float().mean().item()
+    # the FD network: a classifier of the labels, or of rotations on an unlabelled set (then no class coverage)
+    fd_train, fd_test = ((x_train, y_train), (x_test, y_test)) if classes >= 2 else (rotations(x_train),
+                                                                                    rotations(x_test))
+    classifier = train_classifier(TensorData(*fd_train), classes if classes >= 2 else 4, ic.classifier,
+                                  out / "classifier", env, cfg.seed).to(device)
+    summary["classifier_test_accuracy"] = (classify(classifier, fd_test[0])[1] == fd_test[1]).float().mean().item()
 
-    num_classes = NUM_CLASSES if ic.conditional else 0
-    teacher = build_denoiser(ic.net, shape, cfg.edm, num_classes, seed=cfg.seed)
-    teacher = train_denoiser(teacher, TensorData(x_train, y_train if ic.conditional else None), ic.teacher,
-                             cfg.edm, out / "teacher", env).to(device).requires_grad_(False)
+    cond = classes if ic.conditional else 0
+    teacher = teacher_network(ic, shape, cfg.edm, cond, seed=cfg.seed)
+    if not ic.teacher_path:  # yours is used as it is
+        teacher = train_denoiser(teacher, TensorData(x_train, y_train if ic.conditional else None), ic.teacher,
+                                 cfg.edm, out / "teacher", env)
+    teacher = teacher.eval().to(device).requires_grad_(False)
 
     g = torch.Generator().manual_seed(cfg.seed + 1)
     ref_idx = torch.randperm(len(x_train), generator=g)[:ic.n_reference]
     z = torch.randn(ic.n_eval, *shape, generator=g).to(device)
-    labels = (torch.arange(ic.n_eval) % NUM_CLASSES).to(device) if ic.conditional else None
-    scorer = Scorer(classifier, x_train[ref_idx], z, labels, cfg)
+    labels = (torch.arange(ic.n_eval) % classes).to(device) if ic.conditional else None
+    scorer = Scorer(classifier, x_train[ref_idx], z, labels, cfg, classes if classes >= 2 else 0)
     grids: dict[str, torch.Tensor] = {"data": x_train[ref_idx[:64]]}
     for k, v in scorer.score(x_test[:ic.n_eval]).items():  # the floor: held-out real images
         summary[f"{k}.real_test"] = v
@@ -92,7 +106,7 @@ def run_images(cfg: SimConfig, out: Path, env: dist.DistEnv) -> tuple[dict[str, 
         summary[f"{k}.teacher_nfe{top}"] = summary[f"{k}.teacher.nfe{top}"]
 
     def sample_labels(n: int) -> torch.Tensor | None:
-        return torch.randint(NUM_CLASSES, (n,), device=device) if ic.conditional else None
+        return torch.randint(classes, (n,), device=device) if ic.conditional else None
 
     def evaluate(generator: torch.nn.Module) -> dict[str, float]:
         return scorer.score_samples(lambda zb, lb: one_step(generator, zb, ic.distill.sigma_init, lb))[1]

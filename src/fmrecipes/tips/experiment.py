@@ -136,8 +136,8 @@ def train_variant(cfg: TIPSConfig, variant: str, train_pack: ScenePack, codec: T
 
 def prepare(cfg: TIPSConfig, out: Path, progress: bool, variants: list[str]) -> tuple[ScenePack, TextCodec]:
     """The training set (FashionScenes, or your ``train_data``: its images resized to the tower's input, a
-    synthetic ``caption`` needed on every row when one of ``variants`` trains on it), and the tokenizer trained on its texts
-    (``out/tokenizer``, once; resuming on changed data is an error)."""
+    synthetic ``caption`` needed on every row when one of ``variants`` trains on it), and the tokenizer trained on
+    its texts (``out/tokenizer``, once; resuming on changed data is an error)."""
     if cfg.train_data is None:
         pack = scene_pack(cfg.data, "train", cfg.n_train, progress=progress)
         source = f"FashionScenes {digest({'data': cfg.data, 'n_train': cfg.n_train})}"
