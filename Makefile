@@ -3,7 +3,7 @@ PY := .venv/bin/python
 STAMP := .venv/.installed
 FASHION := /usr/share/datasets/fashion-mnist
 
-.PHONY: demo test install data bench clean
+.PHONY: demo test install data browser bench clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || python3 -m venv .venv
@@ -20,10 +20,16 @@ data:
 		(apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist >/dev/null) \
 		|| echo "warning: could not install dataset-fashion-mnist; image recipes will say so"; fi
 
+# Headless Chromium (Debian package chromium) for the report's page test; skipped without apt-get.
+browser:
+	@if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then \
+		(apt-get update -qq && apt-get install -y -qq chromium >/dev/null) \
+		|| echo "warning: could not install chromium; the report's page test will be skipped"; fi
+
 demo: install
 	$(PY) -m fmrecipes reproduce all --preset quick --out runs/demo
 
-test: $(STAMP) data
+test: $(STAMP) data browser
 	$(PY) -m pytest
 
 bench: $(STAMP)

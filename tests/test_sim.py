@@ -421,7 +421,8 @@ def test_sample_cli_and_conditional_run(smoke_run, tmp_path):
 
 @pytest.mark.parametrize("args,message", [
     (["sim", "run", "--config", str(SMOKE), "methods=[sim_huber]"], "methods=['sim_huber'] must be"),
-    (["sim", "run", "--config", str(SMOKE), "images.dataset=cifar"], "images.dataset='cifar' is neither a built-in dataset"),
+    (["sim", "run", "--config", str(SMOKE), "images.dataset=cifar"],
+     "images.dataset='cifar' is neither a built-in dataset"),
     (["sim", "run", "--config", str(SMOKE), "toy.net.kind=cnn"], "toy.net.kind='cnn' is unknown"),
     (["sim", "run", "--config", str(SMOKE), "images.resolution=2"], "images.resolution=2 must be at least 4"),
     (["sim", "run", "--config", str(SMOKE), "toy.distill.loss.huber_c=0"], "toy.distill.loss.huber_c=0.0 must"),

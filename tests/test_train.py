@@ -252,3 +252,55 @@ def test_tensorboard_is_optional_with_a_clear_error(tmp_path):
     else:
         train(_toy_model(), Toy(), None, cfg, tmp_path, env)
         assert list((tmp_path / "tensorboard").glob("events.*"))
+
+
+def _torchrun(*args: str) -> list[str]:
+    return [str(Path(sys.executable).with_name("torchrun")), "--nproc_per_node", "2", "-m", "fmrecipes", *args]
+
+
+def _model_state(checkpoint: Path) -> dict:
+    return load_model(checkpoint).state_dict()
+
+
+def test_fsdp_two_processes_match_one_and_resume_after_a_kill(tmp_path, corpus):
+    """``train.parallel=fsdp`` (FSDP2, gloo): 2 sharded processes train as one process does (losses and weights to
+    1e-4, with gradient accumulation), checkpoints are whole (they load and evaluate like any other), and a run
+    killed with SIGKILL resumes under torchrun to the uninterrupted run's weights."""
+    extra = {"train.steps": 12, "train.micro_batch_size": 2, "train.ckpt_every": 4, "train.keep_checkpoints": 3}
+    one = run_cli("lm", "train", *tiny_lm_args(corpus, tmp_path / "one", **extra))
+    assert one.returncode == 0, one.stderr
+    sharded = tiny_lm_args(corpus, tmp_path / "fsdp", **extra, **{"train.parallel": "fsdp"})
+    two = subprocess.run(_torchrun("lm", "train", *sharded), capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert two.returncode == 0, two.stderr[-3000:]
+    rows = [[json.loads(line) for line in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]
+            for run in ("one", "fsdp")]
+    assert [r["step"] for r in rows[0]] == [r["step"] for r in rows[1]]
+    for a, b in zip(*rows):
+        assert a["loss"] == pytest.approx(b["loss"], abs=1e-4)
+        assert a["grad_norm"] == pytest.approx(b["grad_norm"], rel=1e-4)
+    final = [_model_state(latest_checkpoint(tmp_path / run)) for run in ("one", "fsdp")]
+    assert max((final[0][k] - final[1][k]).abs().max().item() for k in final[0]) < 1e-4
+    assert run_cli("lm", "eval", str(tmp_path / "fsdp")).returncode == 0
+
+    killed = [str(tmp_path / "killed") if a == str(tmp_path / "fsdp") else a for a in sharded]
+    proc = subprocess.Popen(_torchrun("lm", "train", *killed), cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    target = tmp_path / "killed" / "checkpoints" / "step_00000004"
+    deadline = time.time() + 240
+    while not target.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert latest_checkpoint(tmp_path / "killed").name != "step_00000012", "training finished before the kill"
+    resumed = subprocess.run(_torchrun("lm", "train", *killed), capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    again = _model_state(latest_checkpoint(tmp_path / "killed"))
+    assert max((again[k] - final[1][k]).abs().max().item() for k in again) < 1e-6
+    # the run goes on in one process from its sharded checkpoint, then sharded again from a replicated one
+    on = run_cli("lm", "train", *[a if a != "train.parallel=fsdp" else "train.parallel=ddp" for a in killed],
+                 "train.steps=16")
+    assert on.returncode == 0, on.stderr
+    back = subprocess.run(_torchrun("lm", "train", *killed, "train.steps=20"), capture_output=True, text=True,
+                          cwd=ROOT, timeout=300)
+    assert back.returncode == 0, back.stderr[-3000:]
+    assert latest_checkpoint(tmp_path / "killed").name == "step_00000020"

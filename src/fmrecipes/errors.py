@@ -9,6 +9,10 @@ class ConfigError(FmError):
     """A configuration key or value is wrong."""
 
 
+class DamagedFile(FmError):
+    """A file that was written whole once is cut short or corrupt (a full disk, a bad copy)."""
+
+
 class TrainingDiverged(FmError):
     """The loss became NaN/Inf; training stopped before the bad update was applied."""
 

@@ -18,10 +18,10 @@ from typing import Any
 
 import torch
 import torch.nn as nn
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 from safetensors.torch import save_model as save_file_model
 
-from ..errors import FmError, warn
+from ..errors import DamagedFile, FmError, warn
 from .fileio import AtomicDir
 from .gpt import GPT, GPTConfig
 from .vit import ViT, ViTConfig
@@ -54,17 +54,22 @@ def unwrap(model: nn.Module) -> nn.Module:
     return model
 
 
-def _write_model(model: nn.Module, directory: Path) -> None:
-    """The weights and ``config.json`` of ``model`` into the existing ``directory``."""
+def _write_model(model: nn.Module, directory: Path, weights: dict[str, torch.Tensor] | None = None) -> None:
+    """The weights (``weights``, gathered from a sharded model, else its own) and ``config.json`` of ``model`` into
+    the existing ``directory``."""
     model = unwrap(model)
     if hasattr(model, "save_pretrained"):
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()  # one bar per checkpoint would drown the training bar
-        model.save_pretrained(str(directory), safe_serialization=True)
+        model.save_pretrained(str(directory), safe_serialization=True, state_dict=weights)
         return
-    save_file_model(model, str(directory / "model.safetensors"))
-    name = next((n for n, a in ARCHITECTURES.items() if type(model) is a.model), None)
+    if weights is None:
+        save_file_model(model, str(directory / "model.safetensors"))
+    else:
+        save_file({k: v.contiguous() for k, v in weights.items()}, str(directory / "model.safetensors"))
+    # isinstance: a sharded model's class is FSDP's subclass of ours
+    name = next((n for n, a in ARCHITECTURES.items() if isinstance(model, a.model)), None)
     if name is not None:
         arch = ARCHITECTURES[name]
         config = {"architecture": name, arch.key: dataclasses.asdict(getattr(model, arch.attr))}
@@ -108,7 +113,7 @@ def _load_weights(model: nn.Module, d: Path) -> None:
         try:
             state.update(load_file(str(f)))
         except Exception as exc:  # safetensors raises several types for a truncated file
-            raise FmError(f"checkpoint {f} cannot be read: {str(exc).splitlines()[0]}") from None
+            raise DamagedFile(f"checkpoint {f} cannot be read: {str(exc).splitlines()[0]}") from None
     missing, unexpected = model.load_state_dict(state, strict=False)
     aliases: dict[int, set[str]] = {}
     for name, p in model.named_parameters(remove_duplicate=False):
@@ -199,16 +204,19 @@ def load_lm(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Mo
     return load_model(resolve_checkpoint(path), device), load_tokenizer(tok)
 
 
-def save_checkpoint(run_dir: str | Path, step: int, model: nn.Module, optimizer: torch.optim.Optimizer,
-                    state: dict[str, Any], keep: int = 2, tokenizer: Any = None) -> Path:
+def save_checkpoint(run_dir: str | Path, step: int, model: nn.Module, optimizer: torch.optim.Optimizer | None,
+                    state: dict[str, Any], keep: int = 2, tokenizer: Any = None,
+                    weights: dict[str, torch.Tensor] | None = None) -> Path:
     """Atomically write ``checkpoints/step_XXXXXXXX`` (with ``tokenizer`` beside the weights if given) and prune
-    all but the newest ``keep``."""
+    all but the newest ``keep``. A sharded run passes its gathered ``weights`` and its optimizer state in
+    ``state`` (``optimizer=None``)."""
     path = Path(run_dir) / "checkpoints" / f"step_{step:08d}"
     with AtomicDir(path) as tmp:
-        _write_model(model, tmp)
+        _write_model(model, tmp, weights)
         if tokenizer is not None:
             tokenizer.save_pretrained(str(tmp))
-        torch.save({"step": step, "optimizer": optimizer.state_dict(), **state}, tmp / "trainer_state.pt")
+        own = {} if optimizer is None else {"optimizer": optimizer.state_dict()}
+        torch.save({"step": step, **own, **state}, tmp / "trainer_state.pt")
     for _, old in step_dirs(run_dir)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return path
@@ -220,8 +228,8 @@ def load_trainer_state(checkpoint: Path) -> dict[str, Any]:
     try:
         return torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:  # torch raises EOFError, RuntimeError or UnpicklingError for a damaged file
-        raise FmError(f"checkpoint {path} cannot be read: {(str(exc).splitlines() or [type(exc).__name__])[0]}") \
-            from None
+        raise DamagedFile(f"checkpoint {path} cannot be read: "
+                          f"{(str(exc).splitlines() or [type(exc).__name__])[0]}") from None
 
 
 def restore_latest(run_dir: str | Path, restore: Callable[[Path, dict[str, Any]], None]) -> dict[str, Any] | None:
@@ -235,7 +243,7 @@ def restore_latest(run_dir: str | Path, restore: Callable[[Path, dict[str, Any]]
             state = load_trainer_state(ckpt)
             restore(ckpt, state)
             return state
-        except FmError as exc:
+        except DamagedFile as exc:
             warn(f"{exc}; resuming from the checkpoint before it")
     if dirs:
         raise FmError(f"every checkpoint under {Path(run_dir) / 'checkpoints'} is damaged; delete them to start over")

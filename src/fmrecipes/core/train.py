@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 
 from ..errors import ConfigError, FmError, TrainingDiverged
 from . import dist
+from . import fsdp
 from .checkpoint import latest_checkpoint, load_model, restore_latest, save_checkpoint, unwrap
 from .metrics import MetricsWriter, plot_curves, read_jsonl
 
@@ -53,6 +54,9 @@ class TrainConfig:
     # "random": each step draws its examples independently (with replacement); "epochs": steps walk
     # through a fresh permutation of the data each epoch (a preference "epoch" sees every pair once).
     sampling: Literal["random", "epochs"] = "random"
+    # Under torchrun: "ddp" replicates the model on every process; "fsdp" shards weights, gradients and optimizer
+    # state over the processes (FSDP2, per transformer block), for models larger than one device's memory.
+    parallel: Literal["ddp", "fsdp"] = "ddp"
 
     def validate(self) -> None:
         for name in ("steps", "batch_size", "micro_batch_size", "log_every", "eval_every", "ckpt_every",
@@ -198,15 +202,48 @@ def _micro_batches(cfg: TrainConfig, env: dist.DistEnv) -> tuple[int, int]:
     return micro, cfg.batch_size // (micro * env.world_size)
 
 
-def _resume(model: nn.Module, optimizer: torch.optim.Optimizer, run_dir: Path) -> int | None:
-    """Restore weights and optimizer state from ``run_dir``'s latest checkpoint; its step, or None without one."""
+def _setup(model: nn.Module, cfg: TrainConfig, run_dir: Path, env: dist.DistEnv) -> tuple[nn.Module, Any, int | None]:
+    """The model to run forward (DDP-wrapped, sharded or itself), its optimizer, restored with the weights from
+    ``run_dir``'s latest checkpoint, and that checkpoint's step (None without one). A sharded model loads the
+    whole weights first, then shards them, then takes its shard of the optimizer state. A checkpoint written in
+    the other mode resumes too (its optimizer state is converted by parameter name)."""
+    sharded = cfg.parallel == "fsdp" and env.distributed
+    if not sharded:
+        model.to(env.device)
+    optimizer = make_optimizer(model, cfg)
 
     def restore(ckpt: Path, state: dict[str, Any]) -> None:
         load_model(ckpt, into=model)
-        optimizer.load_state_dict(state["optimizer"])
+        if fsdp.OPTIMIZER_KEY in state and not sharded:
+            fsdp.load_optimizer_state(model, optimizer, state[fsdp.OPTIMIZER_KEY])
+        elif fsdp.OPTIMIZER_KEY not in state:
+            optimizer.load_state_dict(state["optimizer"])
+            if sharded:  # a replicated run's state, by position: by name, before sharding
+                state[fsdp.OPTIMIZER_KEY] = fsdp.named_optimizer_state(model, optimizer)
 
     state = restore_latest(run_dir, restore)
-    return None if state is None else int(state["step"])
+    step = None if state is None else int(state["step"])
+    if not sharded:
+        return dist.wrap(model, env), optimizer, step
+    fsdp.shard(model)
+    optimizer = make_optimizer(model, cfg)  # over the shards
+    if state is not None:
+        fsdp.load_optimizer_state(model, optimizer, state[fsdp.OPTIMIZER_KEY])
+    return model, optimizer, step
+
+
+def _save(run_dir: Path, step: int, model: nn.Module, optimizer: torch.optim.Optimizer, cfg: TrainConfig,
+          env: dist.DistEnv, tokenizer: Any) -> None:
+    """A checkpoint of ``step``, written by the main process (a sharded model is gathered by all first)."""
+    if cfg.parallel == "fsdp" and env.distributed:
+        weights, opt_state = fsdp.full_weights(model), fsdp.full_optimizer_state(model, optimizer)
+        if env.is_main:
+            save_checkpoint(run_dir, step, model, None, {"seed": cfg.seed, fsdp.OPTIMIZER_KEY: opt_state},
+                            keep=cfg.keep_checkpoints, tokenizer=tokenizer, weights=weights)
+    elif env.is_main:
+        save_checkpoint(run_dir, step, model, optimizer, {"seed": cfg.seed}, keep=cfg.keep_checkpoints,
+                        tokenizer=tokenizer)
+    dist.barrier(env)
 
 
 @dataclass
@@ -235,7 +272,11 @@ def _optimizer_step(step: int, model: nn.Module, ddp_model: nn.Module, optimizer
     extra_sum: dict[str, torch.Tensor] = {}
     for m in range(accum):
         chunk = idx[m * micro:(m + 1) * micro]
-        sync = contextlib.nullcontext() if (m == accum - 1 or not env.distributed) else ddp_model.no_sync()
+        last = m == accum - 1
+        if hasattr(ddp_model, "set_requires_gradient_sync"):  # sharded: reduce gradients on the last micro-batch
+            ddp_model.set_requires_gradient_sync(last)
+        sync = ddp_model.no_sync() if env.distributed and not last and hasattr(ddp_model, "no_sync") else \
+            contextlib.nullcontext()
         with sync:
             with _autocast(env):
                 loss, extra = split_loss(loss_fn(ddp_model, _to(train_data.batch(chunk), env.device)))
@@ -244,7 +285,8 @@ def _optimizer_step(step: int, model: nn.Module, ddp_model: nn.Module, optimizer
         for k, v in extra.items():
             extra_sum[k] = extra_sum.get(k, 0.0) + v.detach().float().mean() / accum
     loss_value = dist.all_reduce_mean(loss_sum, env).item()
-    grad_norm = (torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip or float("inf"))).item()
+    norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip or float("inf"))
+    grad_norm = (norm.full_tensor() if hasattr(norm, "full_tensor") else norm).item()  # sharded: a DTensor
     if not math.isfinite(loss_value) or not math.isfinite(grad_norm):
         bad = loss_value if not math.isfinite(loss_value) else grad_norm
         raise TrainingDiverged(step, bad, str(latest_checkpoint(run_dir) or "") or None)
@@ -290,11 +332,8 @@ def train(model: nn.Module, train_data: Dataset, val_data: Dataset | None, cfg: 
     _micro_batches(cfg, env)  # a batch that does not split is an error before any work
     if len(train_data) == 0:
         raise FmError(f"{run_dir}: the training set is empty")
-    model.to(env.device)
-    optimizer = make_optimizer(model, cfg)
-    resumed = _resume(model, optimizer, run_dir)
+    ddp_model, optimizer, resumed = _setup(model, cfg, run_dir, env)
     start = resumed or 0
-    ddp_model = dist.wrap(model, env)
     metrics = MetricsWriter(run_dir / "metrics.jsonl", resume_step=resumed,
                             tensorboard_dir=run_dir / "tensorboard" if env.tensorboard else None, enabled=env.is_main)
     bar = tqdm(total=cfg.steps, initial=start, disable=not (env.progress and env.is_main), desc=run_dir.name,
@@ -319,10 +358,7 @@ def train(model: nn.Module, train_data: Dataset, val_data: Dataset | None, cfg: 
             if record:
                 metrics.log({"step": step, **record})
             if _due(step, cfg.ckpt_every, cfg):
-                if env.is_main:
-                    save_checkpoint(run_dir, step, model, optimizer, {"seed": cfg.seed}, keep=cfg.keep_checkpoints,
-                                    tokenizer=tokenizer)
-                dist.barrier(env)
+                _save(run_dir, step, model, optimizer, cfg, env, tokenizer)
     finally:
         bar.close()
         metrics.close()
