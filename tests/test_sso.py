@@ -371,3 +371,22 @@ def test_sft_policy_is_reproducible(tmp_path):
     from fmrecipes.recipe import replicate
 
     assert replicate(cfg, 7).train.seed == 7 and replicate(cfg, 7).reward.train.seed == 7
+
+
+def test_generation_that_fails_before_its_first_chunk_records_no_inputs(smoke, tmp_path, monkeypatch):
+    """The inputs record is written with the first chunk: a command that fails before producing any triples
+    leaves nothing that would refuse a corrected re-run."""
+    import fmrecipes.sso.generate as gen
+    from fmrecipes.sso.sft import load_policy
+
+    cfg, world, policy_dir = smoke
+    model, tok = load_policy(policy_dir)
+
+    def fail(*args, **kwargs):
+        raise FmError("a prompt does not fit the policy's context")
+
+    monkeypatch.setattr(gen, "_chunk", fail)
+    with pytest.raises(FmError, match="does not fit"):
+        generate_triples(model, tok, world, world.queries("train")[:4], cfg.generation, tmp_path / "g", seed=5,
+                         progress=False)
+    assert not (tmp_path / "g" / "inputs.json").exists()

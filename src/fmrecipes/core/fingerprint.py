@@ -50,16 +50,18 @@ def weights_digest(model: Any) -> str:
                    for t in model.state_dict().values() if t.is_floating_point()])
 
 
-def guard_inputs(directory: Path, inputs: dict[str, str], what: str) -> None:
-    """Record ``inputs`` (name -> digest) in ``directory/inputs.json`` on first use; later, a one-line error if
-    any differs from the record: ``what`` (the directory's outputs) came from other inputs."""
-    record = directory / INPUTS
-    if record.is_file():
-        old = json.loads(record.read_text())
+def guard_inputs(directory: Path, inputs: dict[str, str], what: str, record: bool = True) -> None:
+    """A one-line error if ``directory/inputs.json`` records other ``inputs`` (name -> digest): ``what`` (the
+    directory's outputs) came from other inputs. Without a record, write one (``record=False``: leave that to
+    the first output, so a command that fails before producing any leaves nothing behind)."""
+    path = directory / INPUTS
+    if path.is_file():
+        old = json.loads(path.read_text())
         changed = sorted(k for k in {*old, *inputs} if old.get(k) != inputs.get(k))
         if changed:
             raise FmError(f"{directory} holds {what} made from other inputs ({', '.join(changed)} changed); use a new "
                           "output directory or delete it")
         return
-    directory.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(record, inputs)
+    if record:
+        directory.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(path, inputs)

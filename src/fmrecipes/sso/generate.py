@@ -102,8 +102,9 @@ def generate_triples(policy: nn.Module, tok, task: Task, queries: list[Query], c
     if not queries:
         raise ConfigError("the query set is empty: nothing to generate")
     out = ensure_dir(out_dir)
-    guard_inputs(out, {"queries": digest(queries), "principles": digest(task.features), "generation": digest(cfg),
-                       "seed": str(seed), "policy": weights_digest(policy)}, "triples")
+    inputs = {"queries": digest(queries), "principles": digest(task.features), "generation": digest(cfg),
+              "seed": str(seed), "policy": weights_digest(policy)}
+    guard_inputs(out, inputs, "triples", record=False)
     final = out / "triples.jsonl"
     if not final.is_file():
         chunks = ensure_dir(out / "chunks")
@@ -114,6 +115,7 @@ def generate_triples(policy: nn.Module, tok, task: Task, queries: list[Query], c
                 continue
             rng = np.random.default_rng([seed, c])
             recs = _chunk(policy, tok, task, queries[start:start + cfg.chunk], cfg, rng, seed * 100_003 + c)
+            guard_inputs(out, inputs, "triples")  # recorded with the first chunk
             atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in recs))
         lines = "".join((chunks / f"{c:05d}.jsonl").read_text() for c in range(len(starts)))
         kept = [r for r in map(json.loads, lines.splitlines()) if not r["degenerate"]]
