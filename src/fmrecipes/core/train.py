@@ -202,12 +202,17 @@ def _micro_batches(cfg: TrainConfig, env: dist.DistEnv) -> tuple[int, int]:
     return micro, cfg.batch_size // (micro * env.world_size)
 
 
+def _sharded(cfg: TrainConfig, env: dist.DistEnv) -> bool:
+    """Whether this run shards its model (``train.parallel=fsdp`` under torchrun)."""
+    return cfg.parallel == "fsdp" and env.distributed
+
+
 def _setup(model: nn.Module, cfg: TrainConfig, run_dir: Path, env: dist.DistEnv) -> tuple[nn.Module, Any, int | None]:
     """The model to run forward (DDP-wrapped, sharded or itself), its optimizer, restored with the weights from
     ``run_dir``'s latest checkpoint, and that checkpoint's step (None without one). A sharded model loads the
     whole weights first, then shards them, then takes its shard of the optimizer state. A checkpoint written in
     the other mode resumes too (its optimizer state is converted by parameter name)."""
-    sharded = cfg.parallel == "fsdp" and env.distributed
+    sharded = _sharded(cfg, env)
     if not sharded:
         model.to(env.device)
     optimizer = make_optimizer(model, cfg)
@@ -235,7 +240,7 @@ def _setup(model: nn.Module, cfg: TrainConfig, run_dir: Path, env: dist.DistEnv)
 def _save(run_dir: Path, step: int, model: nn.Module, optimizer: torch.optim.Optimizer, cfg: TrainConfig,
           env: dist.DistEnv, tokenizer: Any) -> None:
     """A checkpoint of ``step``, written by the main process (a sharded model is gathered by all first)."""
-    if cfg.parallel == "fsdp" and env.distributed:
+    if _sharded(cfg, env):
         weights, opt_state = fsdp.full_weights(model), fsdp.full_optimizer_state(model, optimizer)
         if env.is_main:
             save_checkpoint(run_dir, step, model, None, {"seed": cfg.seed, fsdp.OPTIMIZER_KEY: opt_state},
