@@ -195,20 +195,26 @@ def _weights(run: Path) -> dict:
     return load_file(str(latest_checkpoint(run) / "model.safetensors"))
 
 
+def _killed_once(cmd: list[str], target: Path, timeout: float) -> subprocess.Popen:
+    """Run ``cmd`` and SIGKILL its whole process group (torchrun's workers too) once ``target`` exists."""
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.time() + timeout
+    while not target.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    return proc
+
+
 def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path, corpus):
     args = tiny_lm_args(corpus, tmp_path / "ref", **{"train.steps": 60, "train.ckpt_every": 10,
                                                      "model.d_model": 64, "model.seq_len": 64})
     ref = run_cli("lm", "train", *args)
     assert ref.returncode == 0, ref.stderr
     killed_args = [str(tmp_path / "killed") if a == str(tmp_path / "ref") else a for a in args]
-    proc = subprocess.Popen([sys.executable, "-m", "fmrecipes", "lm", "train", *killed_args], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    target = tmp_path / "killed" / "checkpoints" / "step_00000020"
-    deadline = time.time() + 120
-    while not target.exists() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.01)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    proc = _killed_once([sys.executable, "-m", "fmrecipes", "lm", "train", *killed_args],
+                        tmp_path / "killed" / "checkpoints" / "step_00000020", 120)
     assert proc.returncode == -signal.SIGKILL, "training finished before it could be killed"
     assert latest_checkpoint(tmp_path / "killed").name != "step_00000060"
     resumed = run_cli("lm", "train", *killed_args)
@@ -283,14 +289,7 @@ def test_fsdp_two_processes_match_one_and_resume_after_a_kill(tmp_path, corpus):
     assert run_cli("lm", "eval", str(tmp_path / "fsdp")).returncode == 0
 
     killed = [str(tmp_path / "killed") if a == str(tmp_path / "fsdp") else a for a in sharded]
-    proc = subprocess.Popen(_torchrun("lm", "train", *killed), cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
-    target = tmp_path / "killed" / "checkpoints" / "step_00000004"
-    deadline = time.time() + 240
-    while not target.exists() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.01)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    _killed_once(_torchrun("lm", "train", *killed), tmp_path / "killed" / "checkpoints" / "step_00000004", 240)
     assert latest_checkpoint(tmp_path / "killed").name != "step_00000012", "training finished before the kill"
     resumed = subprocess.run(_torchrun("lm", "train", *killed), capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
