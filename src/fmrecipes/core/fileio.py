@@ -99,3 +99,14 @@ def read_parquet(path: Path, what: str):
         return pq.read_table(path)
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise FmError(f"{what} {path} is not a readable parquet file: {str(exc).splitlines()[0]}") from None
+
+
+def saved_dataset(directory: Path):
+    """The Hugging Face ``datasets`` dataset saved with ``save_to_disk`` at ``directory`` (a ``DatasetDict``: its
+    first split), or None when ``directory`` is not one."""
+    if not ((directory / "dataset_info.json").is_file() or (directory / "dataset_dict.json").is_file()):
+        return None
+    from datasets import load_from_disk
+
+    ds = load_from_disk(str(directory))
+    return ds[list(ds.keys())[0]] if hasattr(ds, "keys") else ds

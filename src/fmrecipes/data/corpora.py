@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..core.fileio import iter_jsonl, read_parquet
+from ..core.fileio import iter_jsonl, read_parquet, saved_dataset
 from ..errors import FmError
 
 BUNDLED = ("bible", "wiki", "news")
@@ -122,12 +122,8 @@ def file_documents(source: str, text_key: str) -> list[Document]:
         raise FmError(f"corpus file {path} does not exist (bundled corpora: {', '.join(BUNDLED)}, bundled)")
     domain = path.stem
     if path.is_dir():
-        if (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists():
-            from datasets import load_from_disk
-
-            ds = load_from_disk(str(path))
-            if hasattr(ds, "keys"):  # a DatasetDict: take its first split
-                ds = ds[list(ds.keys())[0]]
+        ds = saved_dataset(path)
+        if ds is not None:
             if text_key not in ds.column_names:
                 raise FmError(f"dataset {path} has no column '{text_key}' (columns: {', '.join(ds.column_names)})")
             texts = _strings(ds[text_key], path, "row", text_key)

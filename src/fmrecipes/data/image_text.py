@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from ..core.fileio import AtomicDir, atomic_write_json, iter_jsonl, read_parquet
+from ..core.fileio import AtomicDir, atomic_write_json, iter_jsonl, read_parquet, saved_dataset
 from ..errors import FmError
 from .scene_config import SceneConfig
 from .scene_pack import ScenePack
@@ -92,11 +92,16 @@ def _read_rows(index: Path) -> list[dict[str, Any]]:
     return [row for _, row in iter_jsonl(index, index.read_text(encoding="utf-8"), "image-text index")]
 
 
+def image_files(directory: Path) -> list[Path]:
+    """The image files (by suffix, :data:`IMAGE_SUFFIXES`) directly in ``directory``, sorted."""
+    return sorted(p for p in directory.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
 def _sidecar_rows(directory: Path) -> list[dict[str, Any]]:
     """A directory of images, each with a sidecar: ``<stem>.json`` (the keys of an index row) or ``<stem>.txt``
     (its alt-text)."""
     rows = []
-    for image in sorted(p for p in directory.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
+    for image in image_files(directory):
         as_json, as_text = image.with_suffix(".json"), image.with_suffix(".txt")
         if as_json.is_file():
             try:
@@ -113,14 +118,11 @@ def _sidecar_rows(directory: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def _dataset_rows(directory: Path) -> list[dict[str, Any]]:
-    """A Hugging Face ``datasets`` dataset saved with ``save_to_disk`` (its first split): an ``image`` column
-    (``datasets.Image``) and the text columns of an index row; images stay encoded until read."""
-    from datasets import Image, load_from_disk
+def _dataset_rows(directory: Path, ds) -> list[dict[str, Any]]:
+    """The rows of a saved ``datasets`` dataset ``ds`` (at ``directory``): an ``image`` column (``datasets.Image``)
+    and the text columns of an index row; images stay encoded until read."""
+    from datasets import Image
 
-    ds = load_from_disk(str(directory))
-    if hasattr(ds, "keys"):  # a DatasetDict: its first split
-        ds = ds[list(ds.keys())[0]]
     if "image" not in ds.column_names:
         raise FmError(f"dataset {directory} has no column 'image' (columns: {', '.join(ds.column_names)})")
     rows = ds.remove_columns(["image"]).to_list()
@@ -133,10 +135,10 @@ def read_image_text(path: Path) -> tuple[list[dict[str, Any]], Path]:
     """The rows of an image-text set and the directory its relative image paths start from: an index
     (``.jsonl`` / ``.parquet``, or a directory holding ``index.jsonl`` / ``index.parquet``), a directory of images
     with sidecar texts, or a saved ``datasets`` dataset with an ``image`` column."""
-    if path.is_dir() and ((path / "dataset_info.json").is_file() or (path / "dataset_dict.json").is_file()):
-        return _dataset_rows(path), path
-    if path.is_dir() and not any((path / n).is_file() for n in ("index.jsonl", "index.parquet")) and any(
-            p.suffix.lower() in IMAGE_SUFFIXES for p in path.iterdir()):
+    ds = saved_dataset(path) if path.is_dir() else None
+    if ds is not None:
+        return _dataset_rows(path, ds), path
+    if path.is_dir() and not any((path / n).is_file() for n in ("index.jsonl", "index.parquet")) and image_files(path):
         return _sidecar_rows(path), path
     index = _index_file(path)
     return _read_rows(index), index.parent

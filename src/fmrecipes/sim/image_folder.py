@@ -4,13 +4,13 @@ file's path puts 10% in the test split, the same on every machine."""
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from ..data.image_text import IMAGE_SUFFIXES, load_image
+from ..data.corpora import is_validation
+from ..data.image_text import IMAGE_SUFFIXES, image_files, load_image
 from ..errors import FmError
 
 TEST_FRACTION = 0.1
@@ -26,29 +26,20 @@ class ImageFolder:
     classes: list[str]
 
 
-def _images(directory: Path) -> list[Path]:
-    return sorted(p for p in directory.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-
-
 def scan(root: str | Path) -> ImageFolder:
     """The images under ``root`` (its class subdirectories' if it has any holding images)."""
     root = Path(root)
     if not root.is_dir():
         raise FmError(f"images.dataset={root} is neither a built-in dataset (digits, mnist, fashion) nor a directory "
                       "of images")
-    class_dirs = [d for d in sorted(root.iterdir()) if d.is_dir() and _images(d)]
+    class_dirs = [d for d in sorted(root.iterdir()) if d.is_dir() and image_files(d)]
     if class_dirs:
-        pairs = [(f, k) for k, d in enumerate(class_dirs) for f in _images(d)]
+        pairs = [(f, k) for k, d in enumerate(class_dirs) for f in image_files(d)]
     else:
-        pairs = [(f, 0) for f in _images(root)]
+        pairs = [(f, 0) for f in image_files(root)]
     if not pairs:
         raise FmError(f"images.dataset={root} holds no images ({', '.join(IMAGE_SUFFIXES)})")
     return ImageFolder([f for f, _ in pairs], [k for _, k in pairs], [d.name for d in class_dirs])
-
-
-def is_test(path: Path, root: Path) -> bool:
-    key = path.relative_to(root).as_posix().encode()
-    return int.from_bytes(hashlib.sha1(key).digest()[:8], "big") / 2**64 < TEST_FRACTION
 
 
 def folder_images(root: str | Path, split: str, size: int, channels: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -56,7 +47,8 @@ def folder_images(root: str | Path, split: str, size: int, channels: int) -> tup
     RGB (or its luma for one channel) and resized, no crop."""
     root = Path(root)
     folder = scan(root)
-    picked = [i for i, f in enumerate(folder.files) if is_test(f, root) == (split == "test")]
+    picked = [i for i, f in enumerate(folder.files)  # the corpora's hash split, on each file's relative path
+              if is_validation(f.relative_to(root).as_posix(), TEST_FRACTION) == (split == "test")]
     if not picked:
         raise FmError(f"images.dataset={root} has no {split} images (the test split is a hash-chosen "
                       f"{TEST_FRACTION:.0%} of the files); add images")
