@@ -24,6 +24,9 @@ class RunConfig:
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast on GPU, fp32 on CPU
     progress: bool = True  # progress bars
     tensorboard: bool = False  # mirror training metrics to TensorBoard (needs the tensorboard package)
+    # torch.compile (Inductor) the model's forward and backward in training and the scoring forward; auto:
+    # scoring pools of 8,192+ instances only. Falls back to eager, with a warning, where no compiler works.
+    compile: bool | Literal["auto"] = "auto"
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,7 @@ class DistEnv:
     precision: str = "auto"
     progress: bool = True
     tensorboard: bool = False
+    compile: bool | str = "auto"
 
     @property
     def bf16(self) -> bool:
@@ -79,7 +83,7 @@ def setup(run: RunConfig | None = None) -> DistEnv:
         if dev.type == "cuda":
             torch.cuda.set_device(dev)
         dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
-    return DistEnv(rank, world, local, dev, run.precision, run.progress, run.tensorboard)
+    return DistEnv(rank, world, local, dev, run.precision, run.progress, run.tensorboard, run.compile)
 
 
 def wrap(model: nn.Module, env: DistEnv) -> nn.Module:

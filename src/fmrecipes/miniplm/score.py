@@ -19,9 +19,14 @@ import torch.nn as nn
 from tqdm.auto import tqdm
 
 from ..core import dist
+from ..core.aligned_mlp import aligned_mlps
 from ..core.fileio import atomic_write_json, ensure_dir
 from ..errors import FmError, warn
 from .losses import eos_input_mask, instance_nll
+from .scorer import Scorer
+
+
+AUTO_COMPILE_INSTANCES = 8192
 
 
 def model_vocab(model: nn.Module) -> int:
@@ -67,7 +72,9 @@ def score(model: nn.Module, data, indices: np.ndarray, out_dir: str | Path, pool
           batch_size: int = 32, chunk: int = 512, env: dist.DistEnv | None = None,
           text_tokenizers: tuple | None = None, eos_id: int | None = None) -> np.ndarray:
     """Score ``data`` rows ``indices`` with ``model`` into ``out_dir`` (scores.npy + meta.json), skipping
-    positions whose input is ``eos_id`` (None: none)."""
+    positions whose input is ``eos_id`` (None: none). Instances in the corpus's own tokens go through the fast
+    :class:`~fmrecipes.miniplm.scorer.Scorer` (compiled per :func:`compiles`), re-tokenised ones through
+    :func:`score_batch`."""
     env = env or dist.DistEnv()
     out = Path(out_dir)
     final = out / "scores.npy"
@@ -84,27 +91,11 @@ def score(model: nn.Module, data, indices: np.ndarray, out_dir: str | Path, pool
     n = len(indices)
     n_chunks = math.ceil(n / chunk)
     bar = tqdm(total=n, desc=f"score {name}", unit="inst", disable=not (env.progress and env.is_main))
-    for c in range(n_chunks):
-        path = out / "chunks" / f"chunk_{c:06d}.npy"
-        lo, hi = c * chunk, min(n, (c + 1) * chunk)
-        if path.is_file() and _chunk_ok(path, hi - lo):
-            bar.update(hi - lo)
-            continue
-        starts = list(range(lo, hi, batch_size))
-        mine = np.full(hi - lo, np.nan, dtype=np.float32)
-        for j, s in enumerate(starts):
-            if j % env.world_size != env.rank:
-                continue
-            e = min(hi, s + batch_size)
-            x, y = data.batch(indices[s:e])
-            mine[s - lo:e - lo] = score_batch(model, x, y, env.device, text_tokenizers, eos_id)
-        merged = _merge(mine, env)
-        if env.is_main:
-            tmp = path.with_suffix(".tmp.npy")
-            np.save(tmp, merged)
-            tmp.replace(path)
-        dist.barrier(env)
-        bar.update(hi - lo)
+    with aligned_mlps(model):
+        scorer = Scorer(model, env.device, eos_id, batch_size, compiles(env, n)) if text_tokenizers is None else None
+        for c in range(n_chunks):
+            _score_chunk(c, chunk, n, batch_size, out, data, indices, env, bar,
+                         scorer or (lambda x, y: score_batch(model, x, y, env.device, text_tokenizers, eos_id)))
     bar.close()
     scores = np.concatenate([np.load(out / "chunks" / f"chunk_{c:06d}.npy") for c in range(n_chunks)]) \
         if n_chunks else np.zeros(0, np.float32)
@@ -116,6 +107,37 @@ def score(model: nn.Module, data, indices: np.ndarray, out_dir: str | Path, pool
                                               "mean_nll": float(scores.mean()) if n else None})
     dist.barrier(env)
     return scores
+
+
+def compiles(env: dist.DistEnv, n: int) -> bool:
+    """Whether scoring ``n`` instances compiles its forward: ``run.compile`` true, or auto and at least
+    :data:`AUTO_COMPILE_INSTANCES` of them (compiling takes seconds to a minute, which a small pool never wins
+    back)."""
+    return env.compile is True or (env.compile == "auto" and n >= AUTO_COMPILE_INSTANCES)
+
+
+def _score_chunk(c: int, chunk: int, n: int, batch_size: int, out: Path, data, indices: np.ndarray,
+                 env: dist.DistEnv, bar, score_fn) -> None:
+    """Chunk ``c`` of the instances: this rank's micro-batches by ``score_fn(x, y)``, merged over ranks and saved
+    atomically by the main process; skipped when a sound chunk file exists."""
+    path = out / "chunks" / f"chunk_{c:06d}.npy"
+    lo, hi = c * chunk, min(n, (c + 1) * chunk)
+    if path.is_file() and _chunk_ok(path, hi - lo):
+        bar.update(hi - lo)
+        return
+    mine = np.full(hi - lo, np.nan, dtype=np.float32)
+    for j, s in enumerate(range(lo, hi, batch_size)):
+        if j % env.world_size != env.rank:
+            continue
+        e = min(hi, s + batch_size)
+        mine[s - lo:e - lo] = score_fn(*data.batch(indices[s:e]))
+    merged = _merge(mine, env)
+    if env.is_main:
+        tmp = path.with_suffix(".tmp.npy")
+        np.save(tmp, merged)
+        tmp.replace(path)
+    dist.barrier(env)
+    bar.update(hi - lo)
 
 
 def read_npy(path: Path, what: str, remedy: str) -> np.ndarray:
