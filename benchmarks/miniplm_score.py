@@ -21,14 +21,14 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from shape_args import shape_parser
+from timing import interleaved_medians
 
 from fmrecipes.core.dist import DistEnv
 from fmrecipes.core.gpt import GPTConfig
 from fmrecipes.core.hf import llama_like
 from fmrecipes.data.tokens import PackedDataset, TokenShard, write_shard
 from fmrecipes.miniplm.score import score
-from shape_args import shape_parser
-from timing import interleaved_medians
 
 EOS = 0
 TARGET = 1.5

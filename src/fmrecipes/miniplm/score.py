@@ -25,7 +25,6 @@ from ..errors import FmError, warn
 from .losses import eos_input_mask, instance_nll
 from .scorer import Scorer
 
-
 AUTO_COMPILE_INSTANCES = 8192
 
 
