@@ -21,8 +21,10 @@ and each stability method is a named, combinable config field:
 * ``attn_logit_cap``: soft-capping z -> c·tanh(z/c) of the scaled attention logits, before the mask
   (c = 50 in the paper and Gemma 2). ``final_logit_cap`` caps the LM-head logits (30 in Gemma 2).
 
-Without a cap, attention runs through ``F.scaled_dot_product_attention`` (fused kernels); with a
-cap it needs the logits, so it runs an explicit path.
+Without a cap, attention runs through ``F.scaled_dot_product_attention`` (fused kernels). With a cap,
+plain causal attention runs :func:`fmrecipes.core.softcap_attention.capped_causal_attention` (flex_attention
+on CUDA, a blockwise autograd function elsewhere); padding masks, a key/value cache, attention dropout and
+the stability monitor's logit tracking run the explicit path, which materialises the logits.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import ConfigError
+from .softcap_attention import capped_causal_attention
 
 
 @dataclass
@@ -174,6 +177,8 @@ class CausalSelfAttention(nn.Module):
         dropout = cfg.dropout if self.training else 0.0
         if cfg.attn_logit_cap is None and not self.track_max_logit:
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, is_causal=mask is None)
+        elif mask is None and dropout == 0.0 and not self.track_max_logit:
+            y = capped_causal_attention(q, k, v, cfg.attn_logit_cap)
         else:
             y = self._explicit_attention(q, k, v, dropout, mask)
         y = self.proj(y.transpose(1, 2).reshape(B, T, C))
