@@ -1,13 +1,17 @@
-"""Training throughput (tokens/s) of fmrecipes' GPT against Hugging Face's LlamaForCausalLM.
+"""Training throughput (tokens/s) of fmrecipes' GPT against Hugging Face's LlamaForCausalLM, at two sizes.
 
 Both models get the same width, depth, heads, vocabulary and sequence length, SDPA attention and
-untied embeddings, and are timed in the same process on the same batches (forward + backward +
-AdamW step), interleaved over several rounds; the median round counts. Llama's SwiGLU MLP has three
-matrices, so its intermediate size is 8/3·d to match the parameters (and FLOPs) of our 4·d GELU MLP.
+untied embeddings, and are timed in the same process on the same batches (the training loop's loss,
+``core.train.lm_loss``: our GPT's fused head + cross-entropy, Llama's logits + cross-entropy; backward;
+AdamW step), interleaved over rounds with the order rotated each round; the median round counts, and each
+round's ratio is printed to show how steady it is. Llama's SwiGLU MLP has three matrices, so its
+intermediate size is 8/3·d to match the parameters (and FLOPs) of our 4·d GELU MLP. The second size has 4x
+the parameters per block (twice the width). ``--compile`` adds both models under ``torch.compile``.
 
-    python benchmarks/lm_throughput.py [--device cpu|cuda] [--d-model 256] ...
+    python benchmarks/lm_throughput.py [--device cpu|cuda] [--d-models 256 512] [--rounds 5] [--compile]
 
-Prints one JSON object with both figures and their ratio (ours / Hugging Face).
+Prints one JSON object with the figures, the ratios (ours / Hugging Face; soft-capped / fused attention)
+and their targets.
 """
 
 from __future__ import annotations
@@ -17,22 +21,24 @@ import statistics
 import time
 
 import torch
-import torch.nn.functional as F
-
-from fmrecipes.core.gpt import GPT, GPTConfig
 from shape_args import shape_parser
 
+from fmrecipes.core.gpt import GPT, GPTConfig
+from fmrecipes.core.train import lm_loss
 
-def llama(args) -> torch.nn.Module:
+TARGETS = {"ours_vs_hf_llama": 1.2, "softcap50_vs_fused_sdpa": 0.95}
+
+
+def llama(args, d: int) -> torch.nn.Module:
     from fmrecipes.core.hf import llama_like
 
     return llama_like(GPTConfig(vocab_size=args.vocab, seq_len=args.seq_len, n_layer=args.n_layer,
-                                n_head=args.n_head, d_model=args.d_model, tie_embeddings=False))
+                                n_head=args.n_head, d_model=d, tie_embeddings=False))
 
 
-def ours(args, **switches) -> torch.nn.Module:
+def ours(args, d: int, **switches) -> torch.nn.Module:
     return GPT(GPTConfig(vocab_size=args.vocab, seq_len=args.seq_len, n_layer=args.n_layer, n_head=args.n_head,
-                         d_model=args.d_model, tie_embeddings=False, **switches))
+                         d_model=d, tie_embeddings=False, **switches))
 
 
 def step_fn(model: torch.nn.Module, device: torch.device, bf16: bool):
@@ -40,9 +46,7 @@ def step_fn(model: torch.nn.Module, device: torch.device, bf16: bool):
 
     def step(x: torch.Tensor, y: torch.Tensor) -> None:
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            out = model(x)
-            logits = out.logits if hasattr(out, "logits") else out
-            loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1))
+            loss = lm_loss(model, (x, y))
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
@@ -61,19 +65,17 @@ def time_steps(step, x, y, n: int, device: torch.device) -> float:
     return time.perf_counter() - t0
 
 
-def main() -> None:
-    p = shape_parser(__doc__.splitlines()[0], seq_len=256, batch=8, rounds=6)
-    p.add_argument("--steps", type=int, default=5, help="timed steps per round")
-    args = p.parse_args()
-    device = torch.device(args.device)
-    bf16 = device.type == "cuda"
+def measure(args, d: int, device: torch.device, bf16: bool) -> dict:
     torch.manual_seed(0)
-    models = {"fmrecipes_gpt": ours(args), "hf_llama": llama(args),
-              "fmrecipes_gpt_softcap50": ours(args, attn_logit_cap=50.0)}
+    models = {"fmrecipes_gpt": ours(args, d), "hf_llama": llama(args, d),
+              "fmrecipes_gpt_softcap50": ours(args, d, attn_logit_cap=50.0)}
+    if args.compile:
+        models.update({"fmrecipes_gpt_compiled": torch.compile(ours(args, d)),
+                       "hf_llama_compiled": torch.compile(llama(args, d))})
     steps = {name: step_fn(m.to(device).train(), device, bf16) for name, m in models.items()}
     x = torch.randint(0, args.vocab, (args.batch, args.seq_len), device=device)
     y = torch.randint(0, args.vocab, (args.batch, args.seq_len), device=device)
-    for step in steps.values():  # warm-up
+    for step in steps.values():  # warm-up (and compilation)
         time_steps(step, x, y, 3, device)
     seconds: dict[str, list[float]] = {name: [] for name in steps}
     order = list(steps)
@@ -82,16 +84,38 @@ def main() -> None:
             seconds[name].append(time_steps(steps[name], x, y, args.steps, device))
     tokens = args.batch * args.seq_len * args.steps
     tps = {name: tokens / statistics.median(s) for name, s in seconds.items()}
+
+    def ratio(a: str, b: str) -> dict:
+        rounds = [sb / sa for sa, sb in zip(seconds[a], seconds[b])]
+        return {"median": round(tps[a] / tps[b], 3), "rounds": [round(v, 3) for v in rounds]}
+
+    out = {"d_model": d, "params": {n: sum(p.numel() for p in m.parameters()) for n, m in models.items()},
+           "tokens_per_s": {k: round(v, 1) for k, v in tps.items()},
+           "ours_vs_hf_llama": ratio("fmrecipes_gpt", "hf_llama"),
+           "softcap50_vs_fused_sdpa": ratio("fmrecipes_gpt_softcap50", "fmrecipes_gpt")}
+    if args.compile:
+        out["compiled_ours_vs_compiled_hf_llama"] = ratio("fmrecipes_gpt_compiled", "hf_llama_compiled")
+    return out
+
+
+def main() -> None:
+    p = shape_parser(__doc__.splitlines()[0], seq_len=256, batch=8, rounds=5)
+    p.add_argument("--steps", type=int, default=3, help="timed steps per round")
+    p.add_argument("--d-models", type=int, nargs="+", default=[256, 512], help="widths (the default: 1x, 4x)")
+    p.add_argument("--compile", action="store_true", help="also time both models under torch.compile")
+    args = p.parse_args()
+    device = torch.device(args.device)
+    bf16 = device.type == "cuda"
+    sizes = [measure(args, d, device, bf16) for d in args.d_models]
     print(json.dumps({
         "benchmark": "lm_training_throughput", "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "threads": torch.get_num_threads(), "precision": "bf16 autocast" if bf16 else "fp32",
-        "shape": {k: getattr(args, k) for k in ("d_model", "n_layer", "n_head", "vocab", "seq_len", "batch")},
-        "params": {name: sum(p.numel() for p in m.parameters()) for name, m in models.items()},
-        "tokens_per_s": {k: round(v, 1) for k, v in tps.items()},
-        "ratio_ours_vs_hf_llama": round(tps["fmrecipes_gpt"] / tps["hf_llama"], 3),
-        "ratio_softcap_vs_fused_sdpa": round(tps["fmrecipes_gpt_softcap50"] / tps["fmrecipes_gpt"], 3),
-    }, indent=2))
+        "shape": {k: getattr(args, k) for k in ("n_layer", "n_head", "vocab", "seq_len", "batch", "rounds",
+                                                 "steps")},
+        "targets": TARGETS, "sizes": sizes,
+        "meets_targets": {k: all(s[k]["median"] >= t for s in sizes) for k, t in TARGETS.items()},
+    }))
 
 
 if __name__ == "__main__":

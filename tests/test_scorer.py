@@ -13,7 +13,8 @@ from fmrecipes.core.dist import DistEnv
 from fmrecipes.core.gpt import GPT, GPTConfig
 from fmrecipes.core.hf import llama_like
 from fmrecipes.data.tokens import PackedDataset, TokenShard, write_shard
-from fmrecipes.miniplm.losses import instance_nll, token_nll_chunked
+from fmrecipes.core.linear_cross_entropy import token_nll
+from fmrecipes.miniplm.losses import instance_nll
 from fmrecipes.miniplm.score import AUTO_COMPILE_INSTANCES, compiles, score, score_batch
 from fmrecipes.miniplm.scorer import Scorer
 
@@ -42,7 +43,7 @@ def data(tmp_path):
 def test_chunked_token_nll_equals_cross_entropy():
     torch.manual_seed(0)
     hidden, head, y = torch.randn(3, 5, 8), nn.Linear(8, 11, bias=False), torch.randint(0, 11, (3, 5))
-    chunked = token_nll_chunked(hidden, head, y, rows=4)  # slices that cut across instances
+    chunked = token_nll(hidden, head, y, rows=4)  # slices that cut across instances
     by_hand = -torch.log_softmax(head(hidden), -1).gather(2, y[..., None])[..., 0]
     torch.testing.assert_close(chunked, by_hand, atol=1e-6, rtol=1e-6)
 

@@ -38,6 +38,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import ConfigError
+from .linear_cross_entropy import linear_cross_entropy
 from .softcap_attention import capped_causal_attention
 
 
@@ -293,7 +294,13 @@ class GPT(nn.Module):
         return self.ln_f(x)
 
     def forward(self, idx: torch.Tensor | None, pad_mask: torch.Tensor | None = None,
-                cache: list[LayerCache] | None = None, embeds: torch.Tensor | None = None) -> torch.Tensor:
+                cache: list[LayerCache] | None = None, embeds: torch.Tensor | None = None,
+                targets: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits (B, T, vocab); with ``targets`` (B, T) the mean next-token cross-entropy instead, computed by
+        :func:`fmrecipes.core.linear_cross_entropy.linear_cross_entropy` without the full logits."""
+        if targets is not None:
+            return linear_cross_entropy(self.hidden(idx, pad_mask, cache, embeds), self.lm_head.weight, targets,
+                                        self.config.final_logit_cap)
         logits = self.lm_head(self.hidden(idx, pad_mask, cache, embeds))
         if self.config.final_logit_cap is not None:
             logits = softcap(logits, self.config.final_logit_cap)

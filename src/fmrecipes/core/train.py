@@ -26,9 +26,9 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..errors import ConfigError, FmError, TrainingDiverged
-from . import dist
-from . import fsdp
+from . import dist, fsdp
 from .checkpoint import latest_checkpoint, load_model, restore_latest, save_checkpoint, unwrap
+from .gpt import GPT
 from .metrics import MetricsWriter, plot_curves, read_jsonl
 
 
@@ -103,8 +103,11 @@ def split_loss(out: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
 
 
 def lm_loss(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-    """Mean next-token cross-entropy; works for our GPT (returns logits) and HF models (``.logits``)."""
+    """Mean next-token cross-entropy: our GPT computes it in its forward (LM head and loss fused, no full
+    logits); for HF models (``.logits``) it is computed here."""
     x, y = batch
+    if isinstance(unwrap(model), GPT):
+        return model(x, targets=y)
     out = model(x)
     logits = out.logits if hasattr(out, "logits") else out
     return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1))

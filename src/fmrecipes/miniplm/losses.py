@@ -29,19 +29,6 @@ def masked_mean(nll: torch.Tensor, mask: torch.Tensor | None = None,
     return (nll * mask).sum(1) / (mask.sum(1).clamp_min(1) if per_tokens is None else per_tokens)
 
 
-def token_nll_chunked(hidden: torch.Tensor, head, targets: torch.Tensor, rows: int = 1024) -> torch.Tensor:
-    """Per-token NLL (B, T) from final hidden states (B, T, d) and the LM head, ``rows`` positions at a time:
-    NLL = logsumexp(z) - z[target] in fp32 on each slice of logits z = head(h), so the (B·T, V) logits and their
-    log-softmax are never materialised whole (the same numbers as :func:`instance_nll`'s cross-entropy)."""
-    B, T, D = hidden.shape
-    h, t = hidden.reshape(B * T, D), targets.reshape(B * T, 1)
-    parts = []
-    for s in range(0, B * T, rows):
-        z = head(h[s:s + rows]).float()
-        parts.append(torch.logsumexp(z, dim=-1) - z.gather(1, t[s:s + rows])[:, 0])
-    return torch.cat(parts).view(B, T)
-
-
 def difference_score(nll_teacher: torch.Tensor, nll_ref: torch.Tensor) -> torch.Tensor:
     """r(x) = log p(x)/p_ref(x) per token = NLL_ref(x) - NLL_teacher(x) (Eq. 4, length-normalised as in the code).
 

@@ -5,7 +5,7 @@ Where the time goes in the plain loop (``benchmarks/miniplm_score.py --profile``
 (B·T, V) logits' log-softmax and the element-wise work around them. This path
 
 1. runs the model's decoder to its final hidden states, then the LM head and ``logsumexp`` on 1,024 positions at
-   a time (:func:`~fmrecipes.miniplm.losses.token_nll_chunked`): the slice of logits stays in cache and the whole
+   a time (:func:`~fmrecipes.core.linear_cross_entropy.token_nll`): the slice of logits stays in cache and the whole
    log-softmax is never written;
 2. pads MLP hidden widths to a multiple of 16 (:mod:`fmrecipes.core.aligned_mlp`; exact);
 3. optionally ``torch.compile``s the forward (Inductor, weights frozen as constants: fused element-wise work),
@@ -26,8 +26,9 @@ import torch.nn as nn
 from ..core.checkpoint import unwrap
 from ..core.compile import maybe_compile
 from ..core.gpt import GPT, softcap
+from ..core.linear_cross_entropy import token_nll
 from ..errors import warn
-from .losses import eos_input_mask, masked_mean, token_nll_chunked
+from .losses import eos_input_mask, masked_mean
 
 CHECK_TOLERANCE = 1e-3  # nats: a head the split misses (a logit scale, a cap) moves scores far more than this
 
@@ -66,7 +67,7 @@ class Scorer:
         self.forward: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
         if parts is not None:
             hidden, head = parts
-            self.eager = lambda x, y: token_nll_chunked(hidden(x), head, y)
+            self.eager = lambda x, y: token_nll(hidden(x), head, y)
             self.forward = maybe_compile(self.eager, compile, device, "the scoring forward", dynamic=False,
                                          options={"freezing": True})
         self.checked = False
