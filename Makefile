@@ -32,12 +32,9 @@ demo: install
 test: $(STAMP) data browser
 	$(PY) -m pytest
 
+# Every benchmark (JSON in runs/bench/), then every ratio beside its target; on a GPU: bash benchmarks/gpu.sh
 bench: $(STAMP)
-	$(PY) benchmarks/lm_throughput.py
-	$(PY) benchmarks/miniplm_score.py
-	$(PY) benchmarks/sso_generate.py
-	$(PY) benchmarks/scenes.py
-	$(PY) benchmarks/sim_sampling.py
+	$(PY) benchmarks/run_all.py --out runs/bench --demo runs/demo
 
 clean:
 	rm -rf runs .pytest_cache

@@ -72,8 +72,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         rng = np.random.default_rng(0)
         docs, total = [], 0
-        while total <= args.instances * args.seq_len:  # documents of 20-400 tokens, EOS after each
-            docs.append(rng.integers(1, args.vocab, rng.integers(20, 400)).tolist())
+        while total <= args.instances * args.seq_len:  # documents of seq_len/8 to 3·seq_len tokens, EOS after each
+            docs.append(rng.integers(1, args.vocab, rng.integers(args.seq_len // 8 + 2, 3 * args.seq_len)).tolist())
             total += len(docs[-1]) + 1
         write_shard(Path(tmp) / "s", docs, EOS, args.vocab)
         data = PackedDataset(TokenShard(Path(tmp) / "s"), args.seq_len)

@@ -17,11 +17,11 @@ import json
 import tempfile
 
 import torch
+from timing import interleaved_medians
 
 from fmrecipes.data.image_text import ImageTextIndex, export_scenes
 from fmrecipes.data.scene_config import SceneConfig
 from fmrecipes.data.scenes import make_scene, scene_sample
-from timing import interleaved_medians
 
 
 def main() -> None:

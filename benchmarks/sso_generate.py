@@ -15,12 +15,12 @@ from __future__ import annotations
 import json
 
 import torch
+from shape_args import shape_parser
+from timing import interleaved_medians
 
 from fmrecipes.core.generation import left_pad, sample_batch
 from fmrecipes.core.gpt import GPT, GPTConfig
 from fmrecipes.core.hf import llama_like
-from shape_args import shape_parser
-from timing import interleaved_medians
 
 
 def main() -> None:

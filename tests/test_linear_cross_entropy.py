@@ -22,6 +22,7 @@ def _inputs(dtype=torch.float32, N=10, d=6, V=13):
 @pytest.mark.parametrize("cap", [None, 3.0])
 def test_loss_and_gradients_equal_cross_entropy_on_full_logits(cap):
     h, w, t = _inputs()
+    t[[1, 6]] = -100  # ignored positions (prompt tokens, padding): no loss, no gradient, not in the mean
     loss = linear_cross_entropy(h, w, t, cap, rows=4)  # slices of 4, 4 and 2 rows
     (3.0 * loss).backward()  # the upstream gradient scales both
     got = (h.grad.clone(), w.grad.clone())
@@ -31,6 +32,7 @@ def test_loss_and_gradients_equal_cross_entropy_on_full_logits(cap):
     (3.0 * ref).backward()
     torch.testing.assert_close(loss, ref, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(got[0], h.grad, atol=1e-5, rtol=1e-5)
+    assert got[0][[1, 6]].abs().max() == 0
     torch.testing.assert_close(got[1], w.grad, atol=1e-5, rtol=1e-5)
     with torch.no_grad():  # evaluation: the loss alone, the same number
         torch.testing.assert_close(linear_cross_entropy(h, w, t, cap, rows=4), ref.detach(), atol=1e-5, rtol=1e-5)

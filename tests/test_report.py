@@ -61,7 +61,9 @@ def test_report_tables_put_paper_numbers_beside_ours(tmp_path):
     assert "| miniplm | 4.2 | (paper 3.3) |" in text and "| no_kd | 4.3 |  |" in text
     assert "| only |  | 3 |" in text
     assert "**failed**: boom <x>" in text and "![curve](sim/curve.png)" in text
+    assert "## wall times" in text and "| sim | smoke | 1 |" in text and "| total |  | 1 (0.0 min) |" in text
     html = page.read_text()
+    assert "<section id='wall-times'>" in html and "<td>sim</td><td>smoke</td><td>1</td>" in html
     assert "boom &lt;x&gt;" in html and "data:image/png;base64," in html and "src='sim/" not in html
 
 

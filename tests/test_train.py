@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import ROOT, run_cli, tiny_lm_args
 from safetensors.torch import load_file
 
-from conftest import ROOT, run_cli, tiny_lm_args
 from fmrecipes.core import dist
 from fmrecipes.core.checkpoint import latest_checkpoint, load_model, save_checkpoint
 from fmrecipes.core.gpt import GPT, GPTConfig
@@ -303,3 +303,20 @@ def test_fsdp_two_processes_match_one_and_resume_after_a_kill(tmp_path, corpus):
                           cwd=ROOT, timeout=300)
     assert back.returncode == 0, back.stderr[-3000:]
     assert latest_checkpoint(tmp_path / "killed").name == "step_00000020"
+
+
+def test_compiled_training_matches_eager(tmp_path):
+    """``run.compile=true``: the loss and the model's forward/backward go through torch.compile (Inductor, a C++
+    compiler on this machine): the same losses and weights as eager training, and the checkpoint loads as usual."""
+    common = dict(steps=4, batch_size=8, micro_batch_size=4, lr=1e-2, warmup_steps=0, log_every=1,
+                  eval_every=4, ckpt_every=4)
+    eager, compiled = _toy_model(), _toy_model()
+    train(eager, Toy(), Toy(), TrainConfig(**common), tmp_path / "e", env=dist.DistEnv(progress=False, compile=False))
+    result = train(compiled, Toy(), Toy(), TrainConfig(**common), tmp_path / "c",
+                   env=dist.DistEnv(progress=False, compile=True))
+    rows = [[json.loads(line) for line in (tmp_path / d / "metrics.jsonl").read_text().splitlines()] for d in "ec"]
+    losses = [[r["loss"] for r in rs if "loss" in r] for rs in rows]
+    assert len(losses[0]) == 4 and losses[0] == pytest.approx(losses[1], abs=1e-4)
+    for pa, pb in zip(eager.parameters(), compiled.parameters()):
+        assert torch.allclose(pa, pb, atol=1e-4)
+    assert isinstance(load_model(result.checkpoint), GPT)

@@ -16,6 +16,7 @@ from collections.abc import Callable
 import torch
 
 ROWS = 1024  # positions per slice: a (1024, V) fp32 block of logits
+IGNORE_INDEX = -100  # targets that count for nothing (F.cross_entropy's default)
 
 
 def token_nll(hidden: torch.Tensor, head: Callable[[torch.Tensor], torch.Tensor], targets: torch.Tensor,
@@ -36,35 +37,37 @@ def _compute_dtype(x: torch.Tensor) -> torch.dtype:
 
 
 class LinearCrossEntropy(torch.autograd.Function):
-    """Mean NLL over N rows; the gradients of ``h`` and ``W`` are formed in the forward, slice by slice."""
+    """Mean NLL over the rows whose target is not :data:`IGNORE_INDEX`; the gradients of ``h`` and ``W`` are
+    formed in the forward, slice by slice."""
 
     @staticmethod
     def forward(ctx, h: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, cap: float | None,
                 rows: int) -> torch.Tensor:
         dt = _compute_dtype(h)
         acc = torch.promote_types(dt, torch.float32)  # softmax and dz in fp32 (fp64 for fp64 inputs)
-        N = h.shape[0]
+        valid = targets != IGNORE_INDEX
+        count = valid.sum()  # the mean is over the positions not ignored (0 of them: NaN, as F.cross_entropy)
         w = weight.to(dt)
         grad_h = torch.empty_like(h)
         grad_w = torch.zeros(weight.shape, dtype=torch.promote_types(weight.dtype, acc), device=weight.device)
         total = torch.zeros((), dtype=acc, device=h.device)
-        for s in range(0, N, rows):
-            hs, ts = h[s:s + rows].to(dt), targets[s:s + rows]
+        for s in range(0, h.shape[0], rows):
+            hs, ts, keep = h[s:s + rows].to(dt), targets[s:s + rows].clamp_min(0), valid[s:s + rows]
             z = torch.matmul(hs, w.t()).to(acc)
             if cap is not None:
                 tanh = z.div_(cap).tanh_()
                 z = tanh * cap
             lse = torch.logsumexp(z, dim=-1)
-            total += (lse - z.gather(1, ts[:, None])[:, 0]).sum()
+            total += ((lse - z.gather(1, ts[:, None])[:, 0]) * keep).sum()
             dz = z.sub_(lse[:, None]).exp_()  # softmax, in place of z
             dz[torch.arange(len(ts), device=h.device), ts] -= 1.0
             if cap is not None:
                 dz.addcmul_(dz, tanh * tanh, value=-1.0)  # d(c·tanh(z/c))/dz = 1 - tanh²
-            dz = dz.div_(N).to(dt)
+            dz = dz.mul_((keep / count)[:, None]).to(dt)
             grad_h[s:s + rows] = torch.matmul(dz, w)
             grad_w.add_(torch.matmul(dz.t(), hs))
         ctx.save_for_backward(grad_h, grad_w.to(weight.dtype))
-        return total / N
+        return total / count
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
@@ -75,7 +78,8 @@ class LinearCrossEntropy(torch.autograd.Function):
 def linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
                          cap: float | None = None, rows: int = ROWS) -> torch.Tensor:
     """Mean next-token cross-entropy of ``hidden`` (..., d) under the head ``weight`` (V, d) (and final logit
-    soft-cap ``cap``): ``F.cross_entropy(head(hidden), targets)`` without the full logits. Without gradients
+    soft-cap ``cap``): ``F.cross_entropy(head(hidden), targets)`` (targets -100 ignored) without the full logits.
+    Without gradients
     (evaluation) only the loss is computed."""
     h, t = hidden.reshape(-1, hidden.shape[-1]), targets.reshape(-1)
     if torch.is_grad_enabled() and (h.requires_grad or weight.requires_grad):
@@ -85,4 +89,5 @@ def linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, targets: to
         z = torch.matmul(x, weight.t())
         return z if cap is None else cap * torch.tanh(z / cap)
 
-    return token_nll(h, head, t, rows).mean()
+    valid = t != IGNORE_INDEX
+    return token_nll(h, head, t.clamp_min(0), rows)[valid].mean()

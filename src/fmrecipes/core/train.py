@@ -27,7 +27,14 @@ from tqdm.auto import tqdm
 
 from ..errors import ConfigError, FmError, TrainingDiverged
 from . import dist, fsdp
-from .checkpoint import latest_checkpoint, load_model, restore_latest, save_checkpoint, unwrap
+from .checkpoint import (
+    latest_checkpoint,
+    load_model,
+    restore_latest,
+    save_checkpoint,
+    unwrap,
+)
+from .compile import maybe_compile
 from .gpt import GPT
 from .metrics import MetricsWriter, plot_curves, read_jsonl
 
@@ -341,6 +348,8 @@ def train(model: nn.Module, train_data: Dataset, val_data: Dataset | None, cfg: 
     if len(train_data) == 0:
         raise FmError(f"{run_dir}: the training set is empty")
     ddp_model, optimizer, resumed = _setup(model, cfg, run_dir, env)
+    # run.compile=true: the loss with the model's forward (and so its backward) through torch.compile
+    loss_fn = maybe_compile(loss_fn, env.compile is True, env.device, "the training loss")
     start = resumed or 0
     metrics = MetricsWriter(run_dir / "metrics.jsonl", resume_step=resumed,
                             tensorboard_dir=run_dir / "tensorboard" if env.tensorboard else None, enabled=env.is_main)

@@ -151,6 +151,20 @@ CLAIM_RULE = ("Verdicts from paired per-seed differences: `holds` when their mea
 CLAIM_HEADER = ["recipe", "claim", "paper", "ours (mean ± std of the paired difference, n)", "verdict"]
 
 
+WALL_HEADER = ["recipe", "preset", "wall time (s)"]
+
+
+def wall_times(out_dir: Path) -> list[list[str]]:
+    """Each finished recipe's wall time (all its seeds), then their total."""
+    rows, total = [], 0.0
+    for recipe in all_recipes():
+        status, summary = recipe_status(out_dir, recipe.name)
+        if status == "done" and isinstance(summary.get("wall_time_s"), (int, float)):
+            rows.append([recipe.name, str(summary.get("preset", "run")), f"{summary['wall_time_s']:.0f}"])
+            total += summary["wall_time_s"]
+    return rows + [["total", "", f"{total:.0f} ({total / 60:.1f} min)"]] if rows else []
+
+
 def markdown(out_dir: Path) -> str:
     lines = ["# fmrecipes report", "", f"Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}.", "",
              "## claims", "", CLAIM_RULE, "", "| " + " | ".join(CLAIM_HEADER) + " |", "|" + " --- |" * len(
@@ -158,6 +172,9 @@ def markdown(out_dir: Path) -> str:
     lines += [f"| {r['recipe']} | {r['claim']} | {r['paper']} | {r['ours']} | **{r['verdict']}** |"
               for r in all_claims(out_dir)]
     lines.append("")
+    if wall_times(out_dir):
+        lines += ["## wall times", "", "| " + " | ".join(WALL_HEADER) + " |", "|" + " --- |" * len(WALL_HEADER)]
+        lines += ["| " + " | ".join(r) + " |" for r in wall_times(out_dir)] + [""]
     for recipe in all_recipes():
         name = recipe.name
         status, summary = recipe_status(out_dir, name)
@@ -204,6 +221,11 @@ def html_page(out_dir: Path) -> str:
               f"<td class='verdict' style='color:{VERDICT_COLOUR.get(r['verdict'], '#222')}'>{e(r['verdict'])}</td>"
               "</tr>" for r in all_claims(out_dir)]
     parts.append("</table></section>")
+    if wall_times(out_dir):
+        parts.append("<section id='wall-times'><h2>wall times</h2><table><tr>"
+                     + "".join(f"<th>{e(h)}</th>" for h in WALL_HEADER) + "</tr>")
+        parts += ["<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>" for r in wall_times(out_dir)]
+        parts.append("</table></section>")
     for recipe in all_recipes():
         name = recipe.name
         status, summary = recipe_status(out_dir, name)
