@@ -17,6 +17,7 @@ and their targets.
 from __future__ import annotations
 
 import json
+import math
 import statistics
 import time
 
@@ -76,20 +77,24 @@ def measure(args, d: int, device: torch.device, bf16: bool) -> dict:
     x = torch.randint(0, args.vocab, (args.batch, args.seq_len), device=device)
     y = torch.randint(0, args.vocab, (args.batch, args.seq_len), device=device)
     for step in steps.values():  # warm-up (and compilation)
-        time_steps(step, x, y, 3, device)
+        time_steps(step, x, y, 2, device)
+    # steps per round: enough for the slowest model's round to last --round-s, so that a round outlasts noise
+    per_step = max(time_steps(step, x, y, 1, device) for step in steps.values())
+    n_steps = args.steps or max(1, math.ceil(args.round_s / per_step))
     seconds: dict[str, list[float]] = {name: [] for name in steps}
     order = list(steps)
     for r in range(args.rounds):  # rotate the order each round so no model always runs first
         for name in order[r % len(order):] + order[:r % len(order)]:
-            seconds[name].append(time_steps(steps[name], x, y, args.steps, device))
-    tokens = args.batch * args.seq_len * args.steps
+            seconds[name].append(time_steps(steps[name], x, y, n_steps, device))
+    tokens = args.batch * args.seq_len * n_steps
     tps = {name: tokens / statistics.median(s) for name, s in seconds.items()}
 
     def ratio(a: str, b: str) -> dict:
         rounds = [sb / sa for sa, sb in zip(seconds[a], seconds[b])]
         return {"median": round(tps[a] / tps[b], 3), "rounds": [round(v, 3) for v in rounds]}
 
-    out = {"d_model": d, "params": {n: sum(p.numel() for p in m.parameters()) for n, m in models.items()},
+    out = {"d_model": d, "steps_per_round": n_steps,
+           "params": {n: sum(p.numel() for p in m.parameters()) for n, m in models.items()},
            "tokens_per_s": {k: round(v, 1) for k, v in tps.items()},
            "ours_vs_hf_llama": ratio("fmrecipes_gpt", "hf_llama"),
            "softcap50_vs_fused_sdpa": ratio("fmrecipes_gpt_softcap50", "fmrecipes_gpt")}
@@ -100,7 +105,8 @@ def measure(args, d: int, device: torch.device, bf16: bool) -> dict:
 
 def main() -> None:
     p = shape_parser(__doc__.splitlines()[0], seq_len=256, batch=8, rounds=5)
-    p.add_argument("--steps", type=int, default=3, help="timed steps per round")
+    p.add_argument("--steps", type=int, default=None, help="timed steps per round (default: --round-s worth)")
+    p.add_argument("--round-s", type=float, default=3.0, help="seconds a round of the slowest model lasts")
     p.add_argument("--d-models", type=int, nargs="+", default=[256, 512], help="widths (the default: 1x, 4x)")
     p.add_argument("--compile", action="store_true", help="also time both models under torch.compile")
     args = p.parse_args()
@@ -111,8 +117,7 @@ def main() -> None:
         "benchmark": "lm_training_throughput", "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "threads": torch.get_num_threads(), "precision": "bf16 autocast" if bf16 else "fp32",
-        "shape": {k: getattr(args, k) for k in ("n_layer", "n_head", "vocab", "seq_len", "batch", "rounds",
-                                                 "steps")},
+        "shape": {k: getattr(args, k) for k in ("n_layer", "n_head", "vocab", "seq_len", "batch", "rounds")},
         "targets": TARGETS, "sizes": sizes,
         "meets_targets": {k: all(s[k]["median"] >= t for s in sizes) for k, t in TARGETS.items()},
     }))

@@ -8,7 +8,7 @@ resumable), eager and compiled, on the same model, documents (EOS between them) 
 process, interleaved over rounds (median). Prints one JSON object: the rates, the ratios to the plain loop
 beside the target, the largest score difference, and with ``--profile`` the top operators of a batch of each.
 
-    python benchmarks/miniplm_score.py [--d-model 256 --n-layer 4 --instances 512 --batch 32 --profile]
+    python benchmarks/miniplm_score.py [--d-model 256 --n-layer 4 --instances 1024 --batch 32 --profile]
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def profile_of(fn, rows: int = 6) -> list[str]:
 
 def main() -> None:
     p = shape_parser(__doc__.splitlines()[0], seq_len=128, batch=32, rounds=5)
-    p.add_argument("--instances", type=int, default=512)
+    p.add_argument("--instances", type=int, default=1024)
     p.add_argument("--profile", action="store_true", help="also print each path's top operators on one batch")
     args = p.parse_args()
     device = torch.device(args.device)

@@ -12,8 +12,8 @@ from fmrecipes.core.compile import maybe_compile
 from fmrecipes.core.dist import DistEnv
 from fmrecipes.core.gpt import GPT, GPTConfig
 from fmrecipes.core.hf import llama_like
-from fmrecipes.data.tokens import PackedDataset, TokenShard, write_shard
 from fmrecipes.core.linear_cross_entropy import token_nll
+from fmrecipes.data.tokens import PackedDataset, TokenShard, write_shard
 from fmrecipes.miniplm.losses import instance_nll
 from fmrecipes.miniplm.score import AUTO_COMPILE_INSTANCES, compiles, score, score_batch
 from fmrecipes.miniplm.scorer import Scorer
@@ -112,7 +112,7 @@ def test_scorer_falls_back_to_the_plain_forward_when_the_split_differs(data, cap
     np.testing.assert_allclose(got, score_batch(model, x, y, CPU, eos_id=EOS), rtol=1e-6)
 
 
-def test_compiled_scoring_equals_eager_scoring(tmp_path, data):
+def test_compiled_scoring_equals_eager_scoring(tmp_path, data, monkeypatch):
     """``run.compile=true``: the Inductor-compiled scoring forward (a C++ compiler is on this machine) gives the
     eager scores; auto compiles only large pools."""
     model, idx = _llama(), np.arange(10)
@@ -126,6 +126,8 @@ def test_compiled_scoring_equals_eager_scoring(tmp_path, data):
     np.testing.assert_allclose(compiled, manual, rtol=1e-5, atol=1e-6)
     auto = DistEnv(compile="auto")
     assert compiles(auto, AUTO_COMPILE_INSTANCES) and not compiles(auto, AUTO_COMPILE_INSTANCES - 1)
+    monkeypatch.setattr("fmrecipes.miniplm.score.compiler_available", lambda device: False)
+    assert not compiles(auto, 10**9) and compiles(DistEnv(compile=True), 1)  # auto never asks for what is not here
     assert not compiles(DistEnv(compile=False), 10**9) and compiles(DistEnv(compile=True), 1)
 
 

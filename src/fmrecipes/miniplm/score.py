@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from ..core import dist
 from ..core.aligned_mlp import aligned_mlps
+from ..core.compile import compiler_available
 from ..core.fileio import atomic_write_json, ensure_dir
 from ..errors import FmError, warn
 from .losses import eos_input_mask, instance_nll
@@ -109,10 +110,11 @@ def score(model: nn.Module, data, indices: np.ndarray, out_dir: str | Path, pool
 
 
 def compiles(env: dist.DistEnv, n: int) -> bool:
-    """Whether scoring ``n`` instances compiles its forward: ``run.compile`` true, or auto and at least
-    :data:`AUTO_COMPILE_INSTANCES` of them (compiling takes seconds to a minute, which a small pool never wins
-    back)."""
-    return env.compile is True or (env.compile == "auto" and n >= AUTO_COMPILE_INSTANCES)
+    """Whether scoring ``n`` instances compiles its forward: ``run.compile`` true, or auto, a compiler here and at
+    least :data:`AUTO_COMPILE_INSTANCES` of them (compiling takes seconds to a minute, which a small pool never
+    wins back)."""
+    return env.compile is True or (env.compile == "auto" and n >= AUTO_COMPILE_INSTANCES
+                                   and compiler_available(env.device))
 
 
 def _score_chunk(c: int, chunk: int, n: int, batch_size: int, out: Path, data, indices: np.ndarray,
