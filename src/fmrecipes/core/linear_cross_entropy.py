@@ -79,8 +79,7 @@ def linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, targets: to
                          cap: float | None = None, rows: int = ROWS) -> torch.Tensor:
     """Mean next-token cross-entropy of ``hidden`` (..., d) under the head ``weight`` (V, d) (and final logit
     soft-cap ``cap``): ``F.cross_entropy(head(hidden), targets)`` (targets -100 ignored) without the full logits.
-    Without gradients
-    (evaluation) only the loss is computed."""
+    Without gradients (evaluation) only the loss is computed."""
     h, t = hidden.reshape(-1, hidden.shape[-1]), targets.reshape(-1)
     if torch.is_grad_enabled() and (h.requires_grad or weight.requires_grad):
         return LinearCrossEntropy.apply(h, weight, t, cap, rows)
