@@ -63,6 +63,7 @@ def test_scorer_equals_the_plain_forward_with_eos_skipped(make, data):
         fast = Scorer(model, CPU, EOS, batch_size=4)
         assert fast.forward is not None
         got = np.concatenate([fast(x[:4], y[:4]), fast(x[4:], y[4:])])
+        assert fast.forward is not None  # the split forward passed its check and scored (no fallback)
     np.testing.assert_allclose(got, plain, rtol=1e-5, atol=1e-6)
     assert model.state_dict().keys() == before.keys()
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())

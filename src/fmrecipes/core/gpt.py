@@ -39,7 +39,7 @@ import torch.nn.functional as F
 
 from ..errors import ConfigError
 from .linear_cross_entropy import linear_cross_entropy
-from .softcap_attention import capped_causal_attention
+from .softcap_attention import capped_causal_attention, softcap
 
 
 @dataclass
@@ -90,11 +90,6 @@ def make_norm(kind: str, dim: int, eps: float, bias: bool) -> nn.Module:
     if kind == "layernorm":
         return nn.LayerNorm(dim, eps=eps, bias=bias)
     return nn.RMSNorm(dim, eps=eps)
-
-
-def softcap(z: torch.Tensor, cap: float) -> torch.Tensor:
-    """Soft-capping c·tanh(z/c) (Gemma 2; arXiv 2410.16682 'softmax capping')."""
-    return cap * torch.tanh(z / cap)
 
 
 def rope_cache(seq_len: int, head_dim: int, theta: float) -> tuple[torch.Tensor, torch.Tensor]:

@@ -15,6 +15,8 @@ from collections.abc import Callable
 
 import torch
 
+from .softcap_attention import softcap
+
 ROWS = 1024  # positions per slice: a (1024, V) fp32 block of logits
 IGNORE_INDEX = -100  # targets that count for nothing (F.cross_entropy's default)
 
@@ -86,7 +88,7 @@ def linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, targets: to
 
     def head(x: torch.Tensor) -> torch.Tensor:
         z = torch.matmul(x, weight.t())
-        return z if cap is None else cap * torch.tanh(z / cap)
+        return z if cap is None else softcap(z, cap)
 
     valid = t != IGNORE_INDEX
     return token_nll(h, head, t.clamp_min(0), rows)[valid].mean()

@@ -24,6 +24,11 @@ from .compile import maybe_compile
 QUERY_BLOCK = 64
 
 
+def softcap(z: torch.Tensor, cap: float) -> torch.Tensor:
+    """Soft-capping c·tanh(z/c) (Gemma 2; arXiv 2410.16682 'softmax capping')."""
+    return cap * torch.tanh(z / cap)
+
+
 class CappedCausalAttention(torch.autograd.Function):
     """(B, H, T, D) queries, keys, values -> (B, H, T, D) outputs; ``cap`` > 0. Logits, tanh and softmax in fp32
     or wider (as the explicit path's ``softmax(z.float())``), matrix products in the inputs' dtype."""
@@ -68,7 +73,7 @@ def _flex_capped(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cap: float) 
     from torch.nn.attention.flex_attention import create_block_mask, flex_attention
 
     def score_mod(score, b, h, q_idx, kv_idx):
-        return cap * torch.tanh(score / cap)
+        return softcap(score, cap)
 
     def causal(b, h, q_idx, kv_idx):
         return q_idx >= kv_idx

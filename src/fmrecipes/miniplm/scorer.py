@@ -25,8 +25,9 @@ import torch.nn as nn
 
 from ..core.checkpoint import unwrap
 from ..core.compile import maybe_compile
-from ..core.gpt import GPT, softcap
+from ..core.gpt import GPT
 from ..core.linear_cross_entropy import token_nll
+from ..core.softcap_attention import softcap
 from ..errors import warn
 from .losses import eos_input_mask, masked_mean
 
@@ -84,11 +85,16 @@ class Scorer:
         if n < self.batch_size:  # one shape for every micro-batch: the last one is padded with copies of its rows
             fill = torch.arange(self.batch_size) % n
             x, y = x[fill], y[fill]
+        return self._mean_nll(self.forward, x, y)[:n]
+
+    def _mean_nll(self, forward: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], x: torch.Tensor,
+                  y: torch.Tensor) -> np.ndarray:
+        """Per-instance mean NLL of ``forward``'s per-token NLLs over the positions whose input is not EOS
+        (bf16 autocast on CUDA, as :func:`~fmrecipes.miniplm.score.score_batch`)."""
         keep = eos_input_mask(x, self.eos_id)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
-            nll = self.forward(x.to(self.device), y.to(self.device))
-        nll = masked_mean(nll.float(), None if keep is None else keep.to(self.device))
-        return nll[:n].cpu().numpy()
+            nll = forward(x.to(self.device), y.to(self.device))
+        return masked_mean(nll.float(), None if keep is None else keep.to(self.device)).cpu().numpy()
 
     def _check(self, x: torch.Tensor, y: torch.Tensor) -> None:
         """The split forward against the model's own on two instances; the plain forward from here on if they
@@ -96,10 +102,7 @@ class Scorer:
         from .score import score_batch
 
         self.checked = True
-        keep = eos_input_mask(x, self.eos_id)
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
-            split = masked_mean(self.eager(x.to(self.device), y.to(self.device)).float(),
-                                None if keep is None else keep.to(self.device)).cpu().numpy()
+        split = self._mean_nll(self.eager, x, y)
         own = score_batch(self.model, x, y, self.device, eos_id=self.eos_id)
         gap = float(np.abs(split - own).max())
         if not gap <= CHECK_TOLERANCE:

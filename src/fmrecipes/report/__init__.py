@@ -172,9 +172,10 @@ def markdown(out_dir: Path) -> str:
     lines += [f"| {r['recipe']} | {r['claim']} | {r['paper']} | {r['ours']} | **{r['verdict']}** |"
               for r in all_claims(out_dir)]
     lines.append("")
-    if wall_times(out_dir):
+    walls = wall_times(out_dir)
+    if walls:
         lines += ["## wall times", "", "| " + " | ".join(WALL_HEADER) + " |", "|" + " --- |" * len(WALL_HEADER)]
-        lines += ["| " + " | ".join(r) + " |" for r in wall_times(out_dir)] + [""]
+        lines += ["| " + " | ".join(r) + " |" for r in walls] + [""]
     for recipe in all_recipes():
         name = recipe.name
         status, summary = recipe_status(out_dir, name)
@@ -221,10 +222,11 @@ def html_page(out_dir: Path) -> str:
               f"<td class='verdict' style='color:{VERDICT_COLOUR.get(r['verdict'], '#222')}'>{e(r['verdict'])}</td>"
               "</tr>" for r in all_claims(out_dir)]
     parts.append("</table></section>")
-    if wall_times(out_dir):
+    walls = wall_times(out_dir)
+    if walls:
         parts.append("<section id='wall-times'><h2>wall times</h2><table><tr>"
                      + "".join(f"<th>{e(h)}</th>" for h in WALL_HEADER) + "</tr>")
-        parts += ["<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>" for r in wall_times(out_dir)]
+        parts += ["<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>" for r in walls]
         parts.append("</table></section>")
     for recipe in all_recipes():
         name = recipe.name
