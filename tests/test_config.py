@@ -52,6 +52,14 @@ def test_wrong_values_name_the_key(data, msg):
         build(Outer, data)
 
 
+def test_a_value_of_no_allowed_kind_names_the_kinds():
+    from fmrecipes.core.dist import RunConfig
+
+    with pytest.raises(ConfigError, match=r"^compile='maybe' has the wrong type; expected bool or 'auto'$"):
+        build(RunConfig, {"compile": "maybe"})
+    assert build(RunConfig, {"compile": True}).compile is True and build(RunConfig, {}).compile == "auto"
+
+
 def test_load_yaml_file_plus_overrides(tmp_path):
     f = tmp_path / "c.yaml"
     f.write_text("train: {lr: 0.5, steps: 7}\nmodel: {n_layer: 3}\n")

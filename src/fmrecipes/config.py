@@ -95,7 +95,8 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
                 return _coerce(value, arg, key)
             except ConfigError as exc:
                 errors.append(str(exc))
-        raise ConfigError(errors[0] if len(errors) == 1 else f"{key}={value!r} has the wrong type; expected {tp}")
+        expected = " or ".join(_type_name(a) for a in args if a is not type(None))
+        raise ConfigError(errors[0] if len(errors) == 1 else f"{key}={value!r} has the wrong type; expected {expected}")
     if origin in (list, tuple):
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{key}={value!r} has the wrong type; expected a list")
