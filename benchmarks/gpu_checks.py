@@ -17,10 +17,10 @@ import sys
 import torch
 
 from fmrecipes.core import dist
+from fmrecipes.core.causal_lm import lm_loss
 from fmrecipes.core.compile import Compiled, maybe_compile
 from fmrecipes.core.gpt import GPT, CausalSelfAttention, GPTConfig
 from fmrecipes.core.softcap_attention import capped_causal_attention
-from fmrecipes.core.train import lm_loss
 
 
 def kernels(fn) -> list[str]:
@@ -77,7 +77,7 @@ def main() -> int:
     value.backward()
     checks["torch_compile_training_loss"] = isinstance(loss, Compiled) and loss.compiled and bool(torch.isfinite(value))
 
-    from fmrecipes.miniplm.scorer import Scorer
+    from fmrecipes.miniplm.score import Scorer
 
     scorer = Scorer(model.eval(), dev, None, batch_size=8, compile=True)
     scores = scorer(x.cpu(), x.cpu())

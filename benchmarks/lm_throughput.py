@@ -2,7 +2,7 @@
 
 Both models get the same width, depth, heads, vocabulary and sequence length, SDPA attention and
 untied embeddings, and are timed in the same process on the same batches (the training loop's loss,
-``core.train.lm_loss``: our GPT's fused head + cross-entropy, Llama's logits + cross-entropy; backward;
+``core.causal_lm.lm_loss``: our GPT's fused head + cross-entropy, Llama's logits + cross-entropy; backward;
 AdamW step), interleaved over rounds with the order rotated each round; the median round counts, and each
 round's ratio is printed to show how steady it is. Llama's SwiGLU MLP has three matrices, so its
 intermediate size is 8/3·d to match the parameters (and FLOPs) of our 4·d GELU MLP. The second size has 4x
@@ -24,8 +24,8 @@ import time
 import torch
 from shape_args import shape_parser
 
+from fmrecipes.core.causal_lm import lm_loss
 from fmrecipes.core.gpt import GPT, GPTConfig
-from fmrecipes.core.train import lm_loss
 
 TARGETS = {"ours_vs_hf_llama": 1.2, "softcap50_vs_fused_sdpa": 0.95}
 

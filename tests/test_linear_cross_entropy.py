@@ -7,9 +7,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from fmrecipes.core.causal_lm import lm_loss
 from fmrecipes.core.gpt import GPT, GPTConfig, softcap
 from fmrecipes.core.linear_cross_entropy import LinearCrossEntropy, linear_cross_entropy
-from fmrecipes.core.train import lm_loss
 
 
 def _inputs(dtype=torch.float32, N=10, d=6, V=13):

@@ -89,7 +89,7 @@ def test_eos_positions_are_skipped_in_scoring_and_vanilla_kd():
     y = torch.tensor([[7, 0, 9, 3, 8], [4, 4, 4, 4, 1]])
     model, cpu = Tiny(), torch.device("cpu")
     skipped = score_batch(model, x, y, cpu, eos_id=0)
-    logits = model(x)
+    logits = model(x).logits
     keep = torch.tensor([[1, 1, 0, 1, 1], [1, 1, 1, 1, 1]])
     np.testing.assert_allclose(skipped, instance_nll(logits, y, keep).detach().numpy(), rtol=1e-6)
     assert skipped[0] != pytest.approx(score_batch(model, x, y, cpu)[0])  # the option changes the score
@@ -207,15 +207,20 @@ def test_top_alpha_is_deterministic_and_keeps_order():
 
 
 class Tiny(torch.nn.Module):
-    """A bigram model: logits depend only on the current token."""
+    """A bigram model with a Hugging Face causal LM's call signature: logits depend only on the current token."""
 
     def __init__(self, vocab=50):
         super().__init__()
         torch.manual_seed(0)
         self.emb = torch.nn.Embedding(vocab, vocab)
 
-    def forward(self, x):
-        return self.emb(x)
+    def get_input_embeddings(self):
+        return self.emb
+
+    def forward(self, input_ids, attention_mask=None, use_cache=False):
+        from types import SimpleNamespace
+
+        return SimpleNamespace(logits=self.emb(input_ids))
 
 
 @pytest.fixture()
@@ -229,7 +234,7 @@ def test_score_resumes_after_losing_chunks_with_identical_scores(tmp_path, shard
     idx = np.arange(0, len(shard_data), 2)
     full = score(Tiny(), shard_data, idx, tmp_path / "a", "h", "t", batch_size=4, chunk=6, env=QUIET)
     assert full.shape == (len(idx),)
-    manual = instance_nll(Tiny()(shard_data.batch(idx[:3])[0]), shard_data.batch(idx[:3])[1])
+    manual = instance_nll(Tiny()(shard_data.batch(idx[:3])[0]).logits, shard_data.batch(idx[:3])[1])
     assert np.allclose(full[:3], manual.detach().numpy(), atol=1e-6)
     # Simulate a kill: the final files and the last chunks never got written.
     out = tmp_path / "a"

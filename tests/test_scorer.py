@@ -15,8 +15,7 @@ from fmrecipes.core.hf import llama_like
 from fmrecipes.core.linear_cross_entropy import token_nll
 from fmrecipes.data.tokens import PackedDataset, TokenShard, write_shard
 from fmrecipes.miniplm.losses import instance_nll
-from fmrecipes.miniplm.score import AUTO_COMPILE_INSTANCES, compiles, score, score_batch
-from fmrecipes.miniplm.scorer import Scorer
+from fmrecipes.miniplm.score import AUTO_COMPILE_INSTANCES, Scorer, compiles, score, score_batch
 
 CPU = torch.device("cpu")
 EOS = 0

@@ -10,6 +10,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..core.metrics import read_jsonl
+from ..core.seeding import stream_seed
 from ..errors import FmError
 from .config import SamplingConfig
 from .data import CaptionCodec
@@ -31,7 +32,7 @@ def caption(model: Captioner, codec: CaptionCodec, image_emb: torch.Tensor, prom
         starts = range(len(rows), len(prompts), sampling.batch_size)
         for start in tqdm(starts, desc=f"caption {path.stem}", disable=not progress, leave=False):
             stop = min(start + sampling.batch_size, len(prompts))
-            g = torch.Generator().manual_seed(sampling.seed * 1_000_003 + start)
+            g = torch.Generator().manual_seed(stream_seed(sampling.seed, start))
             out = model.generate(image_emb[start:stop], *codec.prompts(prompts[start:stop]), codec.target_len,
                                  codec.eos, temperature, sampling.top_p, g)
             for i, text, capped in zip(range(start, stop), codec.decode(out), codec.capped(out)):

@@ -18,7 +18,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..core.gpt import GPT, LayerCache, sample_next
+from ..core.causal_lm import causal_lm
+from ..core.gpt import GPT, sample_next
 from ..core.transformer import Block
 from .config import CaptionerConfig
 
@@ -54,12 +55,10 @@ class Captioner(nn.Module):
 
             decoder = GPT(replace(cfg.decoder, vocab_size=vocab))
         self.decoder = decoder
-        width = decoder.config.d_model if isinstance(decoder, GPT) else decoder.get_input_embeddings().embedding_dim
-        self.mapper = Mapper(embed_dim, width, cfg.prefix_len, cfg.mapper_depth, cfg.mapper_heads)
+        self.mapper = Mapper(embed_dim, causal_lm(decoder).width, cfg.prefix_len, cfg.mapper_depth, cfg.mapper_heads)
 
     def embed(self, ids: torch.Tensor) -> torch.Tensor:
-        table = self.decoder.wte if isinstance(self.decoder, GPT) else self.decoder.get_input_embeddings()
-        return table(ids)
+        return causal_lm(self.decoder).input_embeddings()(ids)
 
     def context(self, image_emb: torch.Tensor, prompt_ids: torch.Tensor,
                 prompt_keep: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -74,10 +73,7 @@ class Captioner(nn.Module):
         return emb[:, first:], keep[:, first:]
 
     def logits(self, embeds: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
-        if isinstance(self.decoder, GPT):
-            return self.decoder(None, pad_mask=keep, embeds=embeds)
-        positions = (keep.long().cumsum(1) - 1).clamp_min(0)
-        return self.decoder(inputs_embeds=embeds, attention_mask=keep.long(), position_ids=positions).logits
+        return causal_lm(self.decoder).embeds_logits(embeds, keep)
 
     def forward(self, image_emb: torch.Tensor, prompt_ids: torch.Tensor, prompt_keep: torch.Tensor,
                 target_ids: torch.Tensor) -> torch.Tensor:
@@ -92,17 +88,17 @@ class Captioner(nn.Module):
     def generate(self, image_emb: torch.Tensor, prompt_ids: torch.Tensor, prompt_keep: torch.Tensor,
                  max_new_tokens: int, eos_id: int, temperature: float, top_p: float | None,
                  generator: torch.Generator | None = None) -> torch.Tensor:
-        """Caption token ids [B, ≤ max_new_tokens] (EOS after each row's EOS). The core GPT decodes with its
-        key/value cache; a Hugging Face decoder recomputes the sequence each step."""
+        """Caption token ids [B, ≤ max_new_tokens] (EOS after each row's EOS). A decoder with a key/value cache
+        (:meth:`~fmrecipes.core.causal_lm.CausalLM.new_cache`) decodes with it; others recompute the sequence."""
         ctx, keep = self.context(image_emb, prompt_ids, prompt_keep)
         done = torch.zeros(len(ctx), dtype=torch.bool, device=ctx.device)
         out: list[torch.Tensor] = []
-        cache = [LayerCache() for _ in self.decoder.blocks] if isinstance(self.decoder, GPT) else None
+        lm = causal_lm(self.decoder)
+        cache = lm.new_cache()
         seq = ctx
         for _ in range(max_new_tokens):
             if cache is not None:
-                logits = self.decoder(out[-1][:, None] if out else None, pad_mask=keep, cache=cache,
-                                      embeds=None if out else ctx)[:, -1]
+                logits = lm.embeds_logits(self.embed(out[-1][:, None]) if out else ctx, keep, cache)[:, -1]
             else:
                 logits = self.logits(seq, keep)[:, -1]
             nxt = sample_next(logits.float(), temperature, None, top_p, generator)

@@ -22,11 +22,11 @@ from typing import Any, Literal, Protocol
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..errors import ConfigError, FmError, TrainingDiverged
 from . import dist, fsdp
+from .causal_lm import lm_loss
 from .checkpoint import (
     latest_checkpoint,
     load_model,
@@ -35,8 +35,8 @@ from .checkpoint import (
     unwrap,
 )
 from .compile import maybe_compile
-from .gpt import GPT
 from .metrics import MetricsWriter, plot_curves, read_jsonl
+from .seeding import stream_seed
 
 
 @dataclass
@@ -109,17 +109,6 @@ def split_loss(out: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     return out if isinstance(out, tuple) else (out, {})
 
 
-def lm_loss(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-    """Mean next-token cross-entropy: our GPT computes it in its forward (LM head and loss fused, no full
-    logits); for HF models (``.logits``) it is computed here."""
-    x, y = batch
-    if isinstance(unwrap(model), GPT):
-        return model(x, targets=y)
-    out = model(x)
-    logits = out.logits if hasattr(out, "logits") else out
-    return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1))
-
-
 def lr_at(step: int, cfg: TrainConfig) -> float:
     """Linear warm-up to ``lr`` over ``warmup_steps``, then cosine decay to ``lr·min_lr_ratio``."""
     if step <= cfg.warmup_steps:
@@ -164,7 +153,7 @@ def example_generator(index: int) -> torch.Generator:
     with it before every step, the same on every process) and the index, so an example gets the same draws
     whichever process and micro-batch it lands in (N processes train as one does) and a resumed run replays
     them."""
-    return torch.Generator().manual_seed((torch.initial_seed() * 1_000_003 + index) % 2**63)
+    return torch.Generator().manual_seed(stream_seed(torch.initial_seed(), index) % 2**63)
 
 
 def step_indices(step: int, cfg: TrainConfig, n: int, env: dist.DistEnv) -> torch.Tensor:
@@ -173,11 +162,11 @@ def step_indices(step: int, cfg: TrainConfig, n: int, env: dist.DistEnv) -> torc
         positions = torch.arange((step - 1) * cfg.batch_size, step * cfg.batch_size)
         global_idx = torch.empty(cfg.batch_size, dtype=torch.long)
         for epoch in positions.div(n, rounding_mode="floor").unique().tolist():
-            perm = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch))
+            perm = torch.randperm(n, generator=torch.Generator().manual_seed(stream_seed(cfg.seed, epoch)))
             here = positions // n == epoch
             global_idx[here] = perm[positions[here] % n]
     else:
-        g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
+        g = torch.Generator().manual_seed(stream_seed(cfg.seed, step))
         global_idx = torch.randint(n, (cfg.batch_size,), generator=g)
     per_rank = cfg.batch_size // env.world_size
     return global_idx[env.rank * per_rank:(env.rank + 1) * per_rank]
@@ -280,7 +269,7 @@ def _optimizer_step(step: int, model: nn.Module, ddp_model: nn.Module, optimizer
     lr = lr_at(step, cfg)
     for group in optimizer.param_groups:
         group["lr"] = lr
-    torch.manual_seed(cfg.seed * 1_000_003 + step)
+    torch.manual_seed(stream_seed(cfg.seed, step))
     idx = step_indices(step, cfg, len(train_data), env)
     hooks.before_step(step, model)
     loss_sum = torch.zeros((), device=env.device)
@@ -392,7 +381,6 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "evaluate",
-    "lm_loss",
     "lr_at",
     "make_optimizer",
     "param_groups",

@@ -13,6 +13,7 @@ import yaml
 
 from .. import config as configlib
 from ..core import dist
+from ..core.causal_lm import causal_lm
 from ..core.checkpoint import latest_checkpoint, load_model
 from ..core.fileio import atomic_write_json, ensure_dir
 from ..core.gpt import GPT
@@ -28,7 +29,7 @@ def _build_model(cfg: LMConfig) -> tuple[nn.Module, int, int]:
     if cfg.hf_model:
         model = load_causal_lm(cfg.hf_model)
         seq_len = min(cfg.model.seq_len, context_length(model) or cfg.model.seq_len)
-        return model, model.get_input_embeddings().num_embeddings, seq_len
+        return model, causal_lm(model).vocab_size, seq_len
     return GPT(cfg.model), cfg.model.vocab_size, cfg.model.seq_len
 
 
@@ -85,7 +86,7 @@ def eval_lm(run_dir: str | Path, device: str = "auto") -> dict[str, Any]:
     cfg, model, ckpt = load_run(run_dir)
     env = dist.setup(dist.RunConfig(device=device))
     model.to(env.device)
-    vocab = model.get_input_embeddings().num_embeddings if cfg.hf_model else cfg.model.vocab_size
+    vocab = causal_lm(model).vocab_size
     _, train_shard, val_shard = prepare(cfg.data, vocab, Path(run_dir) / "data", cfg.hf_model)
     seq_len = min(cfg.model.seq_len, context_length(model) or cfg.model.seq_len)
     _, val_ds = packed(train_shard, val_shard, seq_len, cfg.data.sources)
@@ -104,11 +105,5 @@ def sample_lm(run_dir: str | Path, prompt: str, max_new_tokens: int = 64, temper
     ids = tok(prompt, add_special_tokens=False)["input_ids"] or [tok.eos_token_id]
     idx = torch.tensor([ids])
     model.eval()
-    g = torch.Generator().manual_seed(seed)
-    if isinstance(model, GPT):
-        out = model.generate(idx, max_new_tokens, temperature=temperature, top_k=top_k, generator=g)
-    else:
-        torch.manual_seed(seed)
-        out = model.generate(idx, max_new_tokens=max_new_tokens, do_sample=temperature > 0,
-                             temperature=temperature or None, top_k=top_k, pad_token_id=tok.eos_token_id)
+    out = causal_lm(model).sample(idx, None, max_new_tokens, temperature, top_k, None, tok.eos_token_id, seed)
     return tok.decode(out[0].tolist())

@@ -5,12 +5,28 @@ exactly the same micro-batch whatever the number of processes (2-rank scores equ
 bit). Each chunk of ``chunk`` instances is saved atomically; a killed run resumes at the first missing chunk.
 The result ``scores.npy`` (float32, aligned with D's order) comes with ``meta.json`` holding the hash of
 the instance index, which ``select`` checks.
+
+Instances in the corpus's own tokens go through :class:`Scorer`, the same per-instance NLL as the plain forward of
+:func:`score_batch` (the official scorer's numbers) computed faster. Where the time goes in the plain loop
+(``benchmarks/miniplm_score.py --profile``): matrix multiplies, then the (B·T, V) logits' log-softmax and the
+element-wise work around them. The scorer
+
+1. runs the model's decoder to its final hidden states, then the LM head and ``logsumexp`` on 1,024 positions at
+   a time (:func:`~fmrecipes.core.linear_cross_entropy.token_nll`): the slice of logits stays in cache and the whole
+   log-softmax is never written;
+2. pads MLP hidden widths to a multiple of 16 (:mod:`fmrecipes.core.aligned_mlp`; exact);
+3. optionally ``torch.compile``s the forward (Inductor, weights frozen as constants: fused element-wise work),
+   every micro-batch at one shape, falling back to eager where no compiler works.
+
+Models that expose no decoder and linear head (:meth:`~fmrecipes.core.causal_lm.CausalLM.hidden_and_head`), and
+those whose output the scorer's check finds different, are scored by the plain forward.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -20,25 +36,20 @@ from tqdm.auto import tqdm
 
 from ..core import dist
 from ..core.aligned_mlp import aligned_mlps
-from ..core.compile import compiler_available
+from ..core.causal_lm import causal_lm
+from ..core.checkpoint import unwrap
+from ..core.compile import compiler_available, maybe_compile
 from ..core.fileio import atomic_write_json, ensure_dir
+from ..core.linear_cross_entropy import token_nll
 from ..errors import FmError, warn
-from .losses import eos_input_mask, instance_nll
-from .scorer import Scorer
+from .losses import eos_input_mask, instance_nll, masked_mean
 
 AUTO_COMPILE_INSTANCES = 8192
+CHECK_TOLERANCE = 1e-3  # nats: a head the split misses (a logit scale, a cap) moves scores far more than this
 
 
 def model_vocab(model: nn.Module) -> int:
-    return model.get_input_embeddings().num_embeddings if hasattr(model, "get_input_embeddings") \
-        else model.config.vocab_size
-
-
-def _logits(model: nn.Module, x: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-    """Logits of our GPT or of a Hugging Face causal LM (no KV cache: scoring never generates)."""
-    if not hasattr(model, "can_generate"):
-        return model(x)
-    return model(input_ids=x, attention_mask=attention_mask, use_cache=False).logits
+    return causal_lm(model).vocab_size
 
 
 @torch.inference_mode()
@@ -53,7 +64,7 @@ def score_batch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: torc
     keep = eos_input_mask(x, eos_id)
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
         if text_tokenizers is None:
-            nll = instance_nll(_logits(model, x.to(device)), y.to(device), None if keep is None else keep.to(device))
+            nll = instance_nll(causal_lm(model).logits(x.to(device)), y.to(device), None if keep is None else keep.to(device))
         else:
             corpus_tok, model_tok = text_tokenizers
             rows = torch.cat([x[:, :1], y], dim=1)
@@ -63,7 +74,7 @@ def score_batch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: torc
             own = eos_input_mask(ids[:, :-1], model_tok.eos_token_id if eos_id is not None else None)
             mask = mask[:, 1:] if own is None else mask[:, 1:] * own
             count = y.shape[1] if keep is None else keep.sum(1).clamp_min(1).to(device)
-            nll = instance_nll(_logits(model, ids, enc["attention_mask"].to(device))[:, :-1], ids[:, 1:], mask,
+            nll = instance_nll(causal_lm(model).logits(ids, enc["attention_mask"].to(device))[:, :-1], ids[:, 1:], mask,
                                per_tokens=count)
     return nll.float().cpu().numpy()
 
@@ -73,7 +84,7 @@ def score(model: nn.Module, data, indices: np.ndarray, out_dir: str | Path, pool
           text_tokenizers: tuple | None = None, eos_id: int | None = None) -> np.ndarray:
     """Score ``data`` rows ``indices`` with ``model`` into ``out_dir`` (scores.npy + meta.json), skipping
     positions whose input is ``eos_id`` (None: none). Instances in the corpus's own tokens go through the fast
-    :class:`~fmrecipes.miniplm.scorer.Scorer` (compiled per :func:`compiles`), re-tokenised ones through
+    :class:`Scorer` (compiled per :func:`compiles`), re-tokenised ones through
     :func:`score_batch`."""
     env = env or dist.DistEnv()
     out = Path(out_dir)
@@ -191,3 +202,54 @@ def load_scores(out_dir: str | Path, expected_hash: str | None = None, expected_
         raise FmError(f"score file {out} comes from another corpus or instance order "
                       f"(hash {meta['pool_hash'][:12]}, expected {expected_hash[:12]})")
     return scores
+
+
+class Scorer:
+    """Mean token NLL of each packed instance (``x``, ``y`` of shape (B, T)), skipping positions whose input is
+    ``eos_id``; ``__call__`` returns a float32 array. ``compile``: ``torch.compile`` the forward."""
+
+    def __init__(self, model: nn.Module, device: torch.device, eos_id: int | None, batch_size: int,
+                 compile: bool = False):
+        self.model, self.device, self.eos_id, self.batch_size = unwrap(model), device, eos_id, batch_size
+        parts = causal_lm(self.model).hidden_and_head()
+        self.eager: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
+        self.forward: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
+        if parts is not None:
+            hidden, head = parts
+            self.eager = lambda x, y: token_nll(hidden(x), head, y)
+            self.forward = maybe_compile(self.eager, compile, device, "the scoring forward", dynamic=False,
+                                         options={"freezing": True})
+        self.checked = False
+
+    @torch.inference_mode()
+    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> np.ndarray:
+        if self.forward is not None and not self.checked:
+            self._check(x[:2], y[:2])
+        if self.forward is None:
+            return score_batch(self.model, x, y, self.device, eos_id=self.eos_id)
+        n = x.shape[0]
+        if n < self.batch_size:  # one shape for every micro-batch: the last one is padded with copies of its rows
+            fill = torch.arange(self.batch_size) % n
+            x, y = x[fill], y[fill]
+        return self._mean_nll(self.forward, x, y)[:n]
+
+    def _mean_nll(self, forward: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], x: torch.Tensor,
+                  y: torch.Tensor) -> np.ndarray:
+        """Per-instance mean NLL of ``forward``'s per-token NLLs over the positions whose input is not EOS
+        (bf16 autocast on CUDA, as :func:`score_batch`)."""
+        keep = eos_input_mask(x, self.eos_id)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
+            nll = forward(x.to(self.device), y.to(self.device))
+        return masked_mean(nll.float(), None if keep is None else keep.to(self.device)).cpu().numpy()
+
+    def _check(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        """The split forward against the model's own on two instances; the plain forward from here on if they
+        differ by more than :data:`CHECK_TOLERANCE`."""
+        self.checked = True
+        split = self._mean_nll(self.eager, x, y)
+        own = score_batch(self.model, x, y, self.device, eos_id=self.eos_id)
+        gap = float(np.abs(split - own).max())
+        if not gap <= CHECK_TOLERANCE:
+            warn(f"the fast scoring forward of {type(self.model).__name__} differs from its own forward by {gap:.3g} "
+                 "nats; scoring with its own forward")
+            self.forward = None

@@ -13,11 +13,12 @@ import torch
 import torch.nn as nn
 
 from ..core import dist
+from ..core.causal_lm import causal_lm, lm_loss
 from ..core.gpt import GPT, GPTConfig
 from ..core.hf import llama_like
-from ..core.train import TrainConfig, TrainResult, lm_loss, train
+from ..core.train import TrainConfig, TrainResult, train
 from .losses import eos_input_mask, vanilla_kd_loss
-from .score import _logits, score_batch
+from .score import score_batch
 
 
 def sized(model_cfg: GPTConfig, vocab_size: int, seq_len: int) -> GPTConfig:
@@ -34,8 +35,8 @@ def kd_loss_fn(teacher: nn.Module, kd_ratio: float, temperature: float, eos_id: 
     def loss(model: nn.Module, batch) -> torch.Tensor:
         x, y = batch
         with torch.no_grad():
-            t = _logits(teacher, x)
-        return vanilla_kd_loss(_logits(model, x), t, y, kd_ratio, temperature, eos_input_mask(x, eos_id))
+            t = causal_lm(teacher).logits(x)
+        return vanilla_kd_loss(causal_lm(model).logits(x), t, y, kd_ratio, temperature, eos_input_mask(x, eos_id))
 
     return loss
 

@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from ..core import dist
 from ..core.checkpoint import latest_checkpoint, load_model, restore_latest, save_checkpoint
 from ..core.metrics import MetricsWriter, read_jsonl
+from ..core.seeding import stream_seed
 from ..errors import ConfigError, TrainingDiverged
 from .config import DistillConfig
 from .edm import EDMConfig, edm_loss, sample_training_sigma
@@ -165,7 +166,7 @@ def distill(init: nn.Module, teacher: nn.Module, sample: LatentSampler, cfg: Dis
                leave=False, dynamic_ncols=True)
     try:
         for step in range(start + 1, cfg.steps + 1):
-            torch.manual_seed(cfg.seed * 1_000_003 + step)
+            torch.manual_seed(stream_seed(cfg.seed, step))
             sums["loss_fake"] += fake_score_step(state, opt_f, sample, cfg, edm, env)
             loss_g = generator_step(state, teacher, opt_g, sample, cfg, edm, device, env)
             if not math.isfinite(loss_g):

@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from ..core.fileio import atomic_write_text, ensure_dir
 from ..core.fingerprint import digest, guard_inputs, weights_digest
 from ..core.generation import sample_batch
+from ..core.seeding import stream_seed
 from ..errors import ConfigError
 from .chat import messages, prompt_ids
 from .principles import pick_features, system_prompt
@@ -41,11 +42,11 @@ class GenerationConfig:
 
 
 def sample_texts(policy: nn.Module, tok, prompts: list[list[int]], cfg: GenerationConfig, seed: int) -> list[str]:
-    """One sampled response per prompt, decoded; micro-batch ``b`` uses seed ``seed·1000003 + b``."""
+    """One sampled response per prompt, decoded; micro-batch ``b`` uses seed ``stream_seed(seed, b)``."""
     out = []
     for b in range(0, len(prompts), cfg.batch_size):
         rows = sample_batch(policy, prompts[b:b + cfg.batch_size], tok.eos_token_id, cfg.max_new_tokens,
-                            cfg.temperature, cfg.top_p, seed * 1_000_003 + b)
+                            cfg.temperature, cfg.top_p, stream_seed(seed, b))
         out += [tok.decode(r, skip_special_tokens=True).strip() for r in rows]
     return out
 

@@ -18,8 +18,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..core.causal_lm import causal_lm
 from ..core.checkpoint import unwrap
-from ..core.gpt import GPT
 from .chat import prompt_ids, response_ids
 
 
@@ -37,16 +37,12 @@ class RewardModel(nn.Module):
     def __init__(self, backbone: nn.Module):
         super().__init__()
         self.backbone = backbone
-        cfg = backbone.config
-        self.head = nn.Linear(getattr(cfg, "d_model", None) or cfg.hidden_size, 1)
+        self.head = nn.Linear(causal_lm(backbone).width, 1)
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        if isinstance(self.backbone, GPT):
-            h = self.backbone.hidden(ids)
-        else:
-            h = self.backbone(input_ids=ids, output_hidden_states=True).hidden_states[-1]
+        h = causal_lm(self.backbone).hidden(ids)
         last = h[torch.arange(ids.shape[0], device=ids.device), lengths - 1]
         return self.head(last.float()).squeeze(-1)
 
