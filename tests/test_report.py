@@ -70,17 +70,41 @@ def test_report_tables_put_paper_numbers_beside_ours(tmp_path):
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium is not installed (Debian package chromium)")
-def test_report_page_loads_in_headless_chromium(tmp_path):
-    _fake_summary(tmp_path, "sim")
-    _, page = write_report(tmp_path)
+def _chromium(tmp_path, *args):
     cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
            "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'prof'}",
-           "--enable-logging=stderr", "--v=0", "--dump-dom", page.as_uri()]
+           "--enable-logging=stderr", "--v=0", "--window-size=1300,900", *args]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr[-2000:]
+    return res
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium is not installed (Debian package chromium)")
+def test_report_page_loads_in_headless_chromium_and_fits_1300_px(tmp_path):
+    """The page loads without console errors and, at 1300 px, does not scroll sideways (long claim rows and wide
+    tables wrap or scroll inside themselves); a screenshot of the top of the page is taken."""
+    _fake_summary(tmp_path, "sim")
+    sso = tmp_path / "sso"
+    sso.mkdir()
+    long = "ln(fd_tail.sim_phuber_wsid / fd_tail.sim_l2) = 0.4853 ± 0.094 (n=3) " * 6
+    (sso / "summary.json").write_text(json.dumps({
+        **{f"claims.{c.id}.{k}": v for c in all_recipes()[2].claims for k, v in (
+            ("statement", c.statement), ("paper", c.paper * 3), ("metric", long), ("mean", 0.5), ("std", 0.1),
+            ("n_seeds", 3), ("verdict", "holds"))},
+        **{f"wide.row.col{i}": float(i) for i in range(40)}, "seeds": [0], "preset": "quick"}))
+    _, page = write_report(tmp_path)
+    probe = page.with_name("probe.html")
+    probe.write_text(page.read_text().replace(
+        "</body>", "<script>document.body.setAttribute('data-overflow', String("
+                   "document.documentElement.scrollWidth - window.innerWidth));</script></body>"))
+    res = _chromium(tmp_path, "--dump-dom", probe.as_uri())
     for name in RECIPES:
         assert f'<section id="{name}">' in res.stdout
     assert "<table>" in res.stdout
     console_errors = [l for l in res.stderr.splitlines() if "CONSOLE" in l and "ERROR" in l.upper()]
     assert not console_errors, console_errors
+    overflow = int(res.stdout.split('data-overflow="')[1].split('"')[0])
+    assert overflow <= 0, f"the page scrolls sideways by {overflow} px at 1300 px"
+    shot = tmp_path / "top.png"
+    _chromium(tmp_path, f"--screenshot={shot}", page.as_uri())
+    assert shot.is_file() and shot.stat().st_size > 1000

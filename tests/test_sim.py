@@ -393,7 +393,7 @@ def test_reproduce_smoke_writes_summary_and_plots(smoke_run):
     assert summary["speedup.one_step_vs_teacher"] == pytest.approx(
         summary["samples_per_s.one_step"] / summary["samples_per_s.teacher_nfe35"], rel=1e-9)
     # the paper's numbers beside ours are the ones the claims quote (notes A.5)
-    from fmrecipes.sim import CLAIMS
+    from fmrecipes.sim.paper import CLAIMS
 
     quoted = {c.id: c.paper for c in CLAIMS}
     assert f"{summary['paper.cifar10_fid.sim_phuber']:g} vs {summary['paper.cifar10_fid.teacher_nfe35']:g}" in \

@@ -50,6 +50,25 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _results_publish(args: argparse.Namespace) -> int:
+    from .results import publish
+
+    command = args.command_line or f"fmrecipes reproduce {args.recipe} --preset full --out {args.source}"
+    print(f"published: {publish(args.recipe, args.source, command, args.commit)}")
+    return 0
+
+
+def _results_docs(args: argparse.Namespace) -> int:
+    from .report.docs import render_docs
+
+    stale = render_docs(check=args.check)
+    if args.check and stale:
+        raise FmError(f"generated tables differ from results/ in {', '.join(str(p) for p in stale)}; run "
+                      "`fmrecipes results docs`")
+    print("up to date" if args.check else f"rendered: {len(stale)} document(s) changed")
+    return 0
+
+
 def _run_recipe(args: argparse.Namespace) -> int:
     """``fmrecipes <recipe> run``: the recipe's comparison with any config, every seed, verdicts."""
     recipe = get(args.command)
@@ -96,6 +115,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="rebuild report.md / report.html from an output directory")
     p.add_argument("--out", default="runs/reproduce")
     p.set_defaults(func=_report)
+
+    results = sub.add_parser("results", help="committed full-preset results (results/) and the tables made from them")
+    verbs = results.add_subparsers(dest="verb", required=True, metavar="<verb>", parser_class=Parser)
+    p = verbs.add_parser("publish", help="copy a full run's summaries (no checkpoints) to results/<recipe>/")
+    p.add_argument("recipe", choices=RECIPES)
+    p.add_argument("--from", dest="source", required=True, help="the --out directory of `reproduce --preset full`")
+    p.add_argument("--commit", default=None, help="the commit that produced the run (default: the checkout's HEAD)")
+    p.add_argument("--command-line", default=None, help="the command that produced the run, as recorded")
+    p.set_defaults(func=_results_publish)
+    p = verbs.add_parser("docs", help="regenerate the results tables in README.md and docs/ from results/")
+    p.add_argument("--check", action="store_true", help="write nothing; fail if a table is out of date")
+    p.set_defaults(func=_results_docs)
 
     from .data.cli import register_cli as register_data
 

@@ -31,16 +31,6 @@ from .score import score
 from .select import refined_dataset, selector_scores, top_alpha, write_refined
 from .stages import compute_matched, num_params, sized, train_model, val_losses
 
-# Table 2 of the paper: DCLM test loss extrapolated to 1T tokens (teacher Qwen1.5-1.8B), and Table 1's
-# average zero-shot accuracy; students 200M / 500M / 1.2B.
-PAPER = {
-    "paper.dclm_loss_1T.no_kd.200M": 3.35, "paper.dclm_loss_1T.vanilla_kd.200M": 3.39,
-    "paper.dclm_loss_1T.miniplm.200M": 3.28, "paper.dclm_loss_1T.no_kd.500M": 3.12,
-    "paper.dclm_loss_1T.vanilla_kd.500M": 3.12, "paper.dclm_loss_1T.miniplm.500M": 3.06,
-    "paper.avg_acc.no_kd.200M": 39.9, "paper.avg_acc.vanilla_kd.200M": 39.9, "paper.avg_acc.miniplm.200M": 41.3,
-    "paper.avg_acc.no_kd.500M": 43.2, "paper.avg_acc.vanilla_kd.500M": 43.6, "paper.avg_acc.miniplm.500M": 44.8,
-    "paper.cross_family_dclm_loss.no_kd.llama212M": 3.52, "paper.cross_family_dclm_loss.miniplm.llama212M": 3.43,
-}
 SELECTED = ("random", "miniplm", "rho")
 
 

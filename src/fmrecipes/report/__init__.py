@@ -1,8 +1,10 @@
 """Collect every recipe's ``summary.json`` and plots into ``report.md`` and a self-contained ``report.html``.
 
 The report opens with one table of every recipe's claims (claim, paper figure, ours as mean ± std of the paired
-per-seed differences with n, verdict). A summary is a flat mapping of dotted keys; ``paper.<k>`` holds the
-paper's number for ``<k>`` and is shown beside ours, and ``spread.<k>`` (std over seeds) after ours as "± s".
+per-seed differences with n, verdict, the committed full-preset result from ``results/`` and whether this run's
+difference points the same way) and a forest plot of them (:mod:`fmrecipes.report.forest`). A summary is a flat
+mapping of dotted keys; ``paper.<k>`` holds the paper's number for ``<k>`` and is shown beside ours, and
+``spread.<k>`` (std over seeds) after ours as "± s".
 Keys ``<metric>.<entity>`` (``ppl.qk_norm``) form the main table, one row per entity; keys
 ``<metric>.<entity>.<column>`` (``val_loss.miniplm.small``) form one table per metric; other keys are listed
 last. Plots are the recipe directory's and its first replicate's. Recipes without a summary show as "not run"
@@ -24,6 +26,8 @@ from ..claims import Claim
 from ..core.fileio import atomic_write_text
 from ..errors import FmError
 from ..recipes import all_recipes
+from ..results import reference
+from .forest import forest_plot, points
 
 META_KEYS = ("preset", "wall_time_s", "machine", "seeds")
 DERIVED = ("claims.", "spread.", "per_seed.", "paper.")  # shown through the keys they belong to
@@ -35,19 +39,40 @@ def _fmt(value: Any, spread: Any = None) -> str:
     return f"{text} ± {spread:.2g}" if isinstance(spread, float) and text else text
 
 
-def claim_rows(summary: dict[str, Any], claims: Sequence[Claim]) -> list[dict[str, str]]:
+def _claim(summary: dict[str, Any], claim: Claim) -> dict[str, Any]:
+    """A claim's ``claims.<id>.*`` fields in a summary, by their last part."""
+    return {k.rsplit(".", 1)[1]: v for k, v in summary.items() if k.startswith(f"claims.{claim.id}.")}
+
+
+def _same_direction(run: dict[str, Any], committed: dict[str, Any]) -> str:
+    """Whether a run's mean paired difference has the sign of the committed full run's."""
+    a, b = run.get("mean"), committed.get("mean")
+    if not (isinstance(a, (int, float)) and isinstance(b, (int, float))) or a == 0 or b == 0:
+        return "n/a"
+    return "yes" if (a > 0) == (b > 0) else "no"
+
+
+def claim_rows(summary: dict[str, Any], claims: Sequence[Claim],
+               committed: dict[str, Any] | None = None) -> list[dict[str, str]]:
     """One row per claim: statement, paper, ours (the paired difference as mean ± std with n, or both sides'
-    values where no seed gave a paired difference, e.g. censored ones) and verdict."""
+    values where no seed gave a paired difference, e.g. censored ones) and verdict; with the ``committed``
+    full-preset summary (``results/``) also its verdict and difference (``full``) and whether this run's
+    difference points the same way (``agrees``)."""
     rows = []
     for claim in claims:
-        cid = claim.id
-        c = {k.rsplit(".", 1)[1]: v for k, v in summary.items() if k.startswith(f"claims.{cid}.")}
+        c = _claim(summary, claim)
         n = c.get("n_seeds", 0)
         a, b = (_fmt(summary.get(k, "not measured")) for k in (claim.a, claim.b))
         diff = (f"no paired value: {claim.a} = {a}, {claim.b} = {b}" if c.get("mean") is None
                 else f"{c['metric']} = {_fmt(c['mean'], c.get('std'))}")
-        rows.append({"claim": str(c.get("statement", cid)), "paper": str(c.get("paper", "")),
-                     "ours": f"{diff} (n={n})", "verdict": str(c.get("verdict", ""))})
+        row = {"claim": str(c.get("statement", claim.id)), "paper": str(c.get("paper", "")),
+               "ours": f"{diff} (n={n})", "verdict": str(c.get("verdict", ""))}
+        if committed is not None:
+            f = _claim(committed, claim)
+            row["full"] = (f"{f.get('verdict')}: {_fmt(f.get('mean'), f.get('std'))} (n={f.get('n_seeds', 0)})"
+                           if f else "none committed yet")
+            row["agrees"] = _same_direction(c, f)
+        rows.append(row)
     return rows
 
 
@@ -121,13 +146,28 @@ def _plots(out_dir: Path, name: str, summary: dict[str, Any]) -> list[Path]:
 
 
 def all_claims(out_dir: Path) -> list[dict[str, str]]:
-    """Every finished recipe's claim rows, each with its recipe's name."""
+    """Every finished recipe's claim rows, each with its recipe's name and the committed full-preset result."""
     rows = []
     for recipe in all_recipes():
         status, summary = recipe_status(out_dir, recipe.name)
         if status == "done":
-            rows += [{"recipe": recipe.name, **r} for r in claim_rows(summary, recipe.claims)]
+            committed = reference(recipe.name) or {}
+            rows += [{"recipe": recipe.name, **r} for r in claim_rows(summary, recipe.claims, committed)]
     return rows
+
+
+FOREST = "claims_forest.png"
+
+
+def claims_forest(out_dir: Path) -> Path | None:
+    """``out_dir/claims_forest.png``: every claim of this run beside the committed full-preset results."""
+    rows = []
+    for recipe in all_recipes():
+        status, summary = recipe_status(out_dir, recipe.name)
+        committed = reference(recipe.name)
+        rows += [points(f"{recipe.name}: {c.id}", c, summary if status == "done" else None, committed)
+                 for c in recipe.claims]
+    return forest_plot(rows, out_dir / FOREST, "claims: this run (hollow) and the committed full presets")
 
 
 DATA_NOTE = ("FashionScenes validation scenes: each image's web alt-texts, its dense (synthetic) caption, and the "
@@ -148,7 +188,11 @@ def _run_line(summary: dict[str, Any]) -> str:
 CLAIM_RULE = ("Verdicts from paired per-seed differences: `holds` when their mean lies in the claimed direction by "
               "more than 2 standard errors with n >= 3 seeds, `fails` when it lies the other way by that margin, "
               "`inconclusive` otherwise (always with n < 3). Censored values are never compared.")
-CLAIM_HEADER = ["recipe", "claim", "paper", "ours (mean ± std of the paired difference, n)", "verdict"]
+CLAIM_HEADER = ["recipe", "claim", "paper", "ours (mean ± std of the paired difference, n)", "verdict",
+                "committed full preset (results/)", "same direction as full"]
+FOREST_NOTE = ("Each claim's paired difference over its standard error, the claimed direction to the right: filled "
+               "dots are the committed full-preset results (bars: ±2 SE, the verdict threshold), hollow diamonds "
+               "this run on the same scale.")
 
 
 WALL_HEADER = ["recipe", "preset", "wall time (s)"]
@@ -167,10 +211,12 @@ def wall_times(out_dir: Path) -> list[list[str]]:
 
 def markdown(out_dir: Path) -> str:
     lines = ["# fmrecipes report", "", f"Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}.", "",
-             "## claims", "", CLAIM_RULE, "", "| " + " | ".join(CLAIM_HEADER) + " |", "|" + " --- |" * len(
-                 CLAIM_HEADER)]
-    lines += [f"| {r['recipe']} | {r['claim']} | {r['paper']} | {r['ours']} | **{r['verdict']}** |"
-              for r in all_claims(out_dir)]
+             "## claims", ""]
+    if (out_dir / FOREST).is_file():
+        lines += [f"![claims forest plot]({FOREST})", "", FOREST_NOTE, ""]
+    lines += [CLAIM_RULE, "", "| " + " | ".join(CLAIM_HEADER) + " |", "|" + " --- |" * len(CLAIM_HEADER)]
+    lines += [f"| {r['recipe']} | {r['claim']} | {r['paper']} | {r['ours']} | **{r['verdict']}** | {r['full']} | "
+              f"{r['agrees']} |" for r in all_claims(out_dir)]
     lines.append("")
     walls = wall_times(out_dir)
     if walls:
@@ -199,11 +245,12 @@ def markdown(out_dir: Path) -> str:
     return "\n".join(lines)
 
 
-CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
-table{border-collapse:collapse;margin:.5em 0 1.2em}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}
-th{background:#f3f3f3}.status{font-weight:bold;color:#a33}.verdict{font-weight:bold}
+CSS = """body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:.5em 0 1.2em;display:block;max-width:100%;overflow-x:auto}
+td,th{border:1px solid #ccc;padding:3px 8px;text-align:left;overflow-wrap:break-word;font-size:.92em}
+th{background:#f3f3f3}.status{font-weight:bold;color:#a33}.verdict{font-weight:bold;white-space:nowrap}
 img{max-width:100%;display:block;margin:8px 0}
-pre{background:#f6f6f6;padding:8px;overflow:auto}h3{font-size:1em;margin-bottom:0}"""
+pre{background:#f6f6f6;padding:8px;overflow:auto;white-space:pre-wrap}h3{font-size:1em;margin-bottom:0}"""
 
 
 def _img(p: Path) -> str:
@@ -216,11 +263,13 @@ def html_page(out_dir: Path) -> str:
     parts = ["<!DOCTYPE html><html><head><meta charset='utf-8'><title>fmrecipes report</title>",
              f"<style>{CSS}</style></head><body>", "<h1>fmrecipes report</h1>",
              f"<p>Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}.</p>",
-             f"<section id='claims'><h2>claims</h2><p>{e(CLAIM_RULE)}</p><table><tr>",
-             "".join(f"<th>{e(h)}</th>" for h in CLAIM_HEADER) + "</tr>"]
+             "<section id='claims'><h2>claims</h2>"]
+    if (out_dir / FOREST).is_file():
+        parts += [_img(out_dir / FOREST), f"<p>{e(FOREST_NOTE)}</p>"]
+    parts += [f"<p>{e(CLAIM_RULE)}</p><table><tr>", "".join(f"<th>{e(h)}</th>" for h in CLAIM_HEADER) + "</tr>"]
     parts += [f"<tr><td>{e(r['recipe'])}</td><td>{e(r['claim'])}</td><td>{e(r['paper'])}</td><td>{e(r['ours'])}</td>"
               f"<td class='verdict' style='color:{VERDICT_COLOUR.get(r['verdict'], '#222')}'>{e(r['verdict'])}</td>"
-              "</tr>" for r in all_claims(out_dir)]
+              f"<td>{e(r['full'])}</td><td>{e(r['agrees'])}</td></tr>" for r in all_claims(out_dir)]
     parts.append("</table></section>")
     walls = wall_times(out_dir)
     if walls:
@@ -264,6 +313,7 @@ def write_report(out_dir: str | Path) -> tuple[Path, Path]:
         raise FmError(f"report --out {out} holds no recipe's output (<recipe>/summary.json); run `fmrecipes "
                       "reproduce` into it first")
     md, page = out / "report.md", out / "report.html"
+    claims_forest(out)
     atomic_write_text(md, markdown(out))
     atomic_write_text(page, html_page(out))
     return md, page

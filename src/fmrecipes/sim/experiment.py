@@ -11,16 +11,6 @@ from ..core import dist
 from ..core.fileio import ensure_dir
 from .config import SimConfig
 
-# SIM notes A.5. CIFAR-10 FID (Inception features, 50k samples), not comparable in value to our FD-classifier:
-# SIM (P, the abstract), SiD (R, its README, alpha = 1.2), Diff-Instruct and the EDM teacher at 35 NFE
-# (M: the notes' recollection of the original papers).
-PAPER = {
-    "paper.cifar10_fid.sim_phuber": 2.06, "paper.cifar10_fid.sid": 1.923,
-    "paper.cifar10_fid.diff_instruct": 4.53, "paper.cifar10_fid.teacher_nfe35": 1.97,
-    "paper.cifar10_fid_cond.sim_phuber": 1.96, "paper.cifar10_fid_cond.sid": 1.710,
-    "paper.cifar10_fid_cond.teacher_nfe35": 1.79,
-}
-
 
 def run_experiment(cfg: SimConfig, env: dist.DistEnv) -> dict[str, Any]:
     from .image_task import run_images

@@ -24,25 +24,6 @@ from .reward_stage import reward_comparison
 from .sft import load_policy, sft_policy
 from .world import AssistantWorld
 
-# v1 Table (IPO-based, Iter3): AlpacaEval 2 length-controlled win rate and response length; our "dpo" is the
-# paper's PBAA with a DPO base ("PBAA-DPO"), our "gold" its UltraFeedback + IPO. v2 reward models: RewardBench
-# average (each set 60k pairs).
-PAPER = {
-    "paper.ae2_lc.sft.llama31_8b_sft": 6.4, "paper.ae2_lc.pbaa.llama31_8b_sft": 2.6,
-    "paper.ae2_lc.sso.llama31_8b_sft": 15.0, "paper.ae2_lc.gold.llama31_8b_sft": 10.5,
-    "paper.ae2_lc.gold.qwen2_7b_instruct": 19.3, "paper.ae2_lc.gold.llama31_8b_instruct": 39.3,
-    "paper.ae2_lc.sft.qwen2_7b_instruct": 33.2, "paper.ae2_lc.pbaa.qwen2_7b_instruct": 30.7,
-    "paper.ae2_lc.dpo.qwen2_7b_instruct": 32.9, "paper.ae2_lc.sso.qwen2_7b_instruct": 36.2,
-    "paper.ae2_lc.sft.llama31_8b_instruct": 32.8, "paper.ae2_lc.pbaa.llama31_8b_instruct": 27.2,
-    "paper.ae2_lc.dpo.llama31_8b_instruct": 40.0, "paper.ae2_lc.sso.llama31_8b_instruct": 39.2,
-    "paper.response_length.sft.qwen2_7b_instruct": 1786, "paper.response_length.pbaa.qwen2_7b_instruct": 4458,
-    "paper.response_length.sso.qwen2_7b_instruct": 2789, "paper.response_length.pbaa.llama31_8b_sft": 9160,
-    "paper.rewardbench.ultrafeedback.llama3_8b_instruct_rm": 79.5, "paper.rewardbench.pbaa.llama3_8b_instruct_rm": 78.9,
-    "paper.rewardbench.sso.llama3_8b_instruct_rm": 80.0, "paper.rewardbench.skywork.llama3_8b_instruct_rm": 84.5,
-    "paper.rewardbench.skywork_sso.llama3_8b_instruct_rm": 86.3,
-    "paper.rewardbench.skywork_ultrafeedback.llama3_8b_instruct_rm": 85.1,
-}
-
 
 def _evaluate(cache: Path, policy_dir: Path, world: AssistantWorld, queries, cfg: SSOConfig,
               env: dist.DistEnv) -> dict[str, Any]:

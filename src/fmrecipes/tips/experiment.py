@@ -40,17 +40,6 @@ from .model import TeacherHooks, TIPSModel, tips_loss
 from .probes import depth_probe, encode_images, segmentation_probe
 from .ssl import teacher_init_share
 
-# The paper's ViT-B ablation (Table 1, notes A.7): Flickr R@1 I->T / T->I (%), PASCAL mIoU (%), NYU RMSE (m).
-PAPER = {
-    "paper.i2t_r1.clip_alt": 79.1, "paper.i2t_r1.clip_alt_distill": 81.5, "paper.i2t_r1.clip_alt_distill_mim": 82.6,
-    "paper.i2t_r1.dual_cls": 88.7, "paper.i2t_r1.tips": 89.2,
-    "paper.t2i_r1.clip_alt": 62.9, "paper.t2i_r1.clip_alt_distill": 67.0, "paper.t2i_r1.clip_alt_distill_mim": 67.6,
-    "paper.t2i_r1.dual_cls": 77.1, "paper.t2i_r1.tips": 77.3,
-    "paper.seg_miou.clip_alt": 64.4, "paper.seg_miou.clip_alt_distill": 70.3,
-    "paper.seg_miou.clip_alt_distill_mim": 75.9,
-    "paper.depth_rmse.clip_alt_distill": 0.589, "paper.depth_rmse.clip_alt_distill_mim": 0.511,
-    "paper.depth_rmse.tips": 0.478,
-}
 N_SHOWN = 4  # test scenes whose segmentation-probe predictions are kept for the plot
 RANDOM_INIT = "random_init"  # the untrained baseline's name in the summary
 
@@ -169,6 +158,7 @@ def run_experiment(cfg: TIPSConfig, env: dist.DistEnv) -> dict[str, Any]:
     if cfg.probe.random_baseline:  # the floor: the same probes on an untrained tower (the seed's initialisation)
         torch.manual_seed(cfg.seed)
         results[RANDOM_INIT] = evaluate(TIPSModel(cfg, "dual_cls").eval(), codec, ev, cfg)
+    from .paper import PAPER
     from .plots import ablation_bars, segmentation_grid
 
     ablation_bars(results, PAPER, out / "ablation.png")

@@ -1,0 +1,38 @@
+"""The paper's claims that the comparison can test and its numbers (notes A.5): shown beside ours."""
+
+from __future__ import annotations
+
+import math
+
+from ..claims import Claim
+from .config import TEACHER_FD_TARGET
+
+# SIM notes A.5. CIFAR-10 FID (Inception features, 50k samples), not comparable in value to our FD-classifier:
+# SIM (P, the abstract), SiD (R, its README, alpha = 1.2), Diff-Instruct and the EDM teacher at 35 NFE
+# (M: the notes' recollection of the original papers).
+PAPER = {
+    "paper.cifar10_fid.sim_phuber": 2.06, "paper.cifar10_fid.sid": 1.923,
+    "paper.cifar10_fid.diff_instruct": 4.53, "paper.cifar10_fid.teacher_nfe35": 1.97,
+    "paper.cifar10_fid_cond.sim_phuber": 1.96, "paper.cifar10_fid_cond.sid": 1.710,
+    "paper.cifar10_fid_cond.teacher_nfe35": 1.79,
+}
+
+
+CLAIMS = (
+    Claim("one_step_vs_teacher", "one SIM step reaches the teacher's 35-NFE FD (within 1.2x)",
+          "CIFAR-10 FID 2.06 vs 1.97 (EDM teacher, 35 NFE; notes A.5)", "fd.sim_phuber", "fd.teacher.nfe35", "lower",
+          "log_ratio", margin=math.log(TEACHER_FD_TARGET)),
+    Claim("sim_vs_diff_instruct", "SIM beats Diff-Instruct at one step", "CIFAR-10 FID 2.06 vs 4.53 (notes A.5)",
+          "fd.sim_phuber", "fd.diff_instruct", "lower", "log_ratio"),
+    Claim("sim_vs_sid_convergence", "SIM converges better than SiD (mean FD over the second half of the budget)",
+          "faster, more robust convergence (convergence figure); final FID 2.06 vs 1.92", "fd_tail.sim_phuber",
+          "fd_tail.sid", "lower", "log_ratio"),
+    Claim("phuber_vs_l2_sigma2", "the pseudo-Huber distance converges better than L2 at the same weighting, "
+          "w = sigma^2 (mean FD over the second half)", "faster, more stable convergence than L2 (notes A.2)",
+          "fd_tail.sim_phuber", "fd_tail.sim_l2_wsigma2", "lower", "log_ratio"),
+    Claim("phuber_vs_l2_sid", "the pseudo-Huber distance converges better than L2 at the same weighting, SiD's "
+          "(mean FD over the second half)", "faster, more stable convergence than L2 (notes A.2)",
+          "fd_tail.sim_phuber_wsid", "fd_tail.sim_l2", "lower", "log_ratio"),
+    Claim("toy_modes_vs_sid", "SIM covers more modes of the 2-D mixture than SiD",
+          "robustness claim; the paper has no 2-D number", "modes.sim_phuber", "modes.sid", "higher"),
+)

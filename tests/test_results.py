@@ -1,0 +1,107 @@
+"""Committed results (results/) and the documentation tables generated from them (report.docs)."""
+
+import json
+
+import pytest
+
+from fmrecipes import report
+from fmrecipes.claims import aggregate, judge
+from fmrecipes.errors import FmError
+from fmrecipes.recipes import get
+from fmrecipes.report.docs import committed_forest, render_docs, render_text
+from fmrecipes.results import RESULTS, provenance, publish, reference
+
+
+def test_committed_tables_are_what_the_committed_summaries_give():
+    """Every generated block in README.md and docs/ equals its rendering from results/: no number is typed by hand
+    or stale (`fmrecipes results docs` rewrites them)."""
+    assert render_docs(check=True) == []
+    assert any((RESULTS / name / "summary.json").is_file() for name in ("stability", "miniplm", "sso", "tips",
+                                                                         "altogether", "sim"))
+
+
+def test_committed_results_carry_every_seed_and_their_provenance():
+    for summary_path in RESULTS.glob("*/summary.json"):
+        name = summary_path.parent.name
+        summary, prov = reference(name), provenance(name)
+        assert summary["preset"] == "full" and len(summary["seeds"]) >= 3
+        for s in summary["seeds"]:
+            assert (RESULTS / name / f"seed{s}" / "summary.json").is_file()
+        assert prov["commit"] and prov["command"] and prov["machine"] == summary["machine"]
+        assert not list((RESULTS / name).rglob("*.safetensors"))  # no checkpoints
+
+
+def _claims_summary(name, diffs, preset="full"):
+    """A recipe's summary whose every claim has the paired differences ``diffs`` (one per seed)."""
+    recipe = get(name)
+    reps = {}
+    for s, d in enumerate(diffs):
+        reps[s] = {}
+        for c in recipe.claims:
+            reps[s][c.a], reps[s][c.b] = (1.0 + d, 1.0) if c.scale == "difference" else (2.0 ** d, 1.0)
+    return {**aggregate(reps), **judge(recipe.claims, reps), "seeds": list(reps), "preset": preset,
+            "wall_time_s": 1.0, "machine": "test"}, reps
+
+
+def _run_dir(tmp_path, name, diffs, preset="full"):
+    summary, reps = _claims_summary(name, diffs, preset)
+    d = tmp_path / "run" / name
+    for s, r in reps.items():
+        (d / f"seed{s}").mkdir(parents=True)
+        (d / f"seed{s}" / "summary.json").write_text(json.dumps(r))
+    (d / "summary.json").write_text(json.dumps(summary))
+    (d / "config.yaml").write_text("seeds: [0, 1, 2]\n")
+    (d / "seed0" / "model.safetensors").write_text("weights")
+    return tmp_path / "run"
+
+
+def test_publish_copies_summaries_and_provenance_not_checkpoints(tmp_path):
+    run = _run_dir(tmp_path, "sso", [0.3, 0.2, 0.25])
+    dest = publish("sso", run, "fmrecipes reproduce sso --preset full --out run", "abc123", root=tmp_path / "res")
+    assert json.loads((dest / "summary.json").read_text()) == json.loads((run / "sso" / "summary.json").read_text())
+    assert sorted(p.parent.name for p in dest.glob("seed*/summary.json")) == ["seed0", "seed1", "seed2"]
+    assert not list(dest.rglob("*.safetensors"))
+    prov = provenance("sso", tmp_path / "res")
+    assert prov["commit"] == "abc123" and prov["command"].startswith("fmrecipes reproduce sso") and prov["seeds"] == [
+        0, 1, 2]
+    quick = _run_dir(tmp_path / "q", "sso", [0.1], preset="quick")
+    with pytest.raises(FmError, match="preset 'quick'"):
+        publish("sso", quick, "x", "abc", root=tmp_path / "res")
+    (run / "sso" / "seed2" / "summary.json").unlink()
+    with pytest.raises(FmError, match=r"seeds \[2\]"):
+        publish("sso", run, "x", "abc", root=tmp_path / "res")
+
+
+def test_blocks_are_rendered_from_the_summaries_and_stale_ones_replaced(tmp_path):
+    publish("sso", _run_dir(tmp_path, "sso", [0.3, 0.2, 0.25]), "cmd", "abc123", root=tmp_path / "res")
+    doc = ("intro\n<!-- results:claims -->\n| stale | 1 |\n<!-- /results:claims -->\nmiddle\n"
+           "<!-- results:sso -->\n<!-- /results:sso -->\nend\n")
+    out = render_text(doc, tmp_path / "res")
+    claims = out.split("<!-- results:claims -->")[1].split("<!-- /results:claims -->")[0]
+    assert "stale" not in claims and out.startswith("intro\n") and out.endswith("end\n") and "middle" in out
+    for claim in get("sso").claims:
+        assert f"| sso | {claim.statement} |" in claims
+    assert "**holds**" in claims and "No full-preset results committed yet for `stability`" in claims
+    recipe = out.split("<!-- results:sso -->")[1]
+    assert "at commit `abc123`" in recipe and "| claim | paper |" in recipe
+    assert render_text(out, tmp_path / "res") == out  # rendering is idempotent
+    with pytest.raises(FmError, match="unknown results block"):
+        render_text("<!-- results:nope -->\n<!-- /results:nope -->", tmp_path / "res")
+    assert committed_forest(tmp_path / "forest.png", tmp_path / "res").is_file()
+
+
+def test_report_shows_the_committed_verdict_and_whether_this_run_agrees(tmp_path, monkeypatch):
+    committed, _ = _claims_summary("sso", [0.3, 0.2, 0.25])
+    monkeypatch.setattr(report, "reference", lambda name: committed if name == "sso" else None)
+    quick, _ = _claims_summary("sso", [-0.1], preset="quick")
+    (tmp_path / "sso").mkdir()
+    (tmp_path / "sso" / "summary.json").write_text(json.dumps(quick))
+    md, page = report.write_report(tmp_path)
+    text = md.read_text()
+    for claim in get("sso").claims:  # quick points against the committed full run, which decides the claim
+        row = next(line for line in text.splitlines() if line.startswith(f"| sso | {claim.statement} |"))
+        full = "holds" if claim.direction == "higher" else "fails"
+        mean = "0.25 ± 0.05" if claim.scale == "difference" else "0.1733 ± 0.035"
+        assert row.endswith(f"| **inconclusive** | {full}: {mean} (n=3) | no |"), row
+    assert (tmp_path / "claims_forest.png").is_file() and "![claims forest plot](claims_forest.png)" in text
+    assert "committed full preset (results/)" in page.read_text()
