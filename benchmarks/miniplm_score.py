@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from shape_args import shape_parser
 from timing import interleaved_medians
 
-from fmrecipes.core.dist import DistEnv
+from fmrecipes.core.dist import DistEnv, RunConfig
 from fmrecipes.core.gpt import GPTConfig
 from fmrecipes.core.hf import llama_like
 from fmrecipes.data.tokens import PackedDataset, TokenShard, write_shard
@@ -82,7 +82,7 @@ def main() -> None:
         rounds = iter(range(10**6))
 
         def ours(compiled: bool):
-            env = DistEnv(device=device, progress=False, compile=compiled)
+            env = DistEnv(device=device, run=RunConfig(progress=False, compile=compiled))
             name = "fmrecipes_compiled" if compiled else "fmrecipes_eager"
 
             def run() -> None:
@@ -118,7 +118,8 @@ def main() -> None:
                 "plain_hf_loop": profile_of(lambda: plain_loop(model, data, one, args.batch, device)),
                 "fmrecipes_compiled": profile_of(lambda: score(
                     model, data, one, Path(tmp) / "profile", "bench", "bench", batch_size=args.batch,
-                    chunk=args.batch, env=DistEnv(device=device, progress=False, compile=True), eos_id=EOS)),
+                    chunk=args.batch, env=DistEnv(device=device, run=RunConfig(progress=False, compile=True)),
+                    eos_id=EOS)),
             }
         print(json.dumps(report, indent=2))
 

@@ -18,7 +18,8 @@ from fmrecipes.altogether.data import (
     pretrain_example,
 )
 from fmrecipes.altogether.evaluate import caption_metrics, cider_bleu, graph_counts
-from fmrecipes.altogether.model import Captioner, caption_loss
+from fmrecipes.altogether.losses import caption_loss
+from fmrecipes.altogether.model import Captioner
 from fmrecipes.core.gpt import GPTConfig
 from fmrecipes.core.tokenizer import load_tokenizer, train_bpe
 from fmrecipes.data.scene_config import SceneConfig

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from conftest import ROOT, run_cli
-from fmrecipes.core.dist import DistEnv
+from fmrecipes.core.dist import DistEnv, RunConfig
 from fmrecipes.data.tokens import PackedDataset, TokenShard, write_shard
 from fmrecipes.errors import FmError
 from fmrecipes.miniplm.losses import difference_score, instance_nll, rho_score, vanilla_kd_loss
@@ -18,7 +18,7 @@ from fmrecipes.miniplm.score import load_scores, score
 from fmrecipes.miniplm.select import selector_scores, top_alpha
 from fmrecipes.miniplm.stages import compute_matched_steps
 
-QUIET = DistEnv(progress=False)
+QUIET = DistEnv(run=RunConfig(progress=False))
 
 SMOKE = ROOT / "configs" / "miniplm" / "smoke.yaml"
 

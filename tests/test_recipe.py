@@ -12,6 +12,7 @@ from conftest import ROOT, run_cli
 from fmrecipes import config as configlib
 from fmrecipes.claims import Claim
 from fmrecipes.core.dist import DistEnv, RunConfig
+from fmrecipes.errors import ConfigError
 from fmrecipes.recipe import Recipe, replicate
 from fmrecipes.recipes import RECIPES, get
 
@@ -58,6 +59,10 @@ class ToyConfig:
     gain: float = 1.0
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     run: RunConfig = field(default_factory=lambda: RunConfig(device="cpu", progress=False))
+
+    def validate(self) -> None:
+        if self.gain == 0:
+            raise ConfigError("gain=0 compares nothing")
 
 
 CALLS: list[int] = []
@@ -174,3 +179,10 @@ def test_structure_has_no_import_circle_and_core_knows_no_recipe():
 
     for unit in sorted(edges):
         assert cycle_from(unit, []) is None, " -> ".join(cycle_from(unit, []))
+
+
+def test_run_validates_a_config_built_in_code_once_before_any_replicate(tmp_path):
+    CALLS.clear()
+    with pytest.raises(ConfigError, match="gain=0"):
+        TOY.run(ToyConfig(out=str(tmp_path / "toy"), gain=0.0))
+    assert CALLS == []

@@ -108,3 +108,21 @@ def test_report_page_loads_in_headless_chromium_and_fits_1300_px(tmp_path):
     shot = tmp_path / "top.png"
     _chromium(tmp_path, f"--screenshot={shot}", page.as_uri())
     assert shot.is_file() and shot.stat().st_size > 1000
+
+
+def test_a_declared_table_takes_its_keys_whatever_their_dots():
+    """A recipe's ReportTable lays out ``<metric>.<entity>`` keys (entities with dots too) with the paper's numbers
+    under another metric name; the keys it shows appear nowhere else, and the rest keep the shape rule."""
+    from fmrecipes.recipe import ReportTable
+    from fmrecipes.report import tables
+
+    summary = {"fd.sim": 2.5, "spread.fd.sim": 0.5, "per_seed.fd.sim": [2, 3], "fd.teacher.nfe35": 1.5,
+               "recall.sim": 0.9, "paper.cifar10_fid.sim": 2.06, "paper.cifar10_fid.teacher.nfe35": 1.97,
+               "ppl.base": 11.0, "val_loss.small.a": 4.0}
+    spec = ReportTable("one step", ("fd", "recall"), {"fd": "cifar10_fid"})
+    first, *rest = tables(summary, (spec,))
+    assert first.title == "one step" and first.header == ["", "fd", "fd (paper)", "recall"]
+    assert first.rows == [["sim", "2.5 ± 0.5", "2.06", "0.9"], ["teacher.nfe35", "1.5", "1.97", ""]]
+    shown = [cell for t in rest for row in t.rows for cell in row]
+    assert "base" in shown and "small" in shown and "teacher.nfe35" not in shown and "nfe35" not in shown
+    assert [t.title for t in tables(summary)][0] == "results"  # undeclared: the shape rule alone

@@ -9,7 +9,7 @@ import torch.nn as nn
 from fmrecipes.core import compile as compile_mod
 from fmrecipes.core.aligned_mlp import aligned_mlps
 from fmrecipes.core.compile import maybe_compile
-from fmrecipes.core.dist import DistEnv
+from fmrecipes.core.dist import DistEnv, RunConfig
 from fmrecipes.core.gpt import GPT, GPTConfig
 from fmrecipes.core.hf import llama_like
 from fmrecipes.core.linear_cross_entropy import token_nll
@@ -117,18 +117,19 @@ def test_compiled_scoring_equals_eager_scoring(tmp_path, data, monkeypatch):
     eager scores; auto compiles only large pools."""
     model, idx = _llama(), np.arange(10)
     eager = score(model, data, idx, tmp_path / "e", "h", "t", batch_size=4, chunk=10,
-                  env=DistEnv(progress=False, compile=False), eos_id=EOS)
+                  env=DistEnv(run=RunConfig(progress=False, compile=False)), eos_id=EOS)
     compiled = score(model, data, idx, tmp_path / "c", "h", "t", batch_size=4, chunk=10,
-                     env=DistEnv(progress=False, compile=True), eos_id=EOS)
+                     env=DistEnv(run=RunConfig(progress=False, compile=True)), eos_id=EOS)
     np.testing.assert_allclose(compiled, eager, rtol=1e-5, atol=1e-6)
     manual = instance_nll(model(input_ids=data.batch(idx)[0]).logits, data.batch(idx)[1],
                           data.batch(idx)[0] != EOS).detach().numpy()
     np.testing.assert_allclose(compiled, manual, rtol=1e-5, atol=1e-6)
-    auto = DistEnv(compile="auto")
+    auto = DistEnv(run=RunConfig(compile="auto"))
     assert compiles(auto, AUTO_COMPILE_INSTANCES) and not compiles(auto, AUTO_COMPILE_INSTANCES - 1)
     monkeypatch.setattr("fmrecipes.miniplm.score.compiler_available", lambda device: False)
-    assert not compiles(auto, 10**9) and compiles(DistEnv(compile=True), 1)  # auto never asks for what is not here
-    assert not compiles(DistEnv(compile=False), 10**9) and compiles(DistEnv(compile=True), 1)
+    on, off = DistEnv(run=RunConfig(compile=True)), DistEnv(run=RunConfig(compile=False))
+    assert not compiles(auto, 10**9) and compiles(on, 1)  # auto never asks for what is not here
+    assert not compiles(off, 10**9) and compiles(on, 1)
 
 
 def test_compile_falls_back_to_eager_with_one_warning(monkeypatch, capsys):

@@ -10,7 +10,7 @@ import pytest
 import torch
 from conftest import ROOT, run_cli
 
-from fmrecipes.core.dist import DistEnv
+from fmrecipes.core.dist import DistEnv, RunConfig
 from fmrecipes.sim.config import DistillConfig
 from fmrecipes.sim.distill import distill, one_step
 from fmrecipes.sim.edm import DDPMEpsDenoiser, EDMConfig, EDMPrecond, edm_loss, karras_sigmas, sample_nfe
@@ -196,7 +196,8 @@ def _tiny_toy_setup(tmp_path, init_steps=5, hidden=32, depth=1):
 def _distill(init, gmm, run_dir, steps, method="sim_phuber", evaluate=None):
     cfg = DistillConfig(steps=steps, batch_size=64, lr_generator=1e-3, lr_fake=1e-3, ema_halflife_images=2000,
                         eval_every=2, ckpt_every=3, loss=LossConfig(method))
-    return distill(init, gmm, lambda n: (torch.randn(n, 2), None), cfg, EDM, run_dir, DistEnv(progress=False), evaluate)
+    quiet = DistEnv(run=RunConfig(progress=False))
+    return distill(init, gmm, lambda n: (torch.randn(n, 2), None), cfg, EDM, run_dir, quiet, evaluate)
 
 
 @pytest.mark.parametrize("method", ["sim_phuber", "diff_instruct"])
@@ -396,7 +397,7 @@ def test_reproduce_smoke_writes_summary_and_plots(smoke_run):
     from fmrecipes.sim.paper import CLAIMS
 
     quoted = {c.id: c.paper for c in CLAIMS}
-    assert f"{summary['paper.cifar10_fid.sim_phuber']:g} vs {summary['paper.cifar10_fid.teacher_nfe35']:g}" in \
+    assert f"{summary['paper.cifar10_fid.sim_phuber']:g} vs {summary['paper.cifar10_fid.teacher.nfe35']:g}" in \
         quoted["one_step_vs_teacher"]
     assert f"vs {summary['paper.cifar10_fid.diff_instruct']:g}" in quoted["sim_vs_diff_instruct"]
     for png in ("toy_samples.png", "toy_convergence.png", "image_samples.png", "image_convergence.png"):

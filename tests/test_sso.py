@@ -11,7 +11,7 @@ import torch
 from conftest import ROOT, run_cli
 
 from fmrecipes.config import load
-from fmrecipes.core.dist import DistEnv
+from fmrecipes.core.dist import DistEnv, RunConfig
 from fmrecipes.core.gpt import GPT, GPTConfig
 from fmrecipes.errors import ConfigError, FmError
 from fmrecipes.presets import preset_path
@@ -22,7 +22,7 @@ from fmrecipes.sso.principles import load_principles, pick_features, system_prom
 from fmrecipes.sso.reward import Comparison, bt_loss, rrm_candidates
 from fmrecipes.sso.world import AssistantWorld
 
-QUIET = DistEnv(progress=False)
+QUIET = DistEnv(run=RunConfig(progress=False))
 
 
 @pytest.fixture(scope="module")

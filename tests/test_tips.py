@@ -11,12 +11,11 @@ from conftest import ROOT, run_cli
 from fmrecipes import config as configlib
 from fmrecipes.errors import FmError
 from fmrecipes.tips.config import VARIANTS, TIPSConfig
+from fmrecipes.tips.losses import dino_loss, ibot_loss
 from fmrecipes.tips.ssl import (
     PrototypeHead,
     cosine_schedule,
-    dino_loss,
     ema_update,
-    ibot_loss,
     random_patch_mask,
     update_center,
     warmup,
@@ -126,7 +125,8 @@ def test_each_variant_trains_the_parts_it_should(tmp_path, variant):
     from fmrecipes.core.text_encoder import text_codec
     from fmrecipes.data.scene_pack import pack_texts, scene_pack
     from fmrecipes.tips.data import TIPSData
-    from fmrecipes.tips.model import TeacherHooks, TIPSModel, tips_loss
+    from fmrecipes.tips.losses import tips_loss
+    from fmrecipes.tips.model import TeacherHooks, TIPSModel
 
     cfg = smoke_cfg(tmp_path)
     pack = scene_pack(cfg.data, "train", 16)
@@ -160,7 +160,8 @@ def test_objective_composes_the_papers_terms_from_the_features(tmp_path):
     from fmrecipes.core.text_encoder import text_codec
     from fmrecipes.data.scene_pack import pack_texts, scene_pack
     from fmrecipes.tips.data import TIPSData
-    from fmrecipes.tips.model import TIPSModel, tips_loss
+    from fmrecipes.tips.losses import tips_loss
+    from fmrecipes.tips.model import TIPSModel
 
     cfg = smoke_cfg(tmp_path)
     assert (cfg.ssl.distill_weight, cfg.ssl.mim_weight) == (1.0, 2.0)
@@ -275,8 +276,8 @@ def test_retrieval_headline_queries_are_the_held_out_human_captions(tmp_path, mo
 
 
 def test_probes_measure_what_they_should():
-    from fmrecipes.tips.config import ProbeConfig
     from fmrecipes.core.retrieval import retrieval_r1
+    from fmrecipes.tips.config import ProbeConfig
     from fmrecipes.tips.probes import depth_probe, mean_iou, segmentation_probe
 
     e = torch.eye(5)

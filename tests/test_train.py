@@ -311,12 +311,25 @@ def test_compiled_training_matches_eager(tmp_path):
     common = dict(steps=4, batch_size=8, micro_batch_size=4, lr=1e-2, warmup_steps=0, log_every=1,
                   eval_every=4, ckpt_every=4)
     eager, compiled = _toy_model(), _toy_model()
-    train(eager, Toy(), Toy(), TrainConfig(**common), tmp_path / "e", env=dist.DistEnv(progress=False, compile=False))
+    train(eager, Toy(), Toy(), TrainConfig(**common), tmp_path / "e",
+          env=dist.DistEnv(run=dist.RunConfig(progress=False, compile=False)))
     result = train(compiled, Toy(), Toy(), TrainConfig(**common), tmp_path / "c",
-                   env=dist.DistEnv(progress=False, compile=True))
+                   env=dist.DistEnv(run=dist.RunConfig(progress=False, compile=True)))
     rows = [[json.loads(line) for line in (tmp_path / d / "metrics.jsonl").read_text().splitlines()] for d in "ec"]
     losses = [[r["loss"] for r in rs if "loss" in r] for rs in rows]
     assert len(losses[0]) == 4 and losses[0] == pytest.approx(losses[1], abs=1e-4)
     for pa, pb in zip(eager.parameters(), compiled.parameters()):
         assert torch.allclose(pa, pb, atol=1e-4)
     assert isinstance(load_model(result.checkpoint), GPT)
+
+
+def test_a_library_call_without_an_environment_runs_alone(tmp_path, monkeypatch):
+    """``train(..., env=None)`` under a torchrun-like environment joins no process group: one process, said so."""
+    import torch.distributed
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    env = dist.single_process(dist.RunConfig(progress=False))
+    assert env.world_size == 1 and env.is_main and not env.run.progress
+    train(_toy_model(), Toy(), None, TrainConfig(steps=2, batch_size=4, micro_batch_size=4), tmp_path)
+    assert not torch.distributed.is_initialized()

@@ -29,23 +29,37 @@ SUMMARY = "summary.json"  # the one summary file name: OUT/summary.json, and OUT
 
 
 @dataclass(frozen=True)
+class ReportTable:
+    """A table a recipe declares for its report: one row per entity, one column per metric of ``metrics``; the
+    summary key ``<metric>.<entity>`` fills a cell (the entity may hold dots: ``fd.teacher.nfe35``). ``paper`` maps
+    a metric to the name of the paper's numbers beside it (``paper.<name>.<entity>``; default: the metric's)."""
+
+    title: str
+    metrics: tuple[str, ...]
+    paper: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Recipe:
     """One recipe: what ``fmrecipes <name> run`` and ``fmrecipes reproduce <name>`` need."""
 
     name: str
     paper: str                      # title and arXiv id
     description: str                # one line
-    config: type                    # the Config dataclass; it has ``out``, ``seeds`` and ``run``
+    config: type                    # the Config dataclass; it has ``out``, ``seeds``, ``run`` and ``validate()``
     # one replicate: (a config whose seeds == [s], the run environment built from its ``run:`` section) -> metrics
     run_experiment: Callable[[Any, DistEnv], dict[str, Any]]
     claims: tuple[Claim, ...]
     paper_numbers: Mapping[str, Any] = field(default_factory=dict)  # ``paper.<key>``: shown beside ``<key>``
     register_cli: Callable[[Any], None] | None = None  # adds recipe-specific verbs to ``fmrecipes <name>``
+    # the report's tables; keys no table declares are laid out by their shape (see :mod:`fmrecipes.report`)
+    tables: tuple[ReportTable, ...] = ()
 
     def run(self, cfg: Any) -> dict[str, Any]:
         """Every seed of ``cfg.seeds`` as a full replicate in ``OUT/seed<k>``, then means, spreads, per-seed values
         and the claims' verdicts in ``OUT/summary.json`` (see :mod:`fmrecipes.claims`). Finished replicates
         with the same config are reused, so a killed run resumes."""
+        cfg.validate()  # the one check of a config built in code (configs read from YAML were checked on loading)
         seeds = list(cfg.seeds)
         if not seeds or len(set(seeds)) != len(seeds) or not all(isinstance(s, int) for s in seeds):
             raise ConfigError(f"seeds={seeds} must be a non-empty list of distinct integers")

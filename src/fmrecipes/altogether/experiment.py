@@ -42,7 +42,8 @@ from .copy_probe import copy_probes
 from .data import CaptionCodec, CaptionData, inference_prompt, stage1_brand_share
 from .encoder import embed_images, image_encoder, random_alt_text, train_clip
 from .evaluate import caption_metrics
-from .model import Captioner, caption_loss
+from .losses import caption_loss
+from .model import Captioner
 
 SYSTEMS = ("alt_text", "no_alt", "stage1", "altogether", "gold")
 
@@ -157,7 +158,6 @@ class Setup:
 def setup(cfg: AltogetherConfig, env: dist.DistEnv) -> Setup:
     """Scenes, the CLIP tokenizer, the frozen encoder (stage 0 if needed), image embeddings, the decoder's
     tokenizer: what every verb needs, each built once in ``cfg.out``."""
-    cfg.validate()
     out = ensure_dir(cfg.out)
     data = corpus(cfg)
     guard_inputs(out, data_sources(cfg), "an encoder, tokenizers and captioners")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
@@ -31,16 +31,29 @@ class RunConfig:
 
 @dataclass(frozen=True)
 class DistEnv:
-    """This process's place in the run (rank, device) and the run's settings (from :class:`RunConfig`)."""
+    """This process's place in the run (rank, device) and the run's settings (its config's ``run:`` section)."""
 
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
     device: torch.device = torch.device("cpu")
-    precision: str = "auto"
-    progress: bool = True
-    tensorboard: bool = False
-    compile: bool | str = "auto"
+    run: RunConfig = field(default_factory=RunConfig)
+
+    @property
+    def precision(self) -> str:
+        return self.run.precision
+
+    @property
+    def progress(self) -> bool:
+        return self.run.progress
+
+    @property
+    def tensorboard(self) -> bool:
+        return self.run.tensorboard
+
+    @property
+    def compile(self) -> bool | str:
+        return self.run.compile
 
     @property
     def bf16(self) -> bool:
@@ -71,9 +84,16 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
         raise ConfigError(f"run.device={name!r} is not a device; use auto, cpu, cuda or cuda:N") from None
 
 
+def single_process(run: RunConfig | None = None) -> DistEnv:
+    """This process alone, with ``run``'s settings (defaults if None): no process group is joined, even under
+    torchrun. What a library call runs in when it is given no environment."""
+    run = run or RunConfig()
+    return DistEnv(device=resolve_device(run.device), run=run)
+
+
 def setup(run: RunConfig | None = None) -> DistEnv:
-    """The environment of ``run`` (default settings if None): joins the process group that torchrun describes
-    in the environment (no-op for one process)."""
+    """The environment of ``run`` (default settings if None), built once at an entry point: joins the process
+    group that torchrun describes in the environment (no-op for one process)."""
     run = run or RunConfig()
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
@@ -83,7 +103,7 @@ def setup(run: RunConfig | None = None) -> DistEnv:
         if dev.type == "cuda":
             torch.cuda.set_device(dev)
         dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
-    return DistEnv(rank, world, local, dev, run.precision, run.progress, run.tensorboard, run.compile)
+    return DistEnv(rank, world, local, dev, run)
 
 
 def wrap(model: nn.Module, env: DistEnv) -> nn.Module:

@@ -22,9 +22,8 @@ from typing import Any, Literal, Protocol
 
 import torch
 import torch.nn as nn
-from tqdm.auto import tqdm
 
-from ..errors import ConfigError, FmError, TrainingDiverged
+from ..errors import ConfigError, FmError
 from . import dist, fsdp
 from .causal_lm import lm_loss
 from .checkpoint import (
@@ -35,7 +34,8 @@ from .checkpoint import (
     unwrap,
 )
 from .compile import maybe_compile
-from .metrics import MetricsWriter, plot_curves, read_jsonl
+from .loop import StepLoop
+from .metrics import plot_curves, read_jsonl
 from .seeding import stream_seed
 
 
@@ -262,14 +262,14 @@ class _Step:
 
 def _optimizer_step(step: int, model: nn.Module, ddp_model: nn.Module, optimizer: torch.optim.Optimizer,
                     train_data: Dataset, cfg: TrainConfig, env: dist.DistEnv, loss_fn: Callable, hooks: StepHooks,
-                    run_dir: Path) -> _Step:
-    """Step ``step``: its learning rate, its seeded examples and dropout, accumulated forward/backward passes,
-    clipping, and the update, unless the loss or gradient is NaN/Inf (:class:`TrainingDiverged`)."""
+                    loop: StepLoop) -> _Step:
+    """Step ``step`` (the loop has seeded its dropout): its learning rate, its seeded examples, accumulated
+    forward/backward passes, clipping, and the update, unless the loss or gradient is NaN/Inf
+    (:class:`TrainingDiverged`)."""
     micro, accum = _micro_batches(cfg, env)
     lr = lr_at(step, cfg)
     for group in optimizer.param_groups:
         group["lr"] = lr
-    torch.manual_seed(stream_seed(cfg.seed, step))
     idx = step_indices(step, cfg, len(train_data), env)
     hooks.before_step(step, model)
     loss_sum = torch.zeros((), device=env.device)
@@ -291,9 +291,8 @@ def _optimizer_step(step: int, model: nn.Module, ddp_model: nn.Module, optimizer
     loss_value = dist.all_reduce_mean(loss_sum, env).item()
     norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip or float("inf"))
     grad_norm = (norm.full_tensor() if hasattr(norm, "full_tensor") else norm).item()  # sharded: a DTensor
-    if not math.isfinite(loss_value) or not math.isfinite(grad_norm):
-        bad = loss_value if not math.isfinite(loss_value) else grad_norm
-        raise TrainingDiverged(step, bad, str(latest_checkpoint(run_dir) or "") or None)
+    loop.check_finite(step, loss_value)
+    loop.check_finite(step, grad_norm)
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
     return _Step(loss_value, grad_norm, lr, extra_sum)
@@ -315,10 +314,6 @@ class _Throughput:
         return rate
 
 
-def _due(step: int, every: int, cfg: TrainConfig) -> bool:
-    return step % every == 0 or step == cfg.steps
-
-
 def train(model: nn.Module, train_data: Dataset, val_data: Dataset | None, cfg: TrainConfig,
           run_dir: str | Path, env: dist.DistEnv | None = None, loss_fn: Callable = lm_loss,
           tokens_per_example: int = 0,
@@ -326,11 +321,13 @@ def train(model: nn.Module, train_data: Dataset, val_data: Dataset | None, cfg: 
     """Train ``model`` in ``run_dir`` for ``cfg.steps`` optimizer steps, resuming if a checkpoint exists; after
     the loop, plot ``loss_curve.png``.
 
-    ``hooks`` (a :class:`StepHooks`) may observe each step and add metrics to its record. ``tokenizer`` (of a
-    language model) is saved in every checkpoint, so each one carries what reads it.
+    ``env`` is the run environment an entry point built with :func:`~fmrecipes.core.dist.setup`; without one the
+    loop runs in this process alone (:func:`~fmrecipes.core.dist.single_process`, no process group). ``hooks``
+    (a :class:`StepHooks`) may observe each step and add metrics to its record. ``tokenizer`` (of a language
+    model) is saved in every checkpoint, so each one carries what reads it.
     Raises :class:`TrainingDiverged` when the loss becomes NaN/Inf, before applying that update.
     """
-    env = env or dist.setup()
+    env = env or dist.single_process()
     hooks = hooks or StepHooks()
     run_dir = Path(run_dir)
     _micro_batches(cfg, env)  # a batch that does not split is an error before any work
@@ -339,35 +336,27 @@ def train(model: nn.Module, train_data: Dataset, val_data: Dataset | None, cfg: 
     ddp_model, optimizer, resumed = _setup(model, cfg, run_dir, env)
     # run.compile=true: the loss with the model's forward (and so its backward) through torch.compile
     loss_fn = maybe_compile(loss_fn, env.compile is True, env.device, "the training loss")
-    start = resumed or 0
-    metrics = MetricsWriter(run_dir / "metrics.jsonl", resume_step=resumed,
-                            tensorboard_dir=run_dir / "tensorboard" if env.tensorboard else None, enabled=env.is_main)
-    bar = tqdm(total=cfg.steps, initial=start, disable=not (env.progress and env.is_main), desc=run_dir.name,
-               dynamic_ncols=True, leave=False)
     throughput, val_loss = _Throughput(), None
     ddp_model.train()
-    try:
-        for step in range(start + 1, cfg.steps + 1):
-            done = _optimizer_step(step, model, ddp_model, optimizer, train_data, cfg, env, loss_fn, hooks, run_dir)
+    with StepLoop(run_dir, cfg.steps, resumed or 0, resumed is not None, cfg.seed, env,
+                  run_dir / "tensorboard" if env.tensorboard else None) as loop:
+        for step in loop:
+            done = _optimizer_step(step, model, ddp_model, optimizer, train_data, cfg, env, loss_fn, hooks, loop)
             throughput.add(cfg.batch_size * tokens_per_example)
-            bar.update(1)
             record: dict[str, Any] = dict(hooks.after_step(step, model))
-            if _due(step, cfg.log_every, cfg) or step == 1:
+            postfix = {}
+            if loop.due(step, cfg.log_every) or step == 1:
                 tps = throughput.read()
                 record.update({"loss": done.loss, "lr": done.lr, "grad_norm": done.grad_norm, "tokens_per_s": tps})
                 record.update({k: dist.all_reduce_mean(v, env).item() for k, v in done.extra.items()})
-                bar.set_postfix(loss=f"{done.loss:.3f}", tok_s=f"{tps:,.0f}")
-            if val_data is not None and _due(step, cfg.eval_every, cfg):
+                postfix = {"loss": f"{done.loss:.3f}", "tok_s": f"{tps:,.0f}"}
+            if val_data is not None and loop.due(step, cfg.eval_every):
                 val_loss = record["val_loss"] = evaluate(ddp_model, val_data, cfg, env, loss_fn)
-                if not math.isfinite(val_loss):
-                    raise TrainingDiverged(step, val_loss, str(latest_checkpoint(run_dir) or "") or None)
+                loop.check_finite(step, val_loss)
             if record:
-                metrics.log({"step": step, **record})
-            if _due(step, cfg.ckpt_every, cfg):
+                loop.log({"step": step, **record}, **postfix)
+            if loop.due(step, cfg.ckpt_every):
                 _save(run_dir, step, model, optimizer, cfg, env, tokenizer)
-    finally:
-        bar.close()
-        metrics.close()
     if val_data is not None and val_loss is None:  # already complete: report the final validation loss
         val_loss = evaluate(ddp_model, val_data, cfg, env, loss_fn)
     if env.is_main:

@@ -34,7 +34,7 @@ def prepare(data: CorpusConfig, vocab_size: int, data_dir: str | Path, tokenizer
     byte-level BPE of ``vocab_size`` is trained on the training split. With ``seq_len``, each split must hold one
     sequence of it, or the error leaves nothing behind.
     """
-    env = env or dist.DistEnv()
+    env = env or dist.single_process()
     data_dir = Path(data_dir)
     inputs = input_digests(data, vocab_size, tokenizer_src)
     meta_path = data_dir / "prepared.json"

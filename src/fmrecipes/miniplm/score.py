@@ -64,7 +64,8 @@ def score_batch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: torc
     keep = eos_input_mask(x, eos_id)
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
         if text_tokenizers is None:
-            nll = instance_nll(causal_lm(model).logits(x.to(device)), y.to(device), None if keep is None else keep.to(device))
+            nll = instance_nll(causal_lm(model).logits(x.to(device)), y.to(device),
+                               None if keep is None else keep.to(device))
         else:
             corpus_tok, model_tok = text_tokenizers
             rows = torch.cat([x[:, :1], y], dim=1)
@@ -86,7 +87,7 @@ def score(model: nn.Module, data, indices: np.ndarray, out_dir: str | Path, pool
     positions whose input is ``eos_id`` (None: none). Instances in the corpus's own tokens go through the fast
     :class:`Scorer` (compiled per :func:`compiles`), re-tokenised ones through
     :func:`score_batch`."""
-    env = env or dist.DistEnv()
+    env = env or dist.single_process()
     out = Path(out_dir)
     final = out / "scores.npy"
     if (out / "meta.json").is_file():

@@ -5,7 +5,8 @@ per-seed differences with n, verdict, the committed full-preset result from ``re
 difference points the same way) and a forest plot of them (:mod:`fmrecipes.report.forest`). A summary is a flat
 mapping of dotted keys; ``paper.<k>`` holds the paper's number for ``<k>`` and is shown beside ours, and
 ``spread.<k>`` (std over seeds) after ours as "± s".
-Keys ``<metric>.<entity>`` (``ppl.qk_norm``) form the main table, one row per entity; keys
+A recipe's declared tables (:class:`~fmrecipes.recipe.ReportTable`) come first. The keys none of them shows are
+laid out by their shape: ``<metric>.<entity>`` (``ppl.qk_norm``) form the main table, one row per entity;
 ``<metric>.<entity>.<column>`` (``val_loss.miniplm.small``) form one table per metric; other keys are listed
 last. Plots are the recipe directory's and its first replicate's. Recipes without a summary show as "not run"
 or "failed".
@@ -25,6 +26,7 @@ from typing import Any
 from ..claims import Claim
 from ..core.fileio import atomic_write_text
 from ..errors import FmError
+from ..recipe import ReportTable
 from ..recipes import all_recipes
 from ..results import reference
 from .forest import forest_plot, points
@@ -88,8 +90,40 @@ def _grid(title: str, cells: dict[tuple[str, str], str], row_order: list[str], c
     return Table(title, [corner, *col_order], [[r, *[cells.get((r, c), "") for c in col_order]] for r in row_order])
 
 
-def tables(summary: dict[str, Any]) -> list[Table]:
-    """The summary as tables (see the module docstring)."""
+def declared_table(summary: dict[str, Any], spec: ReportTable) -> tuple[Table, set[str]]:
+    """A table a recipe declares, and the summary keys it shows (its own and their ``paper.``/``spread.`` keys)."""
+    cells: dict[tuple[str, str], str] = {}
+    rows: list[str] = []
+    cols: list[str] = []
+    used: set[str] = set()
+    for metric in spec.metrics:
+        paper = spec.paper.get(metric, metric)
+        for key in summary:
+            for prefix, col in ((f"{metric}.", metric), (f"paper.{paper}.", f"{metric} (paper)")):
+                if not key.startswith(prefix) or (prefix == f"{metric}." and key.startswith(DERIVED)):
+                    continue
+                entity = key[len(prefix):]
+                rows += [entity] if entity not in rows else []
+                cols += [col] if col not in cols else []
+                spread = summary.get(f"spread.{key}") if col == metric else None
+                cells[(entity, col)] = _fmt(summary[key], spread)
+                used |= {key, f"spread.{key}", f"per_seed.{key}"}
+    return _grid(spec.title, cells, rows, cols), used
+
+
+def tables(summary: dict[str, Any], declared: Sequence[ReportTable] = ()) -> list[Table]:
+    """The summary as tables: those the recipe ``declared``, then the other keys by their shape (see the module
+    docstring)."""
+    out: list[Table] = []
+    for spec in declared:
+        table, used = declared_table(summary, spec)
+        out += [table] if table.rows else []
+        summary = {k: v for k, v in summary.items() if k not in used}
+    return out + _shaped_tables(summary)
+
+
+def _shaped_tables(summary: dict[str, Any]) -> list[Table]:
+    """The keys no declared table shows, laid out by their shape (see the module docstring)."""
     ours = {k: v for k, v in summary.items() if not k.startswith(DERIVED) and k not in META_KEYS}
     paper = {k[len("paper."):]: v for k, v in summary.items() if k.startswith("paper.")}
     keys = list(ours) + [k for k in paper if k not in ours]
@@ -231,7 +265,7 @@ def markdown(out_dir: Path) -> str:
             lines += [f"**{status}**{detail}", ""]
             continue
         lines += [_run_line(summary), ""]
-        for t in tables(summary):
+        for t in tables(summary, recipe.tables):
             lines += [f"**{t.title}**", "", "| " + " | ".join(t.header) + " |", "|" + " --- |" * len(t.header)]
             lines += ["| " + " | ".join(r) + " |" for r in t.rows]
             lines.append("")
@@ -287,7 +321,7 @@ def html_page(out_dir: Path) -> str:
             parts.append(f"<p class='status'>{e(status)}{detail}</p></section>")
             continue
         parts.append(f"<p>{e(_run_line(summary))}</p>")
-        for t in tables(summary):
+        for t in tables(summary, recipe.tables):
             parts.append(f"<h3>{e(t.title)}</h3><table><tr>" + "".join(f"<th>{e(h)}</th>" for h in t.header) + "</tr>")
             parts += ["<tr><th>" + e(r[0]) + "</th>" + "".join(f"<td>{e(c)}</td>" for c in r[1:]) + "</tr>"
                       for r in t.rows]

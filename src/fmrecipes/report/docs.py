@@ -59,7 +59,7 @@ def recipe_block(name: str, root: Path = RESULTS) -> str:
     lines += _table(["claim", "paper", "ours (mean ± std of the paired difference, n)", "verdict"],
                     [[r["claim"], r["paper"], r["ours"], f"**{r['verdict']}**"]
                      for r in claim_rows(summary, get(name).claims)])
-    for t in tables(summary):
+    for t in tables(summary, get(name).tables):
         lines += ["", f"**{t.title}**", "", *_table(t.header, t.rows)]
     return "\n".join(lines)
 

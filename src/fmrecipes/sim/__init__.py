@@ -9,7 +9,7 @@ from ..recipe import Recipe
 from .cli import register_cli
 from .config import DistillConfig, SimConfig
 from .experiment import run_experiment
-from .paper import CLAIMS, PAPER
+from .paper import CLAIMS, PAPER, TABLES
 
 RECIPE = Recipe(
     name="sim",
@@ -19,6 +19,7 @@ RECIPE = Recipe(
     run_experiment=run_experiment,
     claims=CLAIMS,
     paper_numbers=PAPER,
+    tables=TABLES,
     register_cli=register_cli,
 )
 

@@ -5,7 +5,8 @@ at one noise level, x_g = G(sigma_init z; sigma_init). The fake score f_psi lear
 distribution by EDM denoising score matching on generator samples only (data-free). The generator then takes
 one Adam step on the configured loss with both denoisers' parameters frozen and x_t = x_g + sigma eps live.
 An EMA of the generator is what is evaluated. A killed run resumes from its last checkpoint and replays the
-same steps (the global RNG is reseeded from (seed, step)). Under torchrun every process draws each step's batch
+same steps (:class:`~fmrecipes.core.loop.StepLoop`, the core training loop's scaffold, reseeds the global RNG
+from (seed, step) and keeps the log, the bar, the NaN/Inf stop and the cadences). Under torchrun every process draws each step's batch
 whole and trains on its share, averaging gradients: N processes follow the one-process run.
 """
 
@@ -18,13 +19,12 @@ from pathlib import Path
 
 import torch
 import torch.nn as nn
-from tqdm.auto import tqdm
 
 from ..core import dist
-from ..core.checkpoint import latest_checkpoint, load_model, restore_latest, save_checkpoint
-from ..core.metrics import MetricsWriter, read_jsonl
-from ..core.seeding import stream_seed
-from ..errors import ConfigError, TrainingDiverged
+from ..core.checkpoint import load_model, restore_latest, save_checkpoint
+from ..core.loop import StepLoop
+from ..core.metrics import read_jsonl
+from ..errors import ConfigError
 from .config import DistillConfig
 from .edm import EDMConfig, edm_loss, sample_training_sigma
 from .losses import generator_loss, sample_generator_sigma
@@ -157,40 +157,29 @@ def distill(init: nn.Module, teacher: nn.Module, sample: LatentSampler, cfg: Dis
     saved = restore_latest(run_dir, restore)
     if saved is not None:
         start, sums, last = int(saved["step"]), saved["loss_sums"], saved["last_logged"]
-    metrics = MetricsWriter(run_dir / "metrics.jsonl", resume_step=start if saved is not None else None,
-                            enabled=env.is_main)
     evaluate = evaluate if env.is_main else None  # the main process measures and writes; the others train
-    if start == 0 and evaluate is not None:
-        metrics.log({"step": 0, "images_seen": 0, **evaluate(state.generator_ema)})
-    bar = tqdm(total=cfg.steps, initial=start, disable=not (env.progress and env.is_main), desc=run_dir.name,
-               leave=False, dynamic_ncols=True)
-    try:
-        for step in range(start + 1, cfg.steps + 1):
-            torch.manual_seed(stream_seed(cfg.seed, step))
+    with StepLoop(run_dir, cfg.steps, start, saved is not None, cfg.seed, env) as loop:
+        if start == 0 and evaluate is not None:
+            loop.log({"step": 0, "images_seen": 0, **evaluate(state.generator_ema)})
+        for step in loop:
             sums["loss_fake"] += fake_score_step(state, opt_f, sample, cfg, edm, env)
             loss_g = generator_step(state, teacher, opt_g, sample, cfg, edm, device, env)
-            if not math.isfinite(loss_g):
-                raise TrainingDiverged(step, loss_g, str(latest_checkpoint(run_dir) or "") or None)
+            loop.check_finite(step, loss_g)
             sums["loss_generator"] += loss_g
             beta = ema_beta(cfg, step * cfg.batch_size)
             with torch.no_grad():
                 for p_ema, p in zip(state.generator_ema.parameters(), state.generator.parameters()):
                     p_ema.lerp_(p, 1 - beta)
-            bar.update(1)
-            if step % cfg.eval_every == 0 or step == cfg.steps:
+            if loop.due(step, cfg.eval_every):
                 record = {"step": step, "images_seen": step * cfg.batch_size,
                           **{k: v / (step - last) for k, v in sums.items()}}
                 sums, last = dict.fromkeys(sums, 0.0), step
                 if evaluate is not None:
                     record.update(evaluate(state.generator_ema))
-                metrics.log(record)
-                bar.set_postfix(loss_g=f"{record['loss_generator']:.3g}")
-            if (step % cfg.ckpt_every == 0 or step == cfg.steps) and env.is_main:
+                loop.log(record, loss_g=f"{record['loss_generator']:.3g}")
+            if loop.due(step, cfg.ckpt_every) and env.is_main:
                 save_checkpoint(run_dir, step, state, opt_g, {"opt_fake": opt_f.state_dict(), "loss_sums": sums,
                                                               "last_logged": last}, keep=1)
-    finally:
-        bar.close()
-        metrics.close()
     dist.barrier(env)  # the main process's last evaluation is written before any process reads the curve
     return state.generator_ema
 

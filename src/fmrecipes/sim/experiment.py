@@ -17,7 +17,6 @@ def run_experiment(cfg: SimConfig, env: dist.DistEnv) -> dict[str, Any]:
     from .plots import convergence, sample_grids, toy_scatter
     from .toy_task import run_toy
 
-    cfg.validate()
     out = ensure_dir(cfg.out)
     summary: dict[str, Any] = {}
     if cfg.run_toy:

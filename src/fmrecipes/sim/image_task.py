@@ -4,6 +4,7 @@ distilled from it by each method with equal budgets, and the sampling speed-up."
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -58,67 +59,92 @@ class Scorer:
         return images, self.score(images, self.labels)
 
 
-def run_images(cfg: SimConfig, out: Path, env: dist.DistEnv) -> tuple[dict[str, float], dict[str, Any]]:
-    """Returns the summary entries and what the plots need (sample grids, curves)."""
-    device, ic = env.device, cfg.images
+@dataclass
+class Images:
+    """The image task's data: the train and test images (and labels), their class count and image shape."""
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    classes: int
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.x_train.shape[1:])
+
+
+def load_data(cfg: SimConfig) -> Images:
+    """Phase 1: the dataset's splits, checked against what the metrics need."""
+    ic = cfg.images
     classes = num_classes(ic.dataset)
     if ic.conditional and classes < 2:
         raise ConfigError(f"images.conditional needs labelled images: {ic.dataset} has no class subfolders")
-    x_train, y_train = load_images(ic.dataset, "train", ic.resolution, ic.channels)
-    x_test, y_test = load_images(ic.dataset, "test", ic.resolution, ic.channels)
-    for split, x in (("train", x_train), ("test", x_test)):
+    data = Images(*load_images(ic.dataset, "train", ic.resolution, ic.channels),
+                  *load_images(ic.dataset, "test", ic.resolution, ic.channels), classes)
+    for split, x in (("train", data.x_train), ("test", data.x_test)):
         if len(x) <= ic.knn_k:
             raise ConfigError(f"images.dataset={ic.dataset} has {len(x)} {split} images; the k-NN precision/recall "
                               f"need more than images.knn_k={ic.knn_k}: add images")
-    shape = tuple(x_train.shape[1:])
-    summary: dict[str, float] = {}
+    return data
 
-    # the FD network: a classifier of the labels, or of rotations on an unlabelled set (then no class coverage)
-    fd_train, fd_test = ((x_train, y_train), (x_test, y_test)) if classes >= 2 else (rotations(x_train),
-                                                                                    rotations(x_test))
-    classifier = train_classifier(TensorData(*fd_train), classes if classes >= 2 else 4, ic.classifier,
-                                  out / "classifier", env, cfg.seed).to(device)
-    summary["classifier_test_accuracy"] = (classify(classifier, fd_test[0])[1] == fd_test[1]).float().mean().item()
 
-    cond = classes if ic.conditional else 0
-    teacher = teacher_network(ic, shape, cfg.edm, cond, seed=cfg.seed)
-    if not ic.teacher_path:  # yours is used as it is
-        teacher = train_denoiser(teacher, TensorData(x_train, y_train if ic.conditional else None), ic.teacher,
-                                 cfg.edm, out / "teacher", env)
-    teacher = teacher.eval().to(device).requires_grad_(False)
+def fd_network(cfg: SimConfig, data: Images, out: Path, env: dist.DistEnv) -> tuple[FeatureClassifier, float]:
+    """Phase 2: the FD network, a classifier of the labels, or of rotations on an unlabelled set (then no class
+    coverage), with its test accuracy."""
+    labelled = data.classes >= 2
+    fd_train, fd_test = (((data.x_train, data.y_train), (data.x_test, data.y_test)) if labelled
+                         else (rotations(data.x_train), rotations(data.x_test)))
+    classifier = train_classifier(TensorData(*fd_train), data.classes if labelled else 4, cfg.images.classifier,
+                                  out / "classifier", env, cfg.seed).to(env.device)
+    return classifier, (classify(classifier, fd_test[0])[1] == fd_test[1]).float().mean().item()
 
-    g = torch.Generator().manual_seed(cfg.seed + 1)
-    ref_idx = torch.randperm(len(x_train), generator=g)[:ic.n_reference]
-    z = torch.randn(ic.n_eval, *shape, generator=g).to(device)
-    labels = (torch.arange(ic.n_eval) % classes).to(device) if ic.conditional else None
-    scorer = Scorer(classifier, x_train[ref_idx], z, labels, cfg, classes if classes >= 2 else 0)
-    grids: dict[str, torch.Tensor] = {"data": x_train[ref_idx[:64]]}
-    for k, v in scorer.score(x_test[:ic.n_eval]).items():  # the floor: held-out real images
+
+def trained_teacher(cfg: SimConfig, data: Images, out: Path, env: dist.DistEnv) -> torch.nn.Module:
+    """Phase 3: the EDM teacher, trained here unless ``images.teacher_path`` gives yours (used as it is)."""
+    ic = cfg.images
+    teacher = teacher_network(ic, data.shape, cfg.edm, data.classes if ic.conditional else 0, seed=cfg.seed)
+    if not ic.teacher_path:
+        teacher = train_denoiser(teacher, TensorData(data.x_train, data.y_train if ic.conditional else None),
+                                 ic.teacher, cfg.edm, out / "teacher", env)
+    return teacher.eval().to(env.device).requires_grad_(False)
+
+
+def teacher_quality(cfg: SimConfig, teacher: torch.nn.Module, scorer: Scorer, data: Images, ref_idx: torch.Tensor,
+                    summary: dict[str, float], grids: dict[str, torch.Tensor]) -> None:
+    """Phase 4: the floor (held-out real images) and the teacher's quality at each NFE."""
+    grids["data"] = data.x_train[ref_idx[:64]]
+    for k, v in scorer.score(data.x_test[:cfg.images.n_eval]).items():
         summary[f"{k}.real_test"] = v
-
-    for nfe in ic.nfe:
+    for nfe in cfg.images.nfe:
         images, scores = scorer.score_samples(lambda zb, lb, nfe=nfe: sample_nfe(teacher, zb, nfe, cfg.edm, lb))
         for k, v in scores.items():
             summary[f"{k}.teacher.nfe{nfe}"] = v
         grids[f"teacher {nfe} NFE"] = images[:64]
+
+
+def distill_methods(cfg: SimConfig, teacher: torch.nn.Module, scorer: Scorer, data: Images, out: Path,
+                    env: dist.DistEnv, summary: dict[str, float], grids: dict[str, torch.Tensor]
+                    ) -> tuple[dict[str, Path], torch.nn.Module | None]:
+    """Phase 5: a one-step generator distilled by each method at equal budgets; its FD curve, end metrics, the
+    budget at which it matches the teacher and samples. Returns the curves' files and the last generator."""
+    ic, device = cfg.images, env.device
     top = max(ic.nfe)
-    for k in scores:
-        summary[f"{k}.teacher_nfe{top}"] = summary[f"{k}.teacher.nfe{top}"]
+    matched = sorted(ic.nfe)[-2:]  # the teacher's best two NFEs, whose FD one step is measured against
 
     def sample_labels(n: int) -> torch.Tensor | None:
-        return torch.randint(classes, (n,), device=device) if ic.conditional else None
+        return torch.randint(data.classes, (n,), device=device) if ic.conditional else None
 
     def evaluate(generator: torch.nn.Module) -> dict[str, float]:
         return scorer.score_samples(lambda zb, lb: one_step(generator, zb, ic.distill.sigma_init, lb))[1]
 
     curves, generator = {}, None
-    matched = sorted(ic.nfe)[-2:]  # the teacher's best two NFEs, whose FD one step is measured against
     runs = distill_runs(ic.distill, cfg.methods, ic.huber_c_ablation, ic.weighting_ablation)
     summary.update(run_settings(runs))
     for method, dcfg in runs.items():
         print(f"[sim] images {ic.dataset}: {method}", flush=True)
         generator = distill(teacher, teacher,
-                            lambda n: (torch.randn(n, *shape, device=device), sample_labels(n)),
+                            lambda n: (torch.randn(n, *data.shape, device=device), sample_labels(n)),
                             dcfg, cfg.edm, ensure_dir(out / method), env, evaluate)
         records = [r for r in curve(out / method) if "fd" in r]
         for k, v in final_metrics(out / method).items():
@@ -135,16 +161,41 @@ def run_images(cfg: SimConfig, out: Path, env: dist.DistEnv) -> tuple[dict[str, 
         grids[method] = scorer.samples(lambda zb, lb, gen=generator: one_step(gen, zb, dcfg.sigma_init, lb))[:64]
         curves[method] = out / method / "metrics.jsonl"
     summary["distill_images_per_method"] = ic.distill.steps * ic.distill.batch_size
+    return curves, generator
 
-    # every generator has the teacher's architecture, so timing the last one times them all
-    batch_z = z[:ic.eval_batch]
-    batch_labels = None if labels is None else labels[:ic.eval_batch]
+
+def sampling_speedup(cfg: SimConfig, generator: torch.nn.Module, teacher: torch.nn.Module, z: torch.Tensor,
+                     labels: torch.Tensor | None, device: torch.device) -> dict[str, float]:
+    """Phase 6: samples per second of one step and of the teacher at its largest NFE (every generator has the
+    teacher's architecture, so timing the last one times them all)."""
+    ic, top = cfg.images, max(cfg.images.nfe)
+    batch_z, batch_labels = z[:ic.eval_batch], None if labels is None else labels[:ic.eval_batch]
     with torch.no_grad():
         seconds = interleaved_medians({
             "one_step": lambda: one_step(generator, batch_z, ic.distill.sigma_init, batch_labels),
             "teacher": lambda: sample_nfe(teacher, batch_z, top, cfg.edm, batch_labels)}, 3, device)
-    summary["speedup.one_step_vs_teacher"] = seconds["teacher"] / seconds["one_step"]
-    summary["samples_per_s.one_step"] = ic.eval_batch / seconds["one_step"]
-    summary[f"samples_per_s.teacher_nfe{top}"] = ic.eval_batch / seconds["teacher"]
+    return {"speedup.one_step_vs_teacher": seconds["teacher"] / seconds["one_step"],
+            "samples_per_s.one_step": ic.eval_batch / seconds["one_step"],
+            f"samples_per_s.teacher_nfe{top}": ic.eval_batch / seconds["teacher"]}
+
+
+def run_images(cfg: SimConfig, out: Path, env: dist.DistEnv) -> tuple[dict[str, float], dict[str, Any]]:
+    """The image task, phase by phase. Returns the summary entries and what the plots need (sample grids,
+    curves)."""
+    ic, device = cfg.images, env.device
+    data = load_data(cfg)
+    classifier, accuracy = fd_network(cfg, data, out, env)
+    summary: dict[str, float] = {"classifier_test_accuracy": accuracy}
+    teacher = trained_teacher(cfg, data, out, env)
+    g = torch.Generator().manual_seed(cfg.seed + 1)
+    ref_idx = torch.randperm(len(data.x_train), generator=g)[:ic.n_reference]
+    z = torch.randn(ic.n_eval, *data.shape, generator=g).to(device)
+    labels = (torch.arange(ic.n_eval) % data.classes).to(device) if ic.conditional else None
+    scorer = Scorer(classifier, data.x_train[ref_idx], z, labels, cfg, data.classes if data.classes >= 2 else 0)
+    grids: dict[str, torch.Tensor] = {}
+    teacher_quality(cfg, teacher, scorer, data, ref_idx, summary, grids)
+    curves, generator = distill_methods(cfg, teacher, scorer, data, out, env, summary, grids)
+    summary.update(sampling_speedup(cfg, generator, teacher, z, labels, device))
+    matched = sorted(ic.nfe)[-2:]
     teacher_fd = {f"teacher, {nfe} NFE": summary[f"fd.teacher.nfe{nfe}"] for nfe in reversed(matched)}
     return summary, {"grids": grids, "curves": curves, "teacher_fd": teacher_fd}

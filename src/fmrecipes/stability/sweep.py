@@ -105,7 +105,7 @@ def run_sweep(cfg: StabilityConfig, env: dist.DistEnv) -> dict[str, dict[str, An
     prepare(cfg.data, cfg.model.vocab_size, data_dir)
     found: dict[str, dict[str, Any]] = {}
     bar = tqdm(total=len(cfg.variants), desc="stability LR search", unit="variant", disable=not env.progress)
-    quiet = dataclasses.replace(env, progress=False)  # one bar for the sweep, none per run
+    quiet = dataclasses.replace(env, run=dataclasses.replace(env.run, progress=False))  # one bar for the sweep
     if cfg.workers == 1:
         for v in cfg.variants:
             found[v] = search_variant(cfg, v, str(data_dir), quiet)

@@ -16,7 +16,6 @@ def _train(args: argparse.Namespace) -> int:
     from .experiment import eval_set, evaluate, prepare, train_variant
 
     cfg = load_config(TIPSConfig, args)
-    cfg.validate()
     out = Path(cfg.out)
     env = dist.setup(cfg.run)
     pack, codec = prepare(cfg, out, env.progress, [cfg.variant])

@@ -36,7 +36,8 @@ from ..data.scene_text import class_phrases
 from ..errors import FmError
 from .config import VARIANTS, TIPSConfig
 from .data import TIPSData
-from .model import TeacherHooks, TIPSModel, tips_loss
+from .losses import tips_loss
+from .model import TeacherHooks, TIPSModel
 from .probes import depth_probe, encode_images, segmentation_probe
 from .ssl import teacher_init_share
 
@@ -110,14 +111,14 @@ def load_trained(run_dir: Path, cfg: TIPSConfig, variant: str) -> TIPSModel:
 
 
 def train_variant(cfg: TIPSConfig, variant: str, train_pack: ScenePack, codec: TextCodec, run_dir: Path,
-                  env: dist.DistEnv | None = None) -> TIPSModel:
+                  env: dist.DistEnv) -> TIPSModel:
     """Train (or resume) ``variant`` in ``run_dir``; the same seed initialises every variant."""
     ensure_dir(run_dir)
     torch.manual_seed(cfg.seed)
     model = TIPSModel(cfg, variant)
     train(model, TIPSData(train_pack, codec, cfg, variant), None, cfg.train, run_dir, env=env, loss_fn=tips_loss,
           hooks=TeacherHooks())
-    if env is None or env.is_main:  # written once trained: `tips probe` reads the config
+    if env.is_main:  # written once trained: `tips probe` reads the config
         dump_yaml(replace(cfg, variant=variant), run_dir / "config.yaml")
         save_model(model.vit, run_dir / "vit")  # the image tower alone, for other recipes (altogether's encoder)
     return model.eval()
@@ -140,7 +141,6 @@ def prepare(cfg: TIPSConfig, out: Path, progress: bool, variants: list[str]) -> 
 
 def run_experiment(cfg: TIPSConfig, env: dist.DistEnv) -> dict[str, Any]:
     """Train and probe every variant of ``cfg.variants`` (a finished variant's ``probes.json`` is reused)."""
-    cfg.validate()
     out = ensure_dir(cfg.out)
     pack, codec = prepare(cfg, out, env.progress, cfg.variants)
     ev = eval_set(cfg)

@@ -1,9 +1,5 @@
-"""The TIPS model: a (dual-[CLS]) ViT and a text tower trained with the contrastive loss, plus DINO and iBOT
-against an EMA teacher (notes A.3):
-
-    L = ½·[L_CLIP(e_cls1, t_web) + L_CLIP(e_cls2, t_syn)] + α·L_distill + β·L_mask    (α = 1, β = 2)
-
-With one [CLS] (the alt-text-only rows of the ablation) the contrastive term is L_CLIP(e_cls1, t_web).
+"""The TIPS model: a (dual-[CLS]) ViT and a text tower, with the DINO / iBOT heads and the EMA teacher
+(notes A.3); its loss is :func:`fmrecipes.tips.losses.tips_loss`.
 """
 
 from __future__ import annotations
@@ -15,21 +11,12 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from ..core.checkpoint import unwrap
-from ..core.contrastive import LogitScale, clip_loss
+from ..core.contrastive import LogitScale
 from ..core.text_encoder import FrozenMiniLM, TextEncoder
 from ..core.train import StepHooks
 from ..core.vit import ViT, ViTConfig
 from .config import TIPSConfig
-from .ssl import (
-    PrototypeHead,
-    dino_loss,
-    ema_update,
-    ibot_loss,
-    teacher_momentum,
-    update_center,
-    warmup,
-)
+from .ssl import PrototypeHead, ema_update, teacher_momentum, warmup
 
 
 def vit_config(cfg: TIPSConfig, variant: str) -> ViTConfig:
@@ -94,36 +81,6 @@ class TIPSModel(nn.Module):
             with torch.no_grad():
                 feats["teacher_patch"] = self.teacher["ibot_head"](t_out.patches)
         return feats
-
-
-def tips_loss(model: nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """L = ½·[L_CLIP(e_cls1, t_alt) + L_CLIP(e_cls2, t_syn)] + distill_weight·L_DINO + mim_weight·L_iBOT (notes
-    A.3) from the model's features; the teacher centres move after their term is computed."""
-    tips = unwrap(model)
-    s, flags = tips.cfg.ssl, tips.flags
-    feats = model(batch)
-    scale = feats["scale"]
-    clip_alt, acc = clip_loss(feats["cls"][:, 0], feats["alt"], scale)
-    metrics = {"clip_alt": clip_alt.detach(), "clip_acc": acc, "logit_scale": scale.detach()}
-    loss = clip_alt
-    if flags["dual_cls"]:
-        clip_syn, _ = clip_loss(feats["cls"][:, 1], feats["syn"], scale)
-        loss = 0.5 * (clip_alt + clip_syn)
-        metrics["clip_syn"] = clip_syn.detach()
-    temp = tips.teacher_temp()
-    if flags["distill"]:
-        distill = dino_loss(feats["student_local"], feats["teacher_global"], tips.center_cls, s.student_temp, temp)
-        update_center(tips.center_cls, feats["teacher_global"], s.center_momentum)
-        loss = loss + s.distill_weight * distill
-        metrics["distill"] = distill.detach()
-    if flags["mim"]:
-        mask = batch["mask"]
-        mim = ibot_loss(feats["student_patch"], feats["teacher_patch"], mask, tips.center_patch, s.student_temp,
-                        temp)
-        update_center(tips.center_patch, feats["teacher_patch"][mask], s.center_momentum)
-        loss = loss + s.mim_weight * mim
-        metrics["mim"] = mim.detach()
-    return loss, metrics
 
 
 class TeacherHooks(StepHooks):

@@ -1,9 +1,6 @@
-"""TIPS' self-supervised image losses (notes A.3): DINO self-distillation on [CLS] and iBOT masked image
-modelling on patches, against an EMA teacher, with centring and sharpening (Caron et al. 2021; Zhou et al.
-2022; the DINOv2 defaults fill what TIPS does not state).
-
-    L_distill = -Σ_m softmax((p_t - c)/τ_t) · log softmax(p_s^m/τ_s)     (DINO; m over local crops)
-    L_mask    = same cross-entropy per masked patch, teacher on the unmasked crop (iBOT)
+"""TIPS' self-supervised machinery (notes A.3): the DINO prototype head, teacher centring, patch masks, the EMA
+teacher and the schedules (Caron et al. 2021; Zhou et al. 2022; the DINOv2 defaults fill what TIPS does not
+state). The DINO and iBOT losses themselves are in :mod:`.losses`.
 """
 
 from __future__ import annotations
@@ -29,31 +26,6 @@ class PrototypeHead(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.prototypes(F.normalize(self.mlp(x), dim=-1))
-
-
-def teacher_probs(teacher_logits: torch.Tensor, center: torch.Tensor, temperature: float) -> torch.Tensor:
-    """Centred and sharpened teacher distribution softmax((p_t - c)/τ_t), without gradient."""
-    return F.softmax((teacher_logits.detach().float() - center) / temperature, dim=-1)
-
-
-def dino_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, center: torch.Tensor,
-              student_temp: float, teacher_temp: float) -> torch.Tensor:
-    """Mean over local crops m and images b of -Σ_k q_t[b, k] log softmax(p_s[m, b]/τ_s)_k.
-
-    ``student_logits`` [M, B, K] (M local crops), ``teacher_logits`` [B, K] (the global crop)."""
-    q = teacher_probs(teacher_logits, center, teacher_temp)
-    log_p = F.log_softmax(student_logits.float() / student_temp, dim=-1)
-    return -(q[None] * log_p).sum(-1).mean()
-
-
-def ibot_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, mask: torch.Tensor,
-              center: torch.Tensor, student_temp: float, teacher_temp: float) -> torch.Tensor:
-    """iBOT's patch loss over masked patches only: per image the mean cross-entropy over its masked patches,
-    then the mean over images. Logits [B, N, K], ``mask`` bool [B, N]."""
-    q = teacher_probs(teacher_logits, center, teacher_temp)
-    ce = -(q * F.log_softmax(student_logits.float() / student_temp, dim=-1)).sum(-1)
-    m = mask.float()
-    return ((ce * m).sum(1) / m.sum(1).clamp_min(1.0)).mean()
 
 
 @torch.no_grad()
