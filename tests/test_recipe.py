@@ -186,3 +186,13 @@ def test_run_validates_a_config_built_in_code_once_before_any_replicate(tmp_path
     with pytest.raises(ConfigError, match="gain=0"):
         TOY.run(ToyConfig(out=str(tmp_path / "toy"), gain=0.0))
     assert CALLS == []
+
+
+def test_no_two_modules_import_each_other():
+    """Module-level import cycles inside a package (miniplm's score and scorer once did) are a design smell: one
+    module, or one seam below both. A package's ``__init__`` is not counted (it re-exports its modules)."""
+    names = {".".join(p.relative_to(SRC.parent).with_suffix("").parts): p for p in SRC.rglob("*.py")}
+    modules = {m for m in names if not m.endswith("__init__")}
+    edges = {m: {i for i in _imports(names[m]) if i in modules and i != m} for m in modules}
+    pairs = sorted((a, b) for a in edges for b in edges[a] if a in edges.get(b, ()) and a < b)
+    assert pairs == []
