@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from .cli_helpers import Parser, add_config_args, add_verb, load_config, non_negative_float, positive_int
-from .errors import FmError
+from .errors import FmError, Preempted
 from .recipe import SUMMARY
 from .recipes import RECIPES, all_recipes, get
 from .reproduce import PRESETS
@@ -146,6 +146,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
+    except Preempted as exc:
+        print(f"fmrecipes: {exc}", file=sys.stderr)
+        return Preempted.exit_code
     except FmError as exc:
         print(f"fmrecipes: error: {exc}", file=sys.stderr)
         return 2

@@ -13,6 +13,22 @@ class DamagedFile(FmError):
     """A file that was written whole once is cut short or corrupt (a full disk, a bad copy)."""
 
 
+class UnsafeFile(FmError):
+    """A file holds Python objects other than tensors, numbers, strings and containers: loading it could run
+    code, so it is refused (``torch.load(..., weights_only=True)``)."""
+
+
+class Preempted(FmError):
+    """The run was asked to stop (SIGTERM, SIGUSR1): it finished its step, wrote a checkpoint and stopped."""
+
+    exit_code = 75  # EX_TEMPFAIL: run the same command again to resume
+
+    def __init__(self, signal_name: str, step: int, checkpoint: str | None):
+        self.step, self.checkpoint = step, checkpoint
+        super().__init__(f"stopped by {signal_name} after step {step}; checkpoint {checkpoint}; run the same command "
+                         "again to resume")
+
+
 class TrainingDiverged(FmError):
     """The loss became NaN/Inf; training stopped before the bad update was applied."""
 

@@ -23,6 +23,7 @@ from .claims import Claim, aggregate, judge
 from .core import dist
 from .core.dist import DistEnv
 from .core.fileio import atomic_write_json, atomic_write_text, ensure_dir
+from .core.runlock import run_lock
 from .errors import ConfigError
 
 SUMMARY = "summary.json"  # the one summary file name: OUT/summary.json, and OUT/seed<k>/summary.json per replicate
@@ -67,14 +68,15 @@ class Recipe:
         t0 = time.perf_counter()
         out = ensure_dir(cfg.out)
         replicates = {}
-        for i, seed in enumerate(seeds, 1):
-            print(f"[{self.name}] replicate seed {seed} ({i} of {len(seeds)})", flush=True)
-            replicates[seed] = run_replicate(self, replicate(cfg, seed), env)
-        summary = {**aggregate(replicates), **judge(self.claims, replicates), **self.paper_numbers,
-                   "seeds": seeds, "wall_time_s": round(time.perf_counter() - t0, 1), "machine": machine(env)}
-        if env.is_main:  # under torchrun every rank computes, rank 0 writes; the config only once it ran
-            atomic_write_json(out / SUMMARY, summary)
-            configlib.dump_yaml(cfg, out / "config.yaml")
+        with run_lock(out, env.is_main):  # one run per output directory
+            for i, seed in enumerate(seeds, 1):
+                print(f"[{self.name}] replicate seed {seed} ({i} of {len(seeds)})", flush=True)
+                replicates[seed] = run_replicate(self, replicate(cfg, seed), env)
+            summary = {**aggregate(replicates), **judge(self.claims, replicates), **self.paper_numbers,
+                       "seeds": seeds, "wall_time_s": round(time.perf_counter() - t0, 1), "machine": machine(env)}
+            if env.is_main:  # under torchrun every rank computes, rank 0 writes; the config only once it ran
+                atomic_write_json(out / SUMMARY, summary)
+                configlib.dump_yaml(cfg, out / "config.yaml")
         return summary
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from . import config as configlib
 from .core.fileio import atomic_write_json, ensure_dir
-from .errors import FmError
+from .errors import FmError, Preempted
 from .presets import preset_path
 from .recipe import SUMMARY
 from .recipes import RECIPES, get
@@ -52,6 +52,8 @@ def reproduce(target: str, preset: str, out: str | Path) -> int:
         try:
             summary = run_recipe(name, preset, out_dir)
             print(f"[{name}] done in {summary['wall_time_s']} s -> {out_dir / name / SUMMARY}")
+        except Preempted:
+            raise  # the whole command stops; the same command resumes
         except FmError as exc:
             failures += 1
             atomic_write_json(ensure_dir(out_dir / name) / "failed.json", {"error": str(exc)})

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import pickle
 import re
 import shutil
 from collections.abc import Callable
@@ -21,7 +22,7 @@ import torch.nn as nn
 from safetensors.torch import load_file, save_file
 from safetensors.torch import save_model as save_file_model
 
-from ..errors import DamagedFile, FmError, warn
+from ..errors import DamagedFile, FmError, UnsafeFile, warn
 from .fileio import AtomicDir
 from .gpt import GPT, GPTConfig
 from .vit import ViT, ViTConfig
@@ -223,11 +224,18 @@ def save_checkpoint(run_dir: str | Path, step: int, model: nn.Module, optimizer:
 
 
 def load_trainer_state(checkpoint: Path) -> dict[str, Any]:
-    """A checkpoint's optimizer state and step; a one-line error if the file is truncated or corrupt."""
+    """A checkpoint's optimizer state and step, read with ``weights_only=True``: tensors, numbers, strings and
+    containers only, so a shared checkpoint cannot run code on loading. A file holding anything else is an
+    :class:`UnsafeFile` error (never loaded); a truncated or corrupt one a :class:`DamagedFile`."""
     path = checkpoint / "trainer_state.pt"
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # torch raises EOFError, RuntimeError or UnpicklingError for a damaged file
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "weights only" in str(exc).lower():
+            raise UnsafeFile(f"checkpoint {path} holds objects other than tensors, numbers and containers; refused "
+                             "(loading it could run code). It was not written by fmrecipes") from None
+        raise DamagedFile(f"checkpoint {path} cannot be read: {(str(exc).splitlines() or ['unpickling'])[0]}") from None
+    except Exception as exc:  # torch raises EOFError or RuntimeError for a damaged file
         raise DamagedFile(f"checkpoint {path} cannot be read: "
                           f"{(str(exc).splitlines() or [type(exc).__name__])[0]}") from None
 

@@ -6,6 +6,8 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,8 @@ from ..errors import FmError
 
 
 def ensure_dir(path: str | Path, what: str = "output directory") -> Path:
-    """Create ``path`` as a directory; a clear error if a file is in the way."""
+    """Create ``path`` as a directory; a clear error if a file is in the way or it cannot be created (a
+    read-only or missing parent, no permission)."""
     p = Path(path)
     if p.exists() and not p.is_dir():
         raise FmError(f"{what} {p} exists and is a file, not a directory")
@@ -21,22 +24,37 @@ def ensure_dir(path: str | Path, what: str = "output directory") -> Path:
         p.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):
         raise FmError(f"{what} {p} cannot be created: a parent path is a file") from None
+    except OSError as exc:
+        raise FmError(f"{what} {p} cannot be created: {exc.strerror or exc} (choose a writable --out)") from None
     return p
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file and ``os.replace``: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+@contextmanager
+def disk_write(what: Path) -> Iterator[None]:
+    """Turn a failed write of ``what`` (a full disk, a quota, a read-only file system, an I/O error) into a
+    one-line error; callers write atomically, so what was there before is intact."""
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        yield
+    except OSError as exc:
+        raise FmError(f"cannot write {what}: {exc.strerror or exc}; what was written before is intact (the previous "
+                      "checkpoint and summary stay usable): make room and run the same command again") from None
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file and ``os.replace``: readers never see half a file, and a
+    full disk leaves the old file and a one-line error."""
+    with disk_write(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:
@@ -64,6 +82,9 @@ class AtomicDir:
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is not None:
             shutil.rmtree(self.tmp, ignore_errors=True)
+            if isinstance(exc, OSError):  # a full disk: one line, the previous directory untouched
+                with disk_write(self.path):
+                    raise exc
             return
         if self.path.exists():
             old = self.path.parent / f".old-{self.path.name}-{os.getpid()}"

@@ -1,10 +1,17 @@
 """The scaffolding every training loop shares (:func:`fmrecipes.core.train.train`, sim's distillation): the
-metrics log that a resumed run appends to, the progress bar, the per-step seed, the NaN/Inf stop and the
-logging / checkpoint cadence. What a step does is the caller's."""
+metrics log that a resumed run appends to, the progress bar, the per-step seed, the NaN/Inf stop, the
+logging / checkpoint cadence and preemption. What a step does is the caller's.
+
+Preemption: cluster schedulers send SIGTERM (SLURM can send SIGUSR1 ahead of time) before they kill a job. While
+the loop runs, either signal only raises a flag; the caller finishes its step, writes a checkpoint and stops
+with :class:`~fmrecipes.errors.Preempted` (exit code 75); the same command resumes. Under torchrun the flag is
+shared (all-reduced each step), so every process stops after the same step."""
 
 from __future__ import annotations
 
 import math
+import signal
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,11 +19,13 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from ..errors import TrainingDiverged
+from ..errors import Preempted, TrainingDiverged
 from . import dist
 from .checkpoint import latest_checkpoint
 from .metrics import MetricsWriter
 from .seeding import stream_seed
+
+PREEMPT_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
 
 
 class StepLoop:
@@ -30,10 +39,27 @@ class StepLoop:
     def __init__(self, run_dir: Path, total: int, start: int, resumed: bool, seed: int, env: dist.DistEnv,
                  tensorboard_dir: Path | None = None):
         self.run_dir, self.total, self.start, self.seed = run_dir, total, start, seed
+        self.signal: str | None = None  # the name of a preemption signal received while the loop ran
+        self._previous: dict[signal.Signals, Any] = {}
         self.metrics = MetricsWriter(run_dir / "metrics.jsonl", resume_step=start if resumed else None,
                                      tensorboard_dir=tensorboard_dir, enabled=env.is_main)
         self.bar = tqdm(total=total, initial=start, disable=not (env.progress and env.is_main), desc=run_dir.name,
                         dynamic_ncols=True, leave=False)
+
+    def stop_requested(self, env: dist.DistEnv) -> bool:
+        """Whether any process received SIGTERM / SIGUSR1 (then every process gets True after the same step)."""
+        flag = self.signal is not None
+        if env.distributed:
+            flag = bool(dist.all_reduce_sum(torch.tensor(float(flag), device=env.device), env).item() > 0)
+        return flag
+
+    def preempted(self, step: int) -> Preempted:
+        """The error that ends a preempted run after ``step`` (its checkpoint written)."""
+        return Preempted(self.signal or "a signal on another process", step,
+                         str(latest_checkpoint(self.run_dir) or "") or None)
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        self.signal = signal.Signals(signum).name
 
     def __iter__(self) -> Iterator[int]:
         for step in range(self.start + 1, self.total + 1):
@@ -57,8 +83,13 @@ class StepLoop:
             self.bar.set_postfix(**postfix)
 
     def __enter__(self) -> StepLoop:
+        if threading.current_thread() is threading.main_thread():  # handlers can only be set there
+            for sig in PREEMPT_SIGNALS:
+                self._previous[sig] = signal.signal(sig, self._on_signal)
         return self
 
     def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
         self.bar.close()
         self.metrics.close()

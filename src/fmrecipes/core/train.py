@@ -355,8 +355,11 @@ def train(model: nn.Module, train_data: Dataset, val_data: Dataset | None, cfg: 
                 loop.check_finite(step, val_loss)
             if record:
                 loop.log({"step": step, **record}, **postfix)
-            if loop.due(step, cfg.ckpt_every):
+            stop = loop.stop_requested(env)
+            if loop.due(step, cfg.ckpt_every) or stop:
                 _save(run_dir, step, model, optimizer, cfg, env, tokenizer)
+            if stop:
+                raise loop.preempted(step)
     if val_data is not None and val_loss is None:  # already complete: report the final validation loss
         val_loss = evaluate(ddp_model, val_data, cfg, env, loss_fn)
     if env.is_main:

@@ -18,6 +18,7 @@ from ..core.checkpoint import latest_checkpoint, load_model
 from ..core.fileio import atomic_write_json, ensure_dir
 from ..core.gpt import GPT
 from ..core.hf import context_length, load_causal_lm
+from ..core.runlock import run_lock
 from ..core.train import TrainResult, evaluate, train
 from ..data.prepared import packed, prepare
 from ..errors import FmError
@@ -47,26 +48,32 @@ def _check_same_run(run_dir: Path, cfg: LMConfig) -> None:
 
 
 def train_lm(cfg: LMConfig) -> TrainResult:
+    """``lm train``: one run per output directory (a lock); ``config.yaml`` is written when the run starts fresh,
+    and rewritten with changed settings only once they have trained to the end, so it always describes the
+    checkpoints beside it."""
     env = dist.setup(cfg.run)
     run_dir = ensure_dir(cfg.out, "output directory") if env.is_main else Path(cfg.out)
     dist.barrier(env)
-    _check_same_run(run_dir, cfg)
-    torch.manual_seed(cfg.train.seed)  # the same initial weights on every rank and every rerun
-    model, vocab, seq_len = _build_model(cfg)
-    tok, train_shard, val_shard = prepare(cfg.data, vocab, run_dir / "data", cfg.hf_model, env, seq_len)
-    train_ds, val_ds = packed(train_shard, val_shard, seq_len, cfg.data.sources)
-    if env.is_main:
-        configlib.dump_yaml(cfg, run_dir / "config.yaml")
-    try:
-        result = train(model, train_ds, val_ds, cfg.train, run_dir, env, tokens_per_example=seq_len, tokenizer=tok)
-    finally:
-        dist.teardown(env)
-    if env.is_main:
-        summary = {"step": result.step, "val_loss": result.val_loss,
-                   "val_ppl": math.exp(result.val_loss) if result.val_loss is not None else None,
-                   "checkpoint": str(result.checkpoint)}
-        atomic_write_json(run_dir / "train_summary.json", summary)
-        print(json.dumps(summary))
+    with run_lock(run_dir, env.is_main):
+        _check_same_run(run_dir, cfg)
+        torch.manual_seed(cfg.train.seed)  # the same initial weights on every rank and every rerun
+        model, vocab, seq_len = _build_model(cfg)
+        tok, train_shard, val_shard = prepare(cfg.data, vocab, run_dir / "data", cfg.hf_model, env, seq_len)
+        train_ds, val_ds = packed(train_shard, val_shard, seq_len, cfg.data.sources)
+        if env.is_main and not (run_dir / "config.yaml").is_file():
+            configlib.dump_yaml(cfg, run_dir / "config.yaml")
+        try:
+            result = train(model, train_ds, val_ds, cfg.train, run_dir, env, tokens_per_example=seq_len,
+                           tokenizer=tok)
+        finally:
+            dist.teardown(env)
+        if env.is_main:
+            configlib.dump_yaml(cfg, run_dir / "config.yaml")  # the settings have proven themselves
+            summary = {"step": result.step, "val_loss": result.val_loss,
+                       "val_ppl": math.exp(result.val_loss) if result.val_loss is not None else None,
+                       "checkpoint": str(result.checkpoint)}
+            atomic_write_json(run_dir / "train_summary.json", summary)
+            print(json.dumps(summary))
     return result
 
 

@@ -177,9 +177,13 @@ def distill(init: nn.Module, teacher: nn.Module, sample: LatentSampler, cfg: Dis
                 if evaluate is not None:
                     record.update(evaluate(state.generator_ema))
                 loop.log(record, loss_g=f"{record['loss_generator']:.3g}")
-            if loop.due(step, cfg.ckpt_every) and env.is_main:
+            stop = loop.stop_requested(env)
+            if (loop.due(step, cfg.ckpt_every) or stop) and env.is_main:
                 save_checkpoint(run_dir, step, state, opt_g, {"opt_fake": opt_f.state_dict(), "loss_sums": sums,
                                                               "last_logged": last}, keep=1)
+            if stop:
+                dist.barrier(env)
+                raise loop.preempted(step)
     dist.barrier(env)  # the main process's last evaluation is written before any process reads the curve
     return state.generator_ema
 

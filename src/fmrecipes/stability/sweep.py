@@ -99,14 +99,17 @@ def search_variant(cfg: StabilityConfig, variant: str, data_dir: str, env: dist.
 
 
 def run_sweep(cfg: StabilityConfig, env: dist.DistEnv) -> dict[str, dict[str, Any]]:
-    """Prepare the data once, then search every variant (one variant per worker process); per-variant results."""
+    """Prepare the data once, then search every variant (one variant per worker process; under torchrun one after
+    the other, each training point spread over the processes, since a worker process holds no process group);
+    per-variant results."""
     out = Path(cfg.out)
     data_dir = out / "data"
-    prepare(cfg.data, cfg.model.vocab_size, data_dir)
+    prepare(cfg.data, cfg.model.vocab_size, data_dir, env=env)
     found: dict[str, dict[str, Any]] = {}
-    bar = tqdm(total=len(cfg.variants), desc="stability LR search", unit="variant", disable=not env.progress)
+    bar = tqdm(total=len(cfg.variants), desc="stability LR search", unit="variant",
+               disable=not (env.progress and env.is_main))
     quiet = dataclasses.replace(env, run=dataclasses.replace(env.run, progress=False))  # one bar for the sweep
-    if cfg.workers == 1:
+    if cfg.workers == 1 or env.distributed:
         for v in cfg.variants:
             found[v] = search_variant(cfg, v, str(data_dir), quiet)
             bar.update(1)
