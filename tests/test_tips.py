@@ -234,6 +234,7 @@ def test_each_feature_comes_from_the_view_and_text_the_paper_assigns(tmp_path):
 def test_training_resumes_exactly_with_teacher_and_centres(tmp_path):
     import shutil
 
+    from fmrecipes.core.dist import single_process
     from fmrecipes.core.text_encoder import text_codec
     from fmrecipes.data.scene_pack import pack_texts, scene_pack
     from fmrecipes.tips.experiment import train_variant
@@ -241,10 +242,11 @@ def test_training_resumes_exactly_with_teacher_and_centres(tmp_path):
     cfg = smoke_cfg(tmp_path, "train.steps=4", "train.ckpt_every=2", "train.warmup_steps=1")
     pack = scene_pack(cfg.data, "train", cfg.n_train)
     codec = text_codec(cfg.text, cfg.tokenizer_vocab, pack_texts(pack), tmp_path / "tok")
-    straight = train_variant(cfg, "tips", pack, codec, tmp_path / "a").state_dict()
+    env = single_process(cfg.run)
+    straight = train_variant(cfg, "tips", pack, codec, tmp_path / "a", env).state_dict()
     shutil.copytree(tmp_path / "a", tmp_path / "b")  # as if killed after the step-2 checkpoint
     shutil.rmtree(tmp_path / "b" / "checkpoints" / "step_00000004")
-    resumed = train_variant(cfg, "tips", pack, codec, tmp_path / "b").state_dict()
+    resumed = train_variant(cfg, "tips", pack, codec, tmp_path / "b", env).state_dict()
     assert set(straight) == set(resumed) and any("teacher" in k for k in straight)
     for k in straight:
         assert torch.equal(straight[k], resumed[k]), k

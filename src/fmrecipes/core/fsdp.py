@@ -65,3 +65,13 @@ def load_optimizer_state(model: nn.Module, optimizer: torch.optim.Optimizer, sta
     from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
 
     set_optimizer_state_dict(model, optimizer, state, options=StateDictOptions(full_state_dict=True))
+
+
+def copy_back(sharded: nn.Module, plain: nn.Module) -> None:
+    """Load the trained ``sharded`` model's whole weights into ``plain`` (the caller's unsharded model) on every
+    process (a collective), so what follows training (scoring, sampling, saving) sees an ordinary module."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+    state = get_model_state_dict(sharded, options=StateDictOptions(full_state_dict=True))
+    device = next(plain.parameters()).device
+    plain.load_state_dict({k: v.to(device) for k, v in state.items()})

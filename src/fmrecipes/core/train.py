@@ -13,6 +13,7 @@ split across ranks, so N processes see the same examples as one.
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import time
 from collections.abc import Callable
@@ -333,6 +334,8 @@ def train(model: nn.Module, train_data: Dataset, val_data: Dataset | None, cfg: 
     _micro_batches(cfg, env)  # a batch that does not split is an error before any work
     if len(train_data) == 0:
         raise FmError(f"{run_dir}: the training set is empty")
+    caller = model  # a sharded run trains a copy and loads its whole weights back into the caller's model
+    model = copy.deepcopy(model) if _sharded(cfg, env) else model
     ddp_model, optimizer, resumed = _setup(model, cfg, run_dir, env)
     # run.compile=true: the loss with the model's forward (and so its backward) through torch.compile
     loss_fn = maybe_compile(loss_fn, env.compile is True, env.device, "the training loss")
@@ -362,6 +365,8 @@ def train(model: nn.Module, train_data: Dataset, val_data: Dataset | None, cfg: 
                 raise loop.preempted(step)
     if val_data is not None and val_loss is None:  # already complete: report the final validation loss
         val_loss = evaluate(ddp_model, val_data, cfg, env, loss_fn)
+    if model is not caller:
+        fsdp.copy_back(model, caller.to(env.device))
     if env.is_main:
         plot_curves(read_jsonl(run_dir / "metrics.jsonl"), ["loss", "val_loss"], run_dir / "loss_curve.png",
                     title=f"{run_dir.name}: loss")

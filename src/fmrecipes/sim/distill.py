@@ -6,8 +6,9 @@ distribution by EDM denoising score matching on generator samples only (data-fre
 one Adam step on the configured loss with both denoisers' parameters frozen and x_t = x_g + sigma eps live.
 An EMA of the generator is what is evaluated. A killed run resumes from its last checkpoint and replays the
 same steps (:class:`~fmrecipes.core.loop.StepLoop`, the core training loop's scaffold, reseeds the global RNG
-from (seed, step) and keeps the log, the bar, the NaN/Inf stop and the cadences). Under torchrun every process draws each step's batch
-whole and trains on its share, averaging gradients: N processes follow the one-process run.
+from (seed, step) and keeps the log, the bar, the NaN/Inf stop, the cadences and preemption). Under torchrun
+every process draws each step's batch whole and trains on its share, averaging gradients: N processes follow
+the one-process run.
 """
 
 from __future__ import annotations
