@@ -243,19 +243,25 @@ def wall_times(out_dir: Path) -> list[list[str]]:
     return rows + [["total", "", f"{total:.0f} ({total / 60:.1f} min)"]] if rows else []
 
 
+def md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    """A Markdown table's lines (a ``|`` inside a cell escaped)."""
+    def row(cells: Sequence[str]) -> str:
+        return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
+
+    return [row(header), "|" + " --- |" * len(header), *(row(r) for r in rows)]
+
+
 def markdown(out_dir: Path) -> str:
     lines = ["# fmrecipes report", "", f"Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}.", "",
              "## claims", ""]
     if (out_dir / FOREST).is_file():
         lines += [f"![claims forest plot]({FOREST})", "", FOREST_NOTE, ""]
-    lines += [CLAIM_RULE, "", "| " + " | ".join(CLAIM_HEADER) + " |", "|" + " --- |" * len(CLAIM_HEADER)]
-    lines += [f"| {r['recipe']} | {r['claim']} | {r['paper']} | {r['ours']} | **{r['verdict']}** | {r['full']} | "
-              f"{r['agrees']} |" for r in all_claims(out_dir)]
-    lines.append("")
+    lines += [CLAIM_RULE, "", *md_table(CLAIM_HEADER, [
+        [r["recipe"], r["claim"], r["paper"], r["ours"], f"**{r['verdict']}**", r["full"], r["agrees"]]
+        for r in all_claims(out_dir)]), ""]
     walls = wall_times(out_dir)
     if walls:
-        lines += ["## wall times", "", "| " + " | ".join(WALL_HEADER) + " |", "|" + " --- |" * len(WALL_HEADER)]
-        lines += ["| " + " | ".join(r) + " |" for r in walls] + [""]
+        lines += ["## wall times", "", *md_table(WALL_HEADER, walls), ""]
     for recipe in all_recipes():
         name = recipe.name
         status, summary = recipe_status(out_dir, name)
@@ -266,9 +272,7 @@ def markdown(out_dir: Path) -> str:
             continue
         lines += [_run_line(summary), ""]
         for t in tables(summary, recipe.tables):
-            lines += [f"**{t.title}**", "", "| " + " | ".join(t.header) + " |", "|" + " --- |" * len(t.header)]
-            lines += ["| " + " | ".join(r) + " |" for r in t.rows]
-            lines.append("")
+            lines += [f"**{t.title}**", "", *md_table(t.header, t.rows), ""]
         lines += [f"![{p.stem}]({p.relative_to(out_dir).as_posix()})" for p in _plots(out_dir, name, summary)]
         if _config_text(out_dir, name):
             lines += ["", "<details><summary>config</summary>", "", "```yaml", _config_text(out_dir, name).rstrip(),

@@ -14,18 +14,10 @@ from ..core.fileio import atomic_write_text
 from ..errors import FmError
 from ..recipes import all_recipes, get
 from ..results import REPO, RESULTS, provenance, reference
-from . import FOREST, claim_rows, tables
+from . import FOREST, claim_rows, md_table, tables
 from .forest import forest_plot, points
 
 BLOCK = re.compile(r"(<!-- results:(?P<name>[a-z_]+) -->\n)(?P<body>.*?)(<!-- /results:(?P=name) -->)", re.S)
-
-
-def _row(cells: list[str]) -> str:
-    return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
-
-
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    return [_row(header), "|" + " --- |" * len(header), *(_row(r) for r in rows)]
 
 
 def claims_block(root: Path = RESULTS) -> str:
@@ -39,7 +31,7 @@ def claims_block(root: Path = RESULTS) -> str:
             continue
         rows += [[recipe.name, r["claim"], r["paper"], r["ours"], f"**{r['verdict']}**"]
                  for r in claim_rows(summary, recipe.claims)]
-    lines = _table(["recipe", "claim", "paper", "ours (mean ± std of the paired difference, n)", "verdict"], rows)
+    lines = md_table(["recipe", "claim", "paper", "ours (mean ± std of the paired difference, n)", "verdict"], rows)
     if absent:
         lines += ["", f"No full-preset results committed yet for {', '.join(absent)} (each lands with the issue that "
                   "changes its experiment)."]
@@ -56,11 +48,11 @@ def recipe_block(name: str, root: Path = RESULTS) -> str:
     lines = [f"From `{prov.get('command', '?')}` at commit `{str(prov.get('commit', '?'))[:10]}`, seeds "
              f"{summary.get('seeds')}, wall time {summary.get('wall_time_s')} s, on {prov.get('machine', '?')} "
              f"(`results/{name}/`).", ""]
-    lines += _table(["claim", "paper", "ours (mean ± std of the paired difference, n)", "verdict"],
+    lines += md_table(["claim", "paper", "ours (mean ± std of the paired difference, n)", "verdict"],
                     [[r["claim"], r["paper"], r["ours"], f"**{r['verdict']}**"]
                      for r in claim_rows(summary, get(name).claims)])
     for t in tables(summary, get(name).tables):
-        lines += ["", f"**{t.title}**", "", *_table(t.header, t.rows)]
+        lines += ["", f"**{t.title}**", "", *md_table(t.header, t.rows)]
     return "\n".join(lines)
 
 
