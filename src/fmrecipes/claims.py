@@ -94,6 +94,12 @@ def judge(claims: Sequence[Claim], replicates: Mapping[int, Mapping[str, Any]]) 
     return out
 
 
+def claim_fields(summary: Mapping[str, Any], claim: Claim) -> dict[str, Any]:
+    """A claim's ``claims.<id>.*`` fields in a summary (what :func:`judge` wrote), by their last part."""
+    prefix = f"claims.{claim.id}."
+    return {k[len(prefix):]: v for k, v in summary.items() if k.startswith(prefix)}
+
+
 def aggregate(replicates: Mapping[int, Mapping[str, Any]]) -> dict[str, Any]:
     """Replicates' metrics -> one summary: each key holds the mean over the seeds that have it, ``spread.<key>``
     its standard deviation (two or more seeds) and ``per_seed.<key>`` the values in seed order (None where a

@@ -6,8 +6,6 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -29,32 +27,32 @@ def ensure_dir(path: str | Path, what: str = "output directory") -> Path:
     return p
 
 
-@contextmanager
-def disk_write(what: Path) -> Iterator[None]:
-    """Turn a failed write of ``what`` (a full disk, a quota, a read-only file system, an I/O error) into a
-    one-line error; callers write atomically, so what was there before is intact."""
-    try:
-        yield
-    except OSError as exc:
-        raise FmError(f"cannot write {what}: {exc.strerror or exc}; what was written before is intact (the previous "
-                      "checkpoint and summary stay usable): make room and run the same command again") from None
+def write_failed(what: Path, exc: OSError) -> FmError:
+    """The one-line error of a failed write of ``what`` (a full disk, a quota, a read-only file system, an I/O
+    error); callers write atomically, so what was there before is intact."""
+    return FmError(f"cannot write {what}: {exc.strerror or exc}; what was written before is intact (the previous "
+                   "checkpoint and summary stay usable): make room and run the same command again")
 
 
 def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` via a temporary file and ``os.replace``: readers never see half a file, and a
     full disk leaves the old file and a one-line error."""
-    with disk_write(path):
+    try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(text)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+    except OSError as exc:
+        raise write_failed(path, exc) from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise write_failed(path, exc) from None
+        raise
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:
@@ -83,8 +81,7 @@ class AtomicDir:
         if exc_type is not None:
             shutil.rmtree(self.tmp, ignore_errors=True)
             if isinstance(exc, OSError):  # a full disk: one line, the previous directory untouched
-                with disk_write(self.path):
-                    raise exc
+                raise write_failed(self.path, exc) from None
             return
         if self.path.exists():
             old = self.path.parent / f".old-{self.path.name}-{os.getpid()}"

@@ -55,8 +55,11 @@ class StepLoop:
 
     def preempted(self, step: int) -> Preempted:
         """The error that ends a preempted run after ``step`` (its checkpoint written)."""
-        return Preempted(self.signal or "a signal on another process", step,
-                         str(latest_checkpoint(self.run_dir) or "") or None)
+        return Preempted(self.signal or "a signal on another process", step, self._last_checkpoint())
+
+    def _last_checkpoint(self) -> str | None:
+        ckpt = latest_checkpoint(self.run_dir)
+        return None if ckpt is None else str(ckpt)
 
     def _on_signal(self, signum: int, frame: object) -> None:
         self.signal = signal.Signals(signum).name
@@ -74,7 +77,7 @@ class StepLoop:
     def check_finite(self, step: int, value: float) -> None:
         """:class:`TrainingDiverged` (naming the last good checkpoint) when ``value`` is NaN/Inf."""
         if not math.isfinite(value):
-            raise TrainingDiverged(step, value, str(latest_checkpoint(self.run_dir) or "") or None)
+            raise TrainingDiverged(step, value, self._last_checkpoint())
 
     def log(self, record: dict[str, Any], **postfix: str) -> None:
         """Append ``record`` to the metrics log and show ``postfix`` on the bar."""

@@ -23,12 +23,13 @@ LOCK = ".fmrecipes.lock"
 
 
 def _alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this host (one owned by another user raises PermissionError: it does)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:  # it exists, owned by someone else
-        return True
+    except PermissionError:
+        pass
     return True
 
 
@@ -58,12 +59,13 @@ def acquire(out_dir: str | Path) -> Path:
             return path
         holder = _holder(path) or {}
         pid, host = holder.get("pid"), holder.get("host")
-        if holder and host == socket.gethostname() and isinstance(pid, int) and pid != os.getpid() and not _alive(pid):
+        here = host == socket.gethostname()
+        if here and pid == os.getpid():
+            raise FmError(f"output directory {out_dir} is already in use by this process")
+        if here and isinstance(pid, int) and not _alive(pid):
             warn(f"{out_dir}: taking over the lock of process {pid} on {host}, which no longer runs")
             path.unlink(missing_ok=True)
             continue
-        if holder.get("pid") == os.getpid() and host == socket.gethostname():
-            raise FmError(f"output directory {out_dir} is already in use by this process")
         raise FmError(f"output directory {out_dir} is in use by process {pid} on {host} "
                       f"({holder.get('command', 'unknown command')}); wait for it to finish or choose another --out "
                       f"(if that process is gone, delete {path})")

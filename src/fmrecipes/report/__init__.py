@@ -23,27 +23,21 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ..claims import Claim
+from ..claims import Claim, claim_fields
 from ..core.fileio import atomic_write_text
 from ..errors import FmError
 from ..recipe import ReportTable
 from ..recipes import all_recipes
 from ..results import reference
-from .forest import forest_plot, points
+from .forest import VERDICT_COLOUR, forest_plot, points
 
 META_KEYS = ("preset", "wall_time_s", "machine", "seeds")
 DERIVED = ("claims.", "spread.", "per_seed.", "paper.")  # shown through the keys they belong to
-VERDICT_COLOUR = {"holds": "#1a7f37", "fails": "#b42318", "inconclusive": "#8a6d00"}
 
 
 def _fmt(value: Any, spread: Any = None) -> str:
     text = f"{value:.4g}" if isinstance(value, float) else ("" if value is None else str(value))
     return f"{text} ± {spread:.2g}" if isinstance(spread, float) and text else text
-
-
-def _claim(summary: dict[str, Any], claim: Claim) -> dict[str, Any]:
-    """A claim's ``claims.<id>.*`` fields in a summary, by their last part."""
-    return {k.rsplit(".", 1)[1]: v for k, v in summary.items() if k.startswith(f"claims.{claim.id}.")}
 
 
 def _same_direction(run: dict[str, Any], committed: dict[str, Any]) -> str:
@@ -62,7 +56,7 @@ def claim_rows(summary: dict[str, Any], claims: Sequence[Claim],
     difference points the same way (``agrees``)."""
     rows = []
     for claim in claims:
-        c = _claim(summary, claim)
+        c = claim_fields(summary, claim)
         n = c.get("n_seeds", 0)
         a, b = (_fmt(summary.get(k, "not measured")) for k in (claim.a, claim.b))
         diff = (f"no paired value: {claim.a} = {a}, {claim.b} = {b}" if c.get("mean") is None
@@ -70,7 +64,7 @@ def claim_rows(summary: dict[str, Any], claims: Sequence[Claim],
         row = {"claim": str(c.get("statement", claim.id)), "paper": str(c.get("paper", "")),
                "ours": f"{diff} (n={n})", "verdict": str(c.get("verdict", ""))}
         if committed is not None:
-            f = _claim(committed, claim)
+            f = claim_fields(committed, claim)
             row["full"] = (f"{f.get('verdict')}: {_fmt(f.get('mean'), f.get('std'))} (n={f.get('n_seeds', 0)})"
                            if f else "none committed yet")
             row["agrees"] = _same_direction(c, f)

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..claims import Claim, Z
+from ..claims import Claim, Z, claim_fields
 
-COLOUR = {"holds": "#1a7f37", "fails": "#b42318", "inconclusive": "#8a6d00"}
+VERDICT_COLOUR = {"holds": "#1a7f37", "fails": "#b42318", "inconclusive": "#8a6d00"}
 
 
 @dataclass(frozen=True)
@@ -30,11 +30,11 @@ class Point:
 
 def _signed(summary: dict[str, Any], claim: Claim) -> tuple[float | None, float | None, str]:
     """(mean signed by the claimed direction, standard error, verdict) of a claim in a summary."""
-    mean, se = summary.get(f"claims.{claim.id}.mean"), summary.get(f"claims.{claim.id}.se")
+    c = claim_fields(summary, claim)
+    mean, se = c.get("mean"), c.get("se")
     sign = 1.0 if claim.direction == "higher" else -1.0
     good = isinstance(se, (int, float)) and math.isfinite(se) and se > 0
-    return (None if mean is None else sign * mean), (se if good else None), \
-        str(summary.get(f"claims.{claim.id}.verdict", "inconclusive"))
+    return (None if mean is None else sign * mean), (se if good else None), str(c.get("verdict", "inconclusive"))
 
 
 def points(label: str, claim: Claim, run: dict[str, Any] | None,
@@ -66,14 +66,15 @@ def forest_plot(rows: list[tuple[Point | None, Point | None]], path: Path, title
     ax.set_xticks([-100, -10, -Z, 0, Z, 10, 100], ["-100", "-10", f"-{Z:g}", "0", f"{Z:g}", "10", "100"])
     for y, (here, ref) in enumerate(rows):
         if ref is not None:
-            ax.errorbar(ref.z, y, xerr=Z, fmt="o", color=COLOUR.get(ref.verdict, "#222"), ms=6, capsize=2)
+            ax.errorbar(ref.z, y, xerr=Z, fmt="o", color=VERDICT_COLOUR.get(ref.verdict, "#222"), ms=6, capsize=2)
         if here is not None:
-            ax.plot(here.z, y + 0.25, marker="D", mfc="white", mec=COLOUR.get(here.verdict, "#222"), ms=5, ls="")
+            colour = VERDICT_COLOUR.get(here.verdict, "#222")
+            ax.plot(here.z, y + 0.25, marker="D", mfc="white", mec=colour, ms=5, ls="")
     ax.set_yticks(range(len(rows)), labels, fontsize=7)
     ax.invert_yaxis()
     ax.set_xlabel("paired difference / standard error (claimed direction → right; grey: within 2 SE)")
     ax.set_title(title, fontsize=9)
-    handles = [plt.Line2D([], [], marker="o", ls="", color=c, label=v) for v, c in COLOUR.items()]
+    handles = [plt.Line2D([], [], marker="o", ls="", color=c, label=v) for v, c in VERDICT_COLOUR.items()]
     if any(here is not None for here, _ in rows):
         handles.append(plt.Line2D([], [], marker="D", ls="", mfc="white", mec="#222", label="this run"))
     ax.legend(handles=handles, fontsize=7, loc="lower right")
