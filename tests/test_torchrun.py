@@ -19,7 +19,8 @@ VOLATILE = ("wall_time_s", "machine", "preset")
 def _torchrun(*args: str) -> subprocess.CompletedProcess:
     cmd = [str(Path(sys.executable).with_name("torchrun")), "--nproc_per_node", "2", "-m", "fmrecipes", *args]
     res = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=600)
-    assert res.returncode == 0, res.stderr[-3000:]
+    errors = [line for line in res.stderr.splitlines() if "fmrecipes: " in line]  # each rank's one-line error
+    assert res.returncode == 0, "\n".join(errors) + "\n" + res.stderr[-3000:]
     return res
 
 

@@ -128,7 +128,7 @@ class _Students:
 
 def run_experiment(cfg: MiniPLMConfig, env: dist.DistEnv) -> dict[str, Any]:
     out = ensure_dir(cfg.out)
-    pool = build_pool(cfg)
+    pool = build_pool(cfg, env)
     L, V = cfg.seq_len, cfg.vocab_size
     teacher, _ = train_model(sized(cfg.teacher, V, L), cfg.teacher_train, Subset(pool.train, pool.teacher_indices),
                              pool.val, out / "models" / "teacher", env, tokenizer=pool.tokenizer)
