@@ -49,7 +49,7 @@ def test_divergence_rule_by_hand():
     assert label(_pt(7.5), None, rule) == "above_initial"
     assert label(_pt(7.5), None, DivergenceRule(above_initial=False)) == "converged"
     assert all(diverged(x) for x in ("nan", "above_initial", "no_recovery", "above_best"))
-    assert not diverged("converged") and not diverged("off_search")
+    assert not diverged("converged") and not diverged("off_search") and not diverged("stalled")
 
 
 def test_a_spike_that_does_not_recover_is_divergence():
@@ -115,6 +115,39 @@ def test_search_uses_the_margin_against_lower_rates():
     assert found.labels[0.081] == "converged" and found.labels[0.243] == "above_best"  # 4.3 and 4.6 vs 4.0
     edge = 0.027 * 3 ** (0.5 / 0.3)  # where the loss is 4.0 + the 0.5 margin
     assert found.max_stable <= edge < found.first_diverged <= 1.15 * found.max_stable
+
+
+def _stall_at(stalls, edge, trained):
+    """A variant that converges (loss 4) up to ``edge`` and goes NaN above it, except at the rates in ``stalls``,
+    which end on a plateau at 6.0 (above the best lower rate by more than the margin, below the initial 7)."""
+    def train_point(lr):
+        trained.append(lr)
+        if lr > edge:
+            return _pt(float("nan"), nan=True)
+        return _pt(6.0 if lr in stalls else 4.0)
+    return train_point
+
+
+@pytest.mark.parametrize("stall", [0.027, 0.081, 0.1403])  # the 2nd and 3rd bracket rates, the 1st bisection rate
+def test_a_stalled_point_is_confirmed_by_the_next_rate_and_does_not_end_the_search(stall):
+    cfg = LRSearch(start=3e-3, factor=3.0, resolution=1.15, max_lr=30.0)
+    trained = []
+    found = search(_stall_at({stall}, 0.2, trained), cfg, DivergenceRule(margin=0.5))
+    assert found.labels[stall] == "stalled"
+    assert found.max_stable <= 0.2 < found.first_diverged <= 1.15 * found.max_stable  # the true edge
+    assert len(trained) == len(set(trained))  # no rate trained twice
+    honest = search(_stall_at(set(), 0.2, []), cfg, DivergenceRule(margin=0.5))
+    assert (honest.max_stable, honest.first_diverged) == (found.max_stable, found.first_diverged)
+
+
+def test_an_above_best_point_whose_next_rate_also_fails_is_a_divergence():
+    """A plateau that persists at every higher rate is the edge: confirmed, labelled above_best."""
+    def train_point(lr):
+        return _pt(4.0 if lr < 0.05 else 6.0)
+    found = search(train_point, LRSearch(start=3e-3, factor=3.0, resolution=1.15), DivergenceRule(margin=0.5))
+    assert found.max_stable < 0.05 <= found.first_diverged <= 1.15 * found.max_stable
+    assert found.labels[found.first_diverged] == "above_best"
+    assert "stalled" not in found.labels.values()
 
 
 def test_summary_by_hand():

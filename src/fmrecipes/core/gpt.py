@@ -85,11 +85,31 @@ class GPTConfig:
         return self.d_model // self.n_head
 
 
+class _Fp32UnderAutocast:
+    """A norm that runs in fp32 under autocast on every device, as CUDA autocast runs ``layer_norm`` (its fp32
+    list); CPU autocast would keep it in bf16, so a CPU bf16 run would normalise queries and keys in bf16 where
+    the paper's GPU runs do not. Outside autocast it is the plain norm; its parameters keep their names."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not torch.is_autocast_enabled(x.device.type):
+            return super().forward(x)
+        with torch.autocast(x.device.type, enabled=False):
+            return super().forward(x.float())
+
+
+class LayerNorm(_Fp32UnderAutocast, nn.LayerNorm):
+    """:class:`torch.nn.LayerNorm`, fp32 under autocast."""
+
+
+class RMSNorm(_Fp32UnderAutocast, nn.RMSNorm):
+    """:class:`torch.nn.RMSNorm`, fp32 under autocast."""
+
+
 def make_norm(kind: str, dim: int, eps: float, bias: bool) -> nn.Module:
-    """LayerNorm (mean-subtracting; Megatron, ViT-22B) or RMSNorm (OLMo 2, Gemma)."""
+    """LayerNorm (mean-subtracting; Megatron, ViT-22B) or RMSNorm (OLMo 2, Gemma), in fp32 under autocast."""
     if kind == "layernorm":
-        return nn.LayerNorm(dim, eps=eps, bias=bias)
-    return nn.RMSNorm(dim, eps=eps)
+        return LayerNorm(dim, eps=eps, bias=bias)
+    return RMSNorm(dim, eps=eps)
 
 
 def rope_cache(seq_len: int, head_dim: int, theta: float) -> tuple[torch.Tensor, torch.Tensor]:

@@ -16,7 +16,7 @@ from .search import diverged  # noqa: E402
 
 def loss_vs_lr(agg: dict, labels: dict, variants: list[str], path: Path) -> Path:
     """Final validation loss against learning rate (log x) at every searched point of each variant; diverged
-    points marked x, NaN at the top."""
+    points marked x, stalled ones (a slow start, :mod:`.search`) a hollow square, NaN at the top."""
     finite = [a["final"] for a in agg.values() if math.isfinite(a["final"])]
     top = max(finite) + 0.2 if finite else 1.0
     fig, ax = plt.subplots(figsize=(7, 4.5))
@@ -28,10 +28,13 @@ def loss_vs_lr(agg: dict, labels: dict, variants: list[str], path: Path) -> Path
         bad = [(lr, y) for lr, y in zip(xs, ys) if diverged(labels[(v, lr)])]
         if bad:
             ax.scatter(*zip(*bad), marker="x", s=90, color=line.get_color(), zorder=3)
+        slow = [(lr, y) for lr, y in zip(xs, ys) if labels[(v, lr)] == "stalled"]
+        if slow:
+            ax.scatter(*zip(*slow), marker="s", s=90, facecolors="none", edgecolors=line.get_color(), zorder=3)
     ax.set_xscale("log")
     ax.set_xlabel("peak learning rate")
     ax.set_ylabel("final validation loss (nats)")
-    ax.set_title("LR search, every trained point: x = diverged (top edge = NaN/Inf)")
+    ax.set_title("LR search, every trained point: x = diverged, square = stalled (top edge = NaN/Inf)")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
     fig.tight_layout()

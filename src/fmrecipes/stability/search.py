@@ -14,6 +14,17 @@ its label, so a non-monotone curve is visible in ``metrics.jsonl`` and the plot.
 
 Divergence is decided per point as the search reaches it (:func:`label`), from that point and the points below
 it, so the same results always give the same search path (a resumed search retraces it from the cache).
+
+A slow start is not a divergence. The paper's divergence is the loss blowing up (NaN, above its start, a spike
+that never recovers); a point that only ends more than ``margin`` above the best lower rate (``above_best``) may
+instead have stalled on a plateau it is still leaving. Such a point is confirmed before it ends a bracket: the
+search trains one higher rate, halfway (in log space) to the next rate it would try, ``rate · sqrt(factor)``
+while bracketing and the geometric mean of the point and the diverged rate above it while bisecting. If that
+higher rate converges, the point was a stall: it is labelled ``stalled``, counts as stable, and the search goes
+on (the higher rate is then a point it would bisect to anyway). If it does not converge, the point is a
+confirmed divergence (``above_best``). The confirming point is labelled by the plain rule (it is not itself
+confirmed). A stall within half a bracket step below the true edge cannot be confirmed and still ends the
+search there, as before this rule.
 """
 
 from __future__ import annotations
@@ -78,8 +89,14 @@ def label(point: dict[str, Any], best_below: float | None, rule: DivergenceRule)
 
 def diverged(lab: str) -> bool:
     """Whether a point's label is one of :func:`label`'s divergence reasons ('off_search' marks a point trained
-    only for perplexity, which the search never labelled)."""
+    only for perplexity, which the search never labelled; 'stalled' a confirmed slow start, module docstring)."""
     return lab in ("nan", "above_initial", "no_recovery", "above_best")
+
+
+def stable(lab: str) -> bool:
+    """Whether the search counts a labelled point as below the edge: converged, or stalled and then confirmed
+    by a converged higher rate."""
+    return lab in ("converged", "stalled")
 
 
 @dataclass
@@ -109,30 +126,40 @@ def search(train_point: Callable[[float], dict[str, Any]], cfg: LRSearch, rule: 
     points: dict[float, dict[str, Any]] = {}
     labels: dict[float, str] = {}
 
-    def stable(lr: float) -> bool:
-        lr = _round(lr)
+    def plain(lr: float) -> str:
+        """The point's label under the plain rule (trained once, then cached)."""
         if lr not in labels:
             points[lr] = train_point(lr)
             below = [points[x]["final"] for x in points if x < lr and labels.get(x) == "converged"]
             labels[lr] = label(points[lr], min(below) if below else None, rule)
-        return labels[lr] == "converged"
+        return labels[lr]
+
+    def is_stable(lr: float, above: float | None) -> bool:
+        """Train ``lr``; an ``above_best`` label is confirmed halfway to the next rate up (``above``, the
+        diverged rate over it, when bisecting; the next bracket rate otherwise)."""
+        lr = _round(lr)
+        if plain(lr) == "above_best":
+            nxt = _round(math.sqrt(lr * (above if above is not None else min(lr * cfg.factor, cfg.max_lr))))
+            if nxt not in (lr, above) and plain(nxt) == "converged":
+                labels[lr] = "stalled"
+        return stable(labels[lr])
 
     lo: float | None = None
     hi: float | None = None
     lr = _round(cfg.start)
-    if stable(lr):
+    if is_stable(lr, None):
         lo = lr
         while hi is None and lo < cfg.max_lr:
             lr = _round(min(lr * cfg.factor, cfg.max_lr))
-            lo, hi = (lr, None) if stable(lr) else (lo, lr)
+            lo, hi = (lr, None) if is_stable(lr, None) else (lo, lr)
     else:
         hi = lr
         while lo is None and hi > cfg.min_lr:
             lr = _round(max(lr / cfg.factor, cfg.min_lr))
-            lo, hi = (lr, hi) if stable(lr) else (None, lr)
+            lo, hi = (lr, hi) if is_stable(lr, None) else (None, lr)
     while lo is not None and hi is not None and hi / lo > cfg.resolution:
         mid = _round(math.sqrt(lo * hi))
         if mid in (lo, hi):
             break
-        lo, hi = (mid, hi) if stable(mid) else (lo, mid)
+        lo, hi = (mid, hi) if is_stable(mid, hi) else (lo, mid)
     return SearchResult(lo, hi, labels)
