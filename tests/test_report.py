@@ -126,3 +126,15 @@ def test_a_declared_table_takes_its_keys_whatever_their_dots():
     shown = [cell for t in rest for row in t.rows for cell in row]
     assert "base" in shown and "small" in shown and "teacher.nfe35" not in shown and "nfe35" not in shown
     assert [t.title for t in tables(summary)][0] == "results"  # undeclared: the shape rule alone
+
+
+def test_a_claim_that_does_not_hold_shows_its_diagnostics_and_one_that_holds_does_not():
+    from fmrecipes.claims import Claim
+    from fmrecipes.report import claim_rows
+
+    claim = Claim("c", "a beats b", "1 vs 0", "a", "b", "higher", diagnostics=("probe", "ceiling"))
+    summary = {"claims.c.verdict": "fails", "claims.c.mean": -0.5, "claims.c.n_seeds": 3, "probe": 0.25,
+               "spread.probe": 0.01, "a": 1.0, "b": 1.5}
+    assert claim_rows(summary, [claim])[0]["why"] == "probe = 0.25 ± 0.01; ceiling = not measured"
+    summary["claims.c.verdict"] = "holds"
+    assert claim_rows(summary, [claim])[0]["why"] == ""

@@ -171,6 +171,8 @@ def test_summary_by_hand():
     assert s["lr_gain.baseline"] is None and s["lr_gain.qk_norm"] is None
     assert s["ppl.baseline"] == pytest.approx(math.exp(4.0), abs=1e-3) and s["search_points.qk_norm"] == 2
     assert s["label.baseline.lr_0.0011"] == "nan" and labels[("qk_norm", 30.0)] == "converged"
+    assert s["edge_label.baseline"] == "nan" and s["edge_label.qk_norm"] is None and s["stalled_points.qk_norm"] == 0
+    assert s["edge_attn_logit.baseline"] is None  # no run directory: nothing logged, nothing made up
     found["qk_norm"].update(max_stable=2e-3, first_diverged=2.2e-3)
     s, _, _ = summarize(cfg, found)
     assert s["max_stable_lr.qk_norm"] == 2e-3 and s["lr_gain.baseline"] == 0.5 and s["lr_gain.qk_norm"] == 1.0
@@ -207,3 +209,85 @@ def test_reproduce_smoke_writes_summary_plots_and_resumes(smoke_all, tmp_path):
     assert json.loads((out / "summary.json").read_text())["ppl.baseline"] == summary["ppl.baseline"]
     report = (tmp_path / "report.md")
     assert not report.exists()  # only `reproduce all` writes the report
+
+
+def _tiny_sweep(tmp_path, precision="fp32"):
+    from fmrecipes.core.dist import RunConfig
+    from fmrecipes.data.corpora import CorpusConfig
+    from fmrecipes.data.prepared import prepare
+    from fmrecipes.stability.config import StabilityConfig
+    from fmrecipes.core.train import TrainConfig
+
+    cfg = StabilityConfig(out=str(tmp_path), model=GPTConfig(vocab_size=300, seq_len=16, n_layer=1, n_head=2,
+                                                             d_model=16),
+                          data=CorpusConfig(sources=["news"], max_docs_per_source=20, max_chars_per_doc=2000),
+                          train=TrainConfig(steps=2, batch_size=4, micro_batch_size=4, warmup_steps=1, log_every=1,
+                                            eval_every=2, eval_batches=1, ckpt_every=2),
+                          run=RunConfig(precision=precision, progress=False))
+    prepare(cfg.data, cfg.model.vocab_size, tmp_path / "data")
+    return cfg
+
+
+@pytest.mark.parametrize("variant", list(__import__("fmrecipes.stability.variants", fromlist=["V"]).VARIANTS))
+def test_each_variant_trains_its_own_switches(variant, tmp_path, monkeypatch):
+    """The model a sweep run trains carries its variant's switches and their modules (a sweep that built the
+    baseline for every variant fails here)."""
+    from fmrecipes.core import dist
+    from fmrecipes.stability import sweep
+    from fmrecipes.stability.variants import VARIANTS
+
+    cfg = _tiny_sweep(tmp_path)
+    seen = {}
+    real_train = sweep.train
+    monkeypatch.setattr(sweep, "train", lambda model, *a, **k: (seen.update(model=model), real_train(model, *a, **k))[1])
+    sweep.train_run(cfg, sweep.Run(variant, 1e-3, 0), str(tmp_path / "data"), dist.single_process(cfg.run))
+    model = seen["model"]
+    switches = ("qk_norm", "qkv_norm", "post_proj_norm", "post_fc2_norm", "attn_logit_cap")
+    baseline = GPTConfig()
+    for s in switches:
+        assert getattr(model.config, s) == VARIANTS[variant].get(s, getattr(baseline, s)), s
+    attn, block = model.blocks[0].attn, model.blocks[0]
+    assert attn.cfg.attn_logit_cap == VARIANTS[variant].get("attn_logit_cap")  # what the attention reads
+    assert hasattr(attn, "q_norm") == bool(VARIANTS[variant].get("qk_norm"))
+    assert (block.ln_1 is None) == bool(VARIANTS[variant].get("qkv_norm"))
+    assert (attn.post_proj_ln is not None) == bool(VARIANTS[variant].get("post_proj_norm"))
+    assert (block.mlp.post_fc2_ln is not None) == bool(VARIANTS[variant].get("post_fc2_norm"))
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp32"])
+def test_sweep_forward_runs_under_autocast_with_bf16(precision, tmp_path, monkeypatch):
+    """precision=bf16 trains the forward under bf16 autocast (the paper's precision); the norms inside still run
+    in fp32 (as CUDA autocast runs layer_norm)."""
+    from fmrecipes.core import dist
+    from fmrecipes.stability import sweep
+
+    cfg = _tiny_sweep(tmp_path, precision)
+    seen = []
+    real_train = sweep.train
+
+    def spy(model, *a, **k):
+        model.register_forward_pre_hook(lambda m, i: seen.append(
+            torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else None))
+        norm = model.blocks[0].attn.q_norm
+        norm.register_forward_hook(lambda m, i, o: seen.append(("norm", o.dtype)))
+        return real_train(model, *a, **k)
+
+    monkeypatch.setattr(sweep, "train", spy)
+    sweep.train_run(cfg, sweep.Run("qk_norm", 1e-3, 0), str(tmp_path / "data"), dist.single_process(cfg.run))
+    forwards = [s for s in seen if not isinstance(s, tuple)]
+    assert forwards and set(forwards) == ({torch.bfloat16} if precision == "bf16" else {None})
+    assert {s for s in seen if isinstance(s, tuple)} == {("norm", torch.float32)}
+
+
+def test_norms_run_in_fp32_under_cpu_autocast():
+    """CPU autocast would keep LayerNorm/RMSNorm in bf16; GPT's norms compute in fp32 there as under CUDA, equal
+    to the fp32 norm of the bf16 input."""
+    from fmrecipes.core.gpt import make_norm
+
+    x = torch.randn(3, 8).to(torch.bfloat16)
+    for kind in ("layernorm", "rmsnorm"):
+        norm = make_norm(kind, 8, 1e-5, False)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            y = norm(x)
+        assert y.dtype == torch.float32
+        torch.testing.assert_close(y, norm(x.float()))

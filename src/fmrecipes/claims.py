@@ -44,6 +44,9 @@ class Claim:
     direction: Literal["higher", "lower"]
     scale: Literal["difference", "log_ratio"] = "difference"
     margin: float = 0.0  # claimed size in the scale's units (e.g. ln 1.2 for "within 1.2x"); 0 = direction only
+    # summary keys of measured numbers that say why the claim did not hold (a probe, a ceiling, a curve), shown
+    # beside any verdict other than ``holds``
+    diagnostics: tuple[str, ...] = ()
 
     def metric(self) -> str:
         """How the paired difference is formed, for the summary."""

@@ -48,6 +48,15 @@ def _same_direction(run: dict[str, Any], committed: dict[str, Any]) -> str:
     return "yes" if (a > 0) == (b > 0) else "no"
 
 
+def why(summary: dict[str, Any], claim: Claim) -> str:
+    """The claim's diagnostics (:attr:`Claim.diagnostics`) as ``key = mean ± std``, for a claim that did not hold
+    ('' when it holds or declares none)."""
+    if claim_fields(summary, claim).get("verdict") == "holds":
+        return ""
+    return "; ".join(f"{k} = {_fmt(summary.get(k, 'not measured'), summary.get(f'spread.{k}'))}"
+                     for k in claim.diagnostics)
+
+
 def claim_rows(summary: dict[str, Any], claims: Sequence[Claim],
                committed: dict[str, Any] | None = None) -> list[dict[str, str]]:
     """One row per claim: statement, paper, ours (the paired difference as mean ± std with n, or both sides'
@@ -62,7 +71,7 @@ def claim_rows(summary: dict[str, Any], claims: Sequence[Claim],
         diff = (f"no paired value: {claim.a} = {a}, {claim.b} = {b}" if c.get("mean") is None
                 else f"{c['metric']} = {_fmt(c['mean'], c.get('std'))}")
         row = {"claim": str(c.get("statement", claim.id)), "paper": str(c.get("paper", "")),
-               "ours": f"{diff} (n={n})", "verdict": str(c.get("verdict", ""))}
+               "ours": f"{diff} (n={n})", "verdict": str(c.get("verdict", "")), "why": why(summary, claim)}
         if committed is not None:
             f = claim_fields(committed, claim)
             row["full"] = (f"{f.get('verdict')}: {_fmt(f.get('mean'), f.get('std'))} (n={f.get('n_seeds', 0)})"
@@ -216,7 +225,8 @@ def _run_line(summary: dict[str, Any]) -> str:
 CLAIM_RULE = ("Verdicts from paired per-seed differences: `holds` when their mean lies in the claimed direction by "
               "more than 2 standard errors with n >= 3 seeds, `fails` when it lies the other way by that margin, "
               "`inconclusive` otherwise (always with n < 3). Censored values are never compared.")
-CLAIM_HEADER = ["recipe", "claim", "paper", "ours (mean ± std of the paired difference, n)", "verdict",
+WHY = "why not (diagnostic)"
+CLAIM_HEADER = ["recipe", "claim", "paper", "ours (mean ± std of the paired difference, n)", "verdict", WHY,
                 "committed full preset (results/)", "same direction as full"]
 FOREST_NOTE = ("Each claim's paired difference over its standard error, the claimed direction to the right: filled "
                "dots are the committed full-preset results (bars: ±2 SE, the verdict threshold), hollow diamonds "
@@ -251,7 +261,7 @@ def markdown(out_dir: Path) -> str:
     if (out_dir / FOREST).is_file():
         lines += [f"![claims forest plot]({FOREST})", "", FOREST_NOTE, ""]
     lines += [CLAIM_RULE, "", *md_table(CLAIM_HEADER, [
-        [r["recipe"], r["claim"], r["paper"], r["ours"], f"**{r['verdict']}**", r["full"], r["agrees"]]
+        [r["recipe"], r["claim"], r["paper"], r["ours"], f"**{r['verdict']}**", r["why"], r["full"], r["agrees"]]
         for r in all_claims(out_dir)]), ""]
     walls = wall_times(out_dir)
     if walls:
@@ -301,7 +311,8 @@ def html_page(out_dir: Path) -> str:
     parts += [f"<p>{e(CLAIM_RULE)}</p><table><tr>", "".join(f"<th>{e(h)}</th>" for h in CLAIM_HEADER) + "</tr>"]
     parts += [f"<tr><td>{e(r['recipe'])}</td><td>{e(r['claim'])}</td><td>{e(r['paper'])}</td><td>{e(r['ours'])}</td>"
               f"<td class='verdict' style='color:{VERDICT_COLOUR.get(r['verdict'], '#222')}'>{e(r['verdict'])}</td>"
-              f"<td>{e(r['full'])}</td><td>{e(r['agrees'])}</td></tr>" for r in all_claims(out_dir)]
+              f"<td>{e(r['why'])}</td><td>{e(r['full'])}</td><td>{e(r['agrees'])}</td></tr>"
+              for r in all_claims(out_dir)]
     parts.append("</table></section>")
     walls = wall_times(out_dir)
     if walls:

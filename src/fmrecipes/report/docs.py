@@ -14,7 +14,7 @@ from ..core.fileio import atomic_write_text
 from ..errors import FmError
 from ..recipes import all_recipes, get
 from ..results import REPO, RESULTS, provenance, reference
-from . import FOREST, claim_rows, md_table, tables
+from . import FOREST, WHY, claim_rows, md_table, tables
 from .forest import forest_plot, points
 
 BLOCK = re.compile(r"(<!-- results:(?P<name>[a-z_]+) -->\n)(?P<body>.*?)(<!-- /results:(?P=name) -->)", re.S)
@@ -29,9 +29,10 @@ def claims_block(root: Path = RESULTS) -> str:
         if summary is None:
             absent.append(f"`{recipe.name}`")
             continue
-        rows += [[recipe.name, r["claim"], r["paper"], r["ours"], f"**{r['verdict']}**"]
+        rows += [[recipe.name, r["claim"], r["paper"], r["ours"], f"**{r['verdict']}**", r["why"]]
                  for r in claim_rows(summary, recipe.claims)]
-    lines = md_table(["recipe", "claim", "paper", "ours (mean ± std of the paired difference, n)", "verdict"], rows)
+    lines = md_table(["recipe", "claim", "paper", "ours (mean ± std of the paired difference, n)", "verdict", WHY],
+                     rows)
     if absent:
         lines += ["", f"No full-preset results committed yet for {', '.join(absent)} (each lands with the issue that "
                   "changes its experiment)."]
@@ -48,8 +49,8 @@ def recipe_block(name: str, root: Path = RESULTS) -> str:
     lines = [f"From `{prov.get('command', '?')}` at commit `{str(prov.get('commit', '?'))[:10]}`, seeds "
              f"{summary.get('seeds')}, wall time {summary.get('wall_time_s')} s, on {prov.get('machine', '?')} "
              f"(`results/{name}/`).", ""]
-    lines += md_table(["claim", "paper", "ours (mean ± std of the paired difference, n)", "verdict"],
-                    [[r["claim"], r["paper"], r["ours"], f"**{r['verdict']}**"]
+    lines += md_table(["claim", "paper", "ours (mean ± std of the paired difference, n)", "verdict", WHY],
+                    [[r["claim"], r["paper"], r["ours"], f"**{r['verdict']}**", r["why"]]
                      for r in claim_rows(summary, get(name).claims)])
     for t in tables(summary, get(name).tables):
         lines += ["", f"**{t.title}**", "", *md_table(t.header, t.rows)]

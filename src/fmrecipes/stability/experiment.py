@@ -12,7 +12,7 @@ from ..core.fileio import atomic_write_text, ensure_dir
 from . import plots
 from .config import StabilityConfig
 from .search import diverged
-from .sweep import Run, point, run_sweep
+from .sweep import Run, point, run_diagnostics, run_sweep
 
 
 def summarize(cfg: StabilityConfig, found: dict[str, dict[str, Any]]) -> tuple[dict[str, Any], dict, dict]:
@@ -40,8 +40,10 @@ def summarize(cfg: StabilityConfig, found: dict[str, dict[str, Any]]) -> tuple[d
             summary[f"max_stable_lr.{v}"] = lo if lo is not None else f"< {hi:g}"
             summary[f"first_diverged_lr.{v}"] = hi
         summary[f"search_points.{v}"] = len(by_lr)
+        summary[f"stalled_points.{v}"] = sum(labels[(v, lr)] == "stalled" for lr in by_lr)
         final = agg[(v, cfg.ppl_lr)]["final"]
         summary[f"ppl.{v}"] = round(math.exp(final), 3) if math.isfinite(final) else None
+        summary.update(diagnostics(cfg, v, lo, hi, labels))
     ref = summary.get("max_stable_lr.qk_norm")
     for v in found:
         ours = summary[f"max_stable_lr.{v}"]
@@ -53,6 +55,19 @@ def summarize(cfg: StabilityConfig, found: dict[str, dict[str, Any]]) -> tuple[d
     summary["ppl_lr"] = cfg.ppl_lr
     summary["search_resolution"] = cfg.search.resolution
     return summary, agg, labels
+
+
+def diagnostics(cfg: StabilityConfig, v: str, lo: float | None, hi: float | None, labels: dict) -> dict[str, Any]:
+    """Why a variant's claims came out as they did (first seed's runs, :func:`.sweep.run_diagnostics`): how its
+    first diverged point diverged (``edge_label``) and the peak attention logit there and at its max stable rate
+    (``edge_attn_logit``, ``stable_attn_logit``); how far its run at ``ppl_lr`` was still improving at the end
+    (``late_val_drop``: perplexities of runs still falling compare training speed, not final quality)."""
+    seed = cfg.seeds[0]
+    out: dict[str, Any] = {f"edge_label.{v}": labels.get((v, hi)) if hi is not None else None,
+                           f"late_val_drop.{v}": run_diagnostics(cfg, Run(v, cfg.ppl_lr, seed))["late_val_drop"]}
+    for key, lr in (("edge_attn_logit", hi), ("stable_attn_logit", lo)):
+        out[f"{key}.{v}"] = run_diagnostics(cfg, Run(v, lr, seed))["peak_attn_logit"] if lr is not None else None
+    return out
 
 
 def norm_plot_pair(cfg: StabilityConfig, labels: dict) -> tuple[Run, Run] | None:

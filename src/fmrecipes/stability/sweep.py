@@ -124,6 +124,19 @@ def run_sweep(cfg: StabilityConfig, env: dist.DistEnv) -> dict[str, dict[str, An
     return {v: found[v] for v in cfg.variants}
 
 
+def run_diagnostics(cfg: StabilityConfig, run: Run) -> dict[str, float | None]:
+    """What a finished run's ``metrics.jsonl`` says about how it ended (None where it logged nothing):
+    ``peak_attn_logit``, the largest max attention logit the monitor saw (the paper's divergence signature,
+    notes §B.6), and ``late_val_drop``, the validation loss of the last evaluation but one minus the final one
+    (nats; > 0 means the run was still improving when it stopped)."""
+    path = Path(cfg.out) / "runs" / run.name / "metrics.jsonl"
+    records = read_jsonl(path) if path.is_file() else []
+    logits = [r["max_attn_logit.max"] for r in records if "max_attn_logit.max" in r]
+    vals = [r["val_loss"] for r in records if "val_loss" in r]
+    return {"peak_attn_logit": max(logits) if logits else None,
+            "late_val_drop": vals[-2] - vals[-1] if len(vals) >= 2 else None}
+
+
 def unrecovered_rise(losses: list[float]) -> float:
     """How far the last logged training loss sits above the lowest one before it (nats; 0 when it ends at its
     best): a spike that recovered within the run leaves nothing, one that did not is measured."""
