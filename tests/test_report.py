@@ -133,7 +133,8 @@ def test_a_claim_that_does_not_hold_shows_its_diagnostics_and_one_that_holds_doe
     from fmrecipes.report import claim_rows
 
     claim = Claim("c", "a beats b", "1 vs 0", "a", "b", "higher", diagnostics=("probe", "ceiling"))
-    summary = {"claims.c.verdict": "fails", "claims.c.mean": -0.5, "claims.c.n_seeds": 3, "probe": 0.25,
+    summary = {"claims.c.verdict": "fails", "claims.c.mean": -0.5, "claims.c.n_seeds": 3, "claims.c.metric": "a - b",
+               "probe": 0.25,
                "spread.probe": 0.01, "a": 1.0, "b": 1.5}
     assert claim_rows(summary, [claim])[0]["why"] == "probe = 0.25 ± 0.01; ceiling = not measured"
     summary["claims.c.verdict"] = "holds"
