@@ -79,7 +79,7 @@ def main() -> int:
 
     from fmrecipes.miniplm.score import Scorer
 
-    scorer = Scorer(model.eval(), dev, None, batch_size=8, compile=True)
+    scorer = Scorer(model.eval(), dev, None, batch_size=8, compile=True, bf16=True)
     scores = scorer(x.cpu(), x.cpu())
     checks["torch_compile_scoring_forward"] = isinstance(scorer.forward, Compiled) and scorer.forward.compiled \
         and bool(torch.isfinite(torch.from_numpy(scores)).all())

@@ -129,24 +129,14 @@ def test_vanilla_kd_training_loss_skips_eos_positions():
 def test_document_split_gives_teacher_reference_and_pool_no_shared_document(tmp_path):
     """Each instance belongs to the part holding every one of its tokens; instances straddling two parts'
     documents are dropped; parts are deterministic, in corpus order, and about their fractions of documents."""
-    from fmrecipes.miniplm.pool import document_parts, document_split
+    from fmrecipes.miniplm.pool import document_parts, document_split, instance_documents
 
     rng = np.random.default_rng(0)
     docs = [rng.integers(1, 50, int(rng.integers(5, 40))).tolist() for _ in range(200)]
     data = PackedDataset(write_shard(tmp_path / "s", docs, 0, 50), 8)
     parts = document_split(data, {"teacher": 0.4, "reference": 0.1}, seed=3)
     assert list(parts) == ["teacher", "reference", "pool"]
-    starts = data.shard.doc_index
-
-    def docs_of(indices):
-        out = set()
-        for i in indices:
-            first = i * data.stride
-            out |= set(range(np.searchsorted(starts, first, "right") - 1,
-                             np.searchsorted(starts, first + data.seq_len, "right")))
-        return out
-
-    seen = {k: docs_of(v) for k, v in parts.items()}
+    seen = {k: set(instance_documents(data, v)) for k, v in parts.items()}
     assert not seen["teacher"] & seen["pool"] and not seen["reference"] & seen["pool"]
     assert not seen["teacher"] & seen["reference"]
     assert all(np.all(np.diff(v) > 0) for v in parts.values())
@@ -171,19 +161,60 @@ def test_document_split_gives_teacher_reference_and_pool_no_shared_document(tmp_
 
 
 def test_headline_budget_is_one_pass_over_the_selected_data():
+    """The students' budget reads each selected instance exactly once in a pass (sampling by epochs, whole
+    batches); with-replacement sampling, the bug this guards, would read about 63% of them."""
     from types import SimpleNamespace
 
-    from fmrecipes.core.train import TrainConfig
+    from fmrecipes.core.dist import single_process
+    from fmrecipes.core.train import TrainConfig, step_indices
     from fmrecipes.miniplm.config import MiniPLMConfig
     from fmrecipes.miniplm.experiment import headline_budget
 
     pool = SimpleNamespace(pool_indices=np.arange(1001))
     cfg = MiniPLMConfig(alpha=0.5, student_train=TrainConfig(steps=999, batch_size=16), student_passes=1.0)
-    assert headline_budget(cfg, pool).steps == math.ceil(500 / 16)  # int(0.5 * 1001) instances, once
+    budget = headline_budget(cfg, pool)
+    assert budget.steps == 500 // 16  # int(0.5 * 1001) instances, whole batches
+    read = torch.cat([step_indices(k, budget, 500, single_process()) for k in range(1, budget.steps + 1)])
+    assert len(read) == len(set(read.tolist())) > 500 - 16  # every instance at most once, all but a partial batch
     cfg.student_passes = 2.0
-    assert headline_budget(cfg, pool).steps == math.ceil(1000 / 16)
+    budget = headline_budget(cfg, pool)
+    read = torch.cat([step_indices(k, budget, 500, single_process()) for k in range(1, budget.steps + 1)])
+    assert budget.steps == 1000 // 16 and max(np.bincount(read.numpy())) == 2  # two passes: twice at most
     cfg.student_passes = None
-    assert headline_budget(cfg, pool).steps == 999
+    assert headline_budget(cfg, pool).steps == 999 and headline_budget(cfg, pool).sampling == "epochs"
+
+
+def test_students_teacher_and_reference_read_only_their_parts(smoke_run):
+    """The run records each part's instances (parts.npz) and what every model read (instances.npy): the teacher
+    and the reference read only their own parts, no document of theirs is in the scored pool D, and the
+    students read D (a teacher trained on D's documents fails here)."""
+    from fmrecipes.data.prepared import packed
+    from fmrecipes.miniplm.pool import instance_documents
+
+    parts = np.load(smoke_run / "parts.npz")
+    train, _ = packed(TokenShard(smoke_run / "data" / "train"), TokenShard(smoke_run / "data" / "val"), 32, ["news"])
+    for model, part in (("teacher", "teacher"), ("reference", "reference")):
+        read = np.load(smoke_run / "models" / model / "instances.npy")
+        assert np.array_equal(read, parts[part])
+        assert not set(instance_documents(train, read)) & set(instance_documents(train, parts["pool"])), model
+    assert np.array_equal(np.load(smoke_run / "students" / "s16" / "no_kd" / "instances.npy"), parts["pool"])
+    assert set(np.load(smoke_run / "models" / "rho_proxy" / "instances.npy")) <= set(parts["pool"])
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp32"])
+def test_scoring_and_student_validation_follow_the_run_precision(precision, tmp_path, shard_data):
+    """Scores and the students' validation losses run under bf16 autocast exactly when the run's precision says
+    so (not by device type)."""
+    from fmrecipes.core.gpt import GPT, GPTConfig
+    from fmrecipes.miniplm.stages import val_losses
+
+    env = DistEnv(run=RunConfig(precision=precision, progress=False))
+    model = GPT(GPTConfig(vocab_size=64, seq_len=8, n_layer=1, n_head=2, d_model=16))
+    seen = set()
+    model.blocks[0].register_forward_pre_hook(lambda m, i: seen.add(torch.is_autocast_enabled("cpu")))
+    score(model, shard_data, np.arange(8), tmp_path / "scores", "h", "m", batch_size=4, chunk=8, env=env)
+    val_losses(model, shard_data, ["d"] * len(shard_data), 4, env, limit=8)
+    assert seen == {precision == "bf16"}
 
 
 def test_compute_matched_steps():

@@ -21,12 +21,13 @@ import torch.nn as nn
 
 from ..core import dist
 from ..core.fileio import ensure_dir
-from ..core.gpt import GPTConfig
+from ..core.gpt import GPT, GPTConfig
+from ..core.hf import llama_like
 from ..core.metrics import read_jsonl
 from ..core.train import TrainConfig
 from .config import MiniPLMConfig
 from .plots import val_loss_vs_tokens
-from .pool import Pool, Subset, build_pool, skipped_eos
+from .pool import Pool, Subset, build_pool, record_parts, skipped_eos
 from .score import score
 from .select import refined_dataset, selector_scores, top_alpha, write_refined
 from .stages import compute_matched, num_params, sized, train_model, val_losses
@@ -47,33 +48,43 @@ def _select_all(cfg: MiniPLMConfig, pool: Pool, out: Path, teacher, reference, e
                               pool.pool_hash, "reference", **common)}
     if "rho" in wanted:
         rng = np.random.default_rng(cfg.student_train.seed)
-        proxy_cfg = dataclasses.replace(cfg.student_train, steps=cfg.rho_proxy_steps,
-                                        warmup_steps=min(cfg.student_train.warmup_steps, cfg.rho_proxy_steps))
+        proxy_cfg = one_pass(dataclasses.replace(cfg.student_train, steps=cfg.rho_proxy_steps,
+                                                 warmup_steps=min(cfg.student_train.warmup_steps,
+                                                                  cfg.rho_proxy_steps)))
         slice_ = np.sort(rng.choice(pool.pool_indices, size=max(1, len(pool.pool_indices) // 10), replace=False))
         proxy, _ = train_model(sized(cfg.students[0].model, cfg.vocab_size, L), proxy_cfg, Subset(pool.train, slice_),
                                pool.val, out / "models" / "rho_proxy", env, tokenizer=pool.tokenizer)
         nll["proxy"] = score(proxy, pool.train, pool.pool_indices, out / "scores" / "rho_proxy", pool.pool_hash,
                              "rho_proxy", **common)
     domains = pool.domains(pool.train, pool.pool_indices)
-    reports = {}
+    reports, kept = {}, {}
     for method in wanted:
         scores = selector_scores(method, nll.get("teacher"), nll.get("reference"), nll.get("proxy"),
                                  n=len(pool.pool_indices), seed=cfg.student_train.seed)
-        kept = top_alpha(scores, cfg.alpha)
-        reports[method] = write_refined(out / "refined" / method, pool.train, pool.pool_indices, kept, domains,
-                                        cfg.vocab_size, method, cfg.alpha)
+        kept[method] = top_alpha(scores, cfg.alpha)
+        reports[method] = write_refined(out / "refined" / method, pool.train, pool.pool_indices, kept[method],
+                                        domains, cfg.vocab_size, method, cfg.alpha)
     reports["_nll"] = nll
+    reports["_kept"] = kept
     return reports
+
+
+def one_pass(train_cfg: TrainConfig) -> TrainConfig:
+    """A student's sampling: steps walk a fresh permutation of its data each epoch, so within a pass every
+    instance is read exactly once (the paper's and its official code's one pass; ``random`` would draw with
+    replacement and read about 63% of the data once)."""
+    return dataclasses.replace(train_cfg, sampling="epochs")
 
 
 def headline_budget(cfg: MiniPLMConfig, pool: Pool) -> TrainConfig:
     """The students' training budget: ``student_passes`` passes over the selected data (alpha·|D| instances),
-    every student the same steps; ``student_train`` as given when ``student_passes`` is None."""
+    every student the same steps (whole batches: one pass reads no instance twice), walked in epochs
+    (:func:`one_pass`); ``student_train``'s steps when ``student_passes`` is None."""
     if cfg.student_passes is None:
-        return cfg.student_train
+        return one_pass(cfg.student_train)
     selected = int(cfg.alpha * len(pool.pool_indices))
-    steps = max(1, math.ceil(cfg.student_passes * selected / cfg.student_train.batch_size))
-    return dataclasses.replace(cfg.student_train, steps=steps)
+    steps = max(1, math.floor(cfg.student_passes * selected / cfg.student_train.batch_size))
+    return one_pass(dataclasses.replace(cfg.student_train, steps=steps))
 
 
 @dataclass
@@ -93,8 +104,7 @@ class _Students:
         self.eos = skipped_eos(self.cfg, self.pool)
 
     def val_loss(self, model: nn.Module) -> dict[str, float]:
-        return val_losses(model, self.pool.val, self.val_domains, self.cfg.score_batch_size, self.env.device,
-                          self.limit)
+        return val_losses(model, self.pool.val, self.val_domains, self.cfg.score_batch_size, self.env, self.limit)
 
     def train(self, name: str, model_cfg: GPTConfig, method: str, train_cfg: TrainConfig, run: str,
               is_llama: bool = False) -> tuple[dict[str, float], float, list[tuple[float, float]]]:
@@ -126,20 +136,29 @@ class _Students:
         return self.val_loss(model), flops, curve
 
 
+def tokens_per_param(budget: TrainConfig, model_cfg: GPTConfig, is_llama: bool) -> float:
+    """Training tokens per parameter of a student (the paper's 200M student reads 50B tokens: about 250)."""
+    model = llama_like(model_cfg) if is_llama else GPT(model_cfg)
+    return budget.steps * budget.batch_size * model_cfg.seq_len / num_params(model)
+
+
 def run_experiment(cfg: MiniPLMConfig, env: dist.DistEnv) -> dict[str, Any]:
     out = ensure_dir(cfg.out)
     pool = build_pool(cfg, env)
+    if env.is_main:
+        record_parts(pool, out)
     L, V = cfg.seq_len, cfg.vocab_size
     teacher, _ = train_model(sized(cfg.teacher, V, L), cfg.teacher_train, Subset(pool.train, pool.teacher_indices),
                              pool.val, out / "models" / "teacher", env, tokenizer=pool.tokenizer)
     reference, _ = train_model(sized(cfg.reference, V, L), cfg.reference_train, Subset(pool.train, pool.ref_indices),
                                pool.val, out / "models" / "reference", env, tokenizer=pool.tokenizer)
     reports = _select_all(cfg, pool, out, teacher, reference, env)
-    nll = reports.pop("_nll", {})
+    nll, kept = reports.pop("_nll", {}), reports.pop("_kept", {})
     st = _Students(cfg, pool, out, env, teacher, num_params(reference))
     budget = headline_budget(cfg, pool)
-    summary: dict[str, Any] = {"teacher_val_loss": st.val_loss(teacher)["all"],
-                               "reference_val_loss": st.val_loss(reference)["all"], "student_steps": budget.steps,
+    t_val, r_val = st.val_loss(teacher)["balanced"], st.val_loss(reference)["balanced"]
+    summary: dict[str, Any] = {"teacher_val_loss": t_val, "reference_val_loss": r_val,
+                               "teacher_ref_gap": round(r_val - t_val, 4), "student_steps": budget.steps,
                                "instances.teacher": len(pool.teacher_indices),
                                "instances.reference": len(pool.ref_indices), "instances.pool": len(pool.pool_indices)}
     curves: dict[str, list[tuple[float, float]]] = {}
@@ -152,18 +171,24 @@ def run_experiment(cfg: MiniPLMConfig, env: dist.DistEnv) -> dict[str, Any]:
             losses, flops, curves[f"{method}.{name}"] = st.train(name, model_cfg, method, budget, method, is_llama)
             summary[f"val_loss.{method}.{name}"] = round(losses["all"], 4)
             summary.update({f"val_loss_{d}.{method}.{name}": round(v, 4) for d, v in losses.items() if d != "all"})
-            if name == first:  # size-independent keys the claims compare
-                summary[f"student_val_loss.{method}"] = round(losses["all"], 4)
+            if name == first:  # size-independent keys the claims compare (domain-balanced, and pooled)
+                summary[f"student_val_loss.{method}"] = round(losses["balanced"], 4)
+                summary[f"student_val_loss_pooled.{method}"] = round(losses["all"], 4)
                 summary[f"flops.{method}"] = float(f"{flops:.3g}")
+        summary[f"tokens_per_param.{name}"] = round(tokens_per_param(budget, model_cfg, is_llama), 2)
+    summary["tokens_per_param"] = summary[f"tokens_per_param.{first}"]
     if cfg.data_limited_steps is not None:
         limited = dataclasses.replace(cfg.student_train, steps=cfg.data_limited_steps)
         for method in [m for m in ("no_kd", "miniplm") if m in cfg.methods]:
-            losses, _, _ = st.train(first, students[0][1], method, limited, f"{method}_data_limited")
-            summary[f"val_loss_data_limited.{method}.{first}"] = round(losses["all"], 4)
+            losses, _, _ = st.train(first, students[0][1], method, one_pass(limited), f"{method}_data_limited")
+            summary[f"val_loss_data_limited.{method}.{first}"] = round(losses["balanced"], 4)
         summary["data_limited_steps"] = cfg.data_limited_steps
     for method, rep in reports.items():
         for d, frac in rep["kept_fraction"].items():
             summary[f"kept_fraction_{method}.{d}"] = frac
+    if "miniplm" in kept and "rho" in kept:
+        summary["selection_overlap.miniplm_rho"] = round(len(np.intersect1d(kept["miniplm"], kept["rho"]))
+                                                         / max(1, len(kept["miniplm"])), 4)
     if "teacher" in nll:
         r = nll["reference"] - nll["teacher"]
         summary["difference_score_negative_fraction"] = round(float((r < 0).mean()), 4)

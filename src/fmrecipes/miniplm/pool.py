@@ -84,6 +84,25 @@ def document_split(data: PackedDataset, fractions: dict[str, float], seed: int =
     return {name: np.flatnonzero(same & (part == k)) for k, name in enumerate(names)}
 
 
+def instance_documents(data: PackedDataset, indices: np.ndarray) -> np.ndarray:
+    """The documents (numbers in the corpus) that the instances ``indices`` touch, any of their tokens."""
+    starts = data.shard.doc_index
+    first = np.asarray(indices, dtype=np.int64) * data.stride
+    lo = np.searchsorted(starts, first, side="right") - 1
+    hi = np.searchsorted(starts, first + data.seq_len, side="right") - 1
+    return np.unique(np.concatenate([np.arange(a, b + 1) for a, b in zip(lo, hi)] or [np.zeros(0, np.int64)]))
+
+
+def record_parts(pool: Pool, out: Path) -> Path:
+    """``out/parts.npz``: the instance indices of the teacher's data, D_ref and D (what each model may read), so
+    that a run can be checked for leaks after the fact."""
+    path = Path(out) / "parts.npz"
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, teacher=pool.teacher_indices, reference=pool.ref_indices, pool=pool.pool_indices)
+    tmp.replace(path)
+    return path
+
+
 def build_pool(cfg, env: dist.DistEnv | None = None) -> Pool:
     """Tokenize the corpus once into ``<out>/data`` and split its training instances by document into the
     teacher's data, D_ref and D (:func:`document_split`)."""
@@ -98,7 +117,6 @@ def build_pool(cfg, env: dist.DistEnv | None = None) -> Pool:
     corpus_id = (data_dir / "prepared.json").read_text()
     return Pool(tok, train, val, parts["teacher"], parts["reference"], parts["pool"],
                 hashlib.sha1(corpus_id.encode()).hexdigest()[:16])
-
 
 
 def skipped_eos(cfg, pool: Pool) -> int | None:

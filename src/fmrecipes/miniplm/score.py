@@ -54,15 +54,14 @@ def model_vocab(model: nn.Module) -> int:
 
 @torch.inference_mode()
 def score_batch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.device,
-                text_tokenizers: tuple | None = None, eos_id: int | None = None) -> np.ndarray:
+                text_tokenizers: tuple | None = None, eos_id: int | None = None, bf16: bool = False) -> np.ndarray:
     """Mean token NLL of each instance (nats per corpus token), skipping positions whose input is ``eos_id``
     (:func:`eos_input_mask`; None skips nothing). With ``text_tokenizers=(corpus_tok, model_tok)`` the instance is
     decoded to text and re-encoded with the model's own tokenizer (a teacher of another family); its total NLL
     (positions after the model's own EOS skipped alike) is divided by the instance's count of kept corpus tokens,
-    the unit every other score uses."""
-    use_bf16 = device.type == "cuda"
+    the unit every other score uses. ``bf16``: under bf16 autocast (the run's precision, ``DistEnv.bf16``)."""
     keep = eos_input_mask(x, eos_id)
-    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
         if text_tokenizers is None:
             nll = instance_nll(causal_lm(model).logits(x.to(device)), y.to(device),
                                None if keep is None else keep.to(device))
@@ -104,10 +103,12 @@ def score(model: nn.Module, data, indices: np.ndarray, out_dir: str | Path, pool
     n_chunks = math.ceil(n / chunk)
     bar = tqdm(total=n, desc=f"score {name}", unit="inst", disable=not (env.progress and env.is_main))
     with aligned_mlps(model):
-        scorer = Scorer(model, env.device, eos_id, batch_size, compiles(env, n)) if text_tokenizers is None else None
+        scorer = Scorer(model, env.device, eos_id, batch_size, compiles(env, n), env.bf16) \
+            if text_tokenizers is None else None
         for c in range(n_chunks):
             _score_chunk(c, chunk, n, batch_size, out, data, indices, env, bar,
-                         scorer or (lambda x, y: score_batch(model, x, y, env.device, text_tokenizers, eos_id)))
+                         scorer or (lambda x, y: score_batch(model, x, y, env.device, text_tokenizers, eos_id,
+                                                             env.bf16)))
     bar.close()
     scores = np.concatenate([np.load(out / "chunks" / f"chunk_{c:06d}.npy") for c in range(n_chunks)]) \
         if n_chunks else np.zeros(0, np.float32)
@@ -207,11 +208,13 @@ def load_scores(out_dir: str | Path, expected_hash: str | None = None, expected_
 
 class Scorer:
     """Mean token NLL of each packed instance (``x``, ``y`` of shape (B, T)), skipping positions whose input is
-    ``eos_id``; ``__call__`` returns a float32 array. ``compile``: ``torch.compile`` the forward."""
+    ``eos_id``; ``__call__`` returns a float32 array. ``compile``: ``torch.compile`` the forward; ``bf16``: under
+    bf16 autocast (the run's precision)."""
 
     def __init__(self, model: nn.Module, device: torch.device, eos_id: int | None, batch_size: int,
-                 compile: bool = False):
+                 compile: bool = False, bf16: bool = False):
         self.model, self.device, self.eos_id, self.batch_size = unwrap(model), device, eos_id, batch_size
+        self.bf16 = bf16
         parts = causal_lm(self.model).hidden_and_head()
         self.eager: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
         self.forward: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
@@ -227,7 +230,7 @@ class Scorer:
         if self.forward is not None and not self.checked:
             self._check(x[:2], y[:2])
         if self.forward is None:
-            return score_batch(self.model, x, y, self.device, eos_id=self.eos_id)
+            return score_batch(self.model, x, y, self.device, eos_id=self.eos_id, bf16=self.bf16)
         n = x.shape[0]
         if n < self.batch_size:  # one shape for every micro-batch: the last one is padded with copies of its rows
             fill = torch.arange(self.batch_size) % n
@@ -237,9 +240,9 @@ class Scorer:
     def _mean_nll(self, forward: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], x: torch.Tensor,
                   y: torch.Tensor) -> np.ndarray:
         """Per-instance mean NLL of ``forward``'s per-token NLLs over the positions whose input is not EOS
-        (bf16 autocast on CUDA, as :func:`score_batch`)."""
+        (under bf16 autocast when ``bf16``, as :func:`score_batch`)."""
         keep = eos_input_mask(x, self.eos_id)
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
             nll = forward(x.to(self.device), y.to(self.device))
         return masked_mean(nll.float(), None if keep is None else keep.to(self.device)).cpu().numpy()
 
@@ -248,7 +251,7 @@ class Scorer:
         differ by more than :data:`CHECK_TOLERANCE`."""
         self.checked = True
         split = self._mean_nll(self.eager, x, y)
-        own = score_batch(self.model, x, y, self.device, eos_id=self.eos_id)
+        own = score_batch(self.model, x, y, self.device, eos_id=self.eos_id, bf16=self.bf16)
         gap = float(np.abs(split - own).max())
         if not gap <= CHECK_TOLERANCE:
             warn(f"the fast scoring forward of {type(self.model).__name__} differs from its own forward by {gap:.3g} "

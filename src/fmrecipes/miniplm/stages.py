@@ -14,10 +14,12 @@ import torch.nn as nn
 
 from ..core import dist
 from ..core.causal_lm import causal_lm, lm_loss
+from ..core.fileio import ensure_dir
 from ..core.gpt import GPT, GPTConfig
 from ..core.hf import llama_like
 from ..core.train import TrainConfig, TrainResult, train
 from .losses import eos_input_mask, vanilla_kd_loss
+from .pool import Subset
 from .score import score_batch
 
 
@@ -46,7 +48,10 @@ def train_model(model_cfg: GPTConfig | None, train_cfg: TrainConfig, data, val, 
                 temperature: float = 1.0, hf_llama: bool = False,
                 eos_id: int | None = None, tokenizer: Any = None) -> tuple[nn.Module, TrainResult]:
     """Train a fresh GPT (or a Llama of the same shape) on ``data`` in ``env``; resumes/finishes like
-    ``lm train``; its checkpoints carry ``tokenizer`` (the corpus's)."""
+    ``lm train``; its checkpoints carry ``tokenizer`` (the corpus's). A :class:`Subset` of the corpus leaves its
+    instance indices in ``run_dir/instances.npy``."""
+    if isinstance(data, Subset) and env.is_main:  # which instances of the corpus it read, for leak checks
+        np.save(ensure_dir(run_dir) / "instances.npy", data.indices)
     torch.manual_seed(train_cfg.seed)
     model = llama_like(model_cfg) if hf_llama else GPT(model_cfg)
     loss = kd_loss_fn(teacher.to(env.device), kd_ratio, temperature, eos_id) if teacher is not None else lm_loss
@@ -71,17 +76,19 @@ def num_params(model: nn.Module) -> int:
 
 
 @torch.inference_mode()
-def val_losses(model: nn.Module, val, domains: list[str], batch_size: int, device: torch.device,
+def val_losses(model: nn.Module, val, domains: list[str], batch_size: int, env: dist.DistEnv,
                limit: int | None = None) -> dict[str, float]:
     """Mean per-instance validation loss over ``limit`` evenly spaced instances (all when None), overall
-    ('all') and per domain; spacing them over the whole split keeps every domain in the sample."""
+    ('all'), per domain, and the domain-balanced mean of the per-domain losses ('balanced': selection shifts the
+    domain mix, which the pooled mean would reward or penalise); in the run's precision (``env.bf16``)."""
     n = len(val) if limit is None else min(limit, len(val))
     idx = np.unique(np.linspace(0, len(val) - 1, n).round().astype(np.int64))
-    per = np.concatenate([score_batch(model, *val.batch(idx[s:s + batch_size]), device)
+    per = np.concatenate([score_batch(model, *val.batch(idx[s:s + batch_size]), env.device, bf16=env.bf16)
                           for s in range(0, len(idx), batch_size)])
     by_domain: dict[str, list[float]] = defaultdict(list)
     for v, d in zip(per, [domains[i] for i in idx]):
         by_domain[d].append(float(v))
     out = {"all": float(per.mean())}
     out.update({d: float(np.mean(v)) for d, v in sorted(by_domain.items())})
+    out["balanced"] = float(np.mean([np.mean(v) for v in by_domain.values()]))
     return out
