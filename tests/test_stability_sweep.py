@@ -173,6 +173,7 @@ def test_summary_by_hand():
     assert s["label.baseline.lr_0.0011"] == "nan" and labels[("qk_norm", 30.0)] == "converged"
     assert s["edge_label.baseline"] == "nan" and s["edge_label.qk_norm"] is None and s["stalled_points.qk_norm"] == 0
     assert s["edge_attn_logit.baseline"] is None  # no run directory: nothing logged, nothing made up
+    assert s["best_ppl.baseline"] == pytest.approx(math.exp(4.0), abs=1e-3) and s["best_ppl_lr.qk_norm"] == 30.0
     found["qk_norm"].update(max_stable=2e-3, first_diverged=2.2e-3)
     s, _, _ = summarize(cfg, found)
     assert s["max_stable_lr.qk_norm"] == 2e-3 and s["lr_gain.baseline"] == 0.5 and s["lr_gain.qk_norm"] == 1.0

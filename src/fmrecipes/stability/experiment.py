@@ -16,8 +16,10 @@ from .sweep import Run, point, run_diagnostics, run_sweep
 
 
 def summarize(cfg: StabilityConfig, found: dict[str, dict[str, Any]]) -> tuple[dict[str, Any], dict, dict]:
-    """``max_stable_lr``, ``first_diverged_lr``, ``lr_gain`` (vs qk_norm) and ``ppl`` per variant, and every
-    searched point's label and final loss; also the per-(variant, lr) points and labels for the plots.
+    """``max_stable_lr``, ``first_diverged_lr``, ``lr_gain`` (vs qk_norm), ``ppl`` (at ``ppl_lr``) and
+    ``best_ppl`` (at the variant's best converged searched rate, ``best_ppl_lr``) per variant, every searched
+    point's label and final loss, and the claims' diagnostics (:func:`diagnostics`); also the per-(variant, lr)
+    points and labels for the plots.
 
     A variant whose search found no divergence up to ``search.max_lr`` has a censored max stable LR,
     ``">= <max_lr>"`` (one that diverged down to ``search.min_lr``: ``"< <min_lr>"``), and no ``lr_gain``: a
@@ -44,6 +46,10 @@ def summarize(cfg: StabilityConfig, found: dict[str, dict[str, Any]]) -> tuple[d
         final = agg[(v, cfg.ppl_lr)]["final"]
         summary[f"ppl.{v}"] = round(math.exp(final), 3) if math.isfinite(final) else None
         summary.update(diagnostics(cfg, v, lo, hi, labels))
+        best = min((agg[(v, lr)]["final"], lr) for lr in by_lr if labels[(v, lr)] == "converged") \
+            if any(labels[(v, lr)] == "converged" for lr in by_lr) else None
+        summary[f"best_ppl.{v}"] = round(math.exp(best[0]), 3) if best else None  # at its own best searched rate
+        summary[f"best_ppl_lr.{v}"] = best[1] if best else None
     ref = summary.get("max_stable_lr.qk_norm")
     for v in found:
         ours = summary[f"max_stable_lr.{v}"]

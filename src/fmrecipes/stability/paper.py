@@ -40,9 +40,10 @@ def _lr(id: str, v: str, ref: str, statement: str, paper: str) -> Claim:
 
 def _ppl(id: str, v: str, ref: str, statement: str, paper: str) -> Claim:
     """``v``'s perplexity at ``ppl_lr`` is lower than ``ref``'s; diagnostics: how far each run was still
-    improving at the end (Table 4 compares runs after 0.2T tokens; ours stop after a few hundred steps)."""
+    improving at the end (Table 4 compares runs after 0.2T tokens; ours stop after a few hundred steps) and each
+    side's perplexity at its own best searched rate (a variant slower at ``ppl_lr`` may reach as low elsewhere)."""
     return Claim(id, statement, paper, f"ppl.{v}", f"ppl.{ref}", "lower",
-                 diagnostics=(f"late_val_drop.{v}", f"late_val_drop.{ref}"))
+                 diagnostics=tuple(f"{k}.{x}" for x in (v, ref) for k in ("late_val_drop", "best_ppl", "best_ppl_lr")))
 
 
 RAISES = "raises the max stable LR of"
