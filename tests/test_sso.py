@@ -116,24 +116,100 @@ def test_run_refuses_more_eval_or_iteration_queries_than_the_world_holds(tmp_pat
         assert not (tmp_path / "o" / "seed0" / "sft").exists()  # refused before any training
 
 
-def test_gold_baseline_trains_on_pairs_the_judge_ordered(smoke, tmp_path):
-    """The gold method's data: on-policy pairs without principles, chosen scored above rejected by the gold judge."""
+def _gold(world, query, text):
+    return np.mean(list(world.judge(query, text).values()))
+
+
+def test_gold_baseline_trains_on_off_policy_annotated_pairs(smoke, tmp_path):
+    """The gold method's data: for the iteration's own queries, the annotated pairs drawn once (not by the policy:
+    the same whichever policy and iteration asks), without principles; its label agreement is recorded."""
     import dataclasses
 
-    from fmrecipes.sso.iterate import run_iterations
+    from fmrecipes.sso.evaluate import annotated_pairs
+    from fmrecipes.sso.iterate import iteration_queries, run_iterations
     from fmrecipes.sso.sft import load_policy
 
     cfg, world, start = smoke
     _, tok = load_policy(start)
-    run_iterations(dataclasses.replace(cfg, iterations=1), "gold", world, tok, start, tmp_path, QUIET)
+    cfg = dataclasses.replace(cfg, iterations=1, gold_label_noise=0.0)
+    run_iterations(cfg, "gold", world, tok, start, tmp_path, QUIET)
     records = json.loads((tmp_path / "iter1" / "data" / "gold_pairs.json").read_text())
-    by_text = {q.text: q for q in world.queries("train")}
-    assert records and all(r["system"] == "" for r in records)
-    for r in records:
-        q = by_text[r["instruction"]]
-        score = lambda t: np.mean(list(world.judge(q, t).values()))  # noqa: E731
-        assert score(r["chosen"]) > score(r["rejected"])
+    qs = iteration_queries(world.queries("train"), cfg.queries_per_iteration, 1, cfg.seed)
+    by_text = {q.text: q for q in qs}
+    assert records and all(r["system"] == "" and r["instruction"] in by_text for r in records)
+    assert all(_gold(world, by_text[r["instruction"]], r["chosen"]) > _gold(world, by_text[r["instruction"]],
+                                                                           r["rejected"]) for r in records)
+    again = annotated_pairs(world, qs, 0.0, cfg.seed)  # no policy involved: the same pairs
+    assert [(c.query, c.first, c.second) for c in again] == [(r["instruction"], r["chosen"], r["rejected"])
+                                                             for r in records]
+    assert json.loads((tmp_path / "iter1" / "label_agreement.json").read_text())["agree"] == 1.0
     assert not (tmp_path / "iter1" / "data" / "triples.jsonl").exists()  # no principle-steered data
+
+
+def test_annotator_flips_the_judge_at_its_noise_rate():
+    from fmrecipes.sso.evaluate import annotated_pairs
+    from fmrecipes.sso.world import AssistantWorld
+
+    world = AssistantWorld(seed=0)
+    qs = world.queries("train")[:1500]
+    by_text = {q.text: q for q in qs}
+    for noise in (0.0, 0.25):
+        pairs = annotated_pairs(world, qs, noise, seed=3)
+        flipped = np.mean([_gold(world, by_text[c.query], c.first) < _gold(world, by_text[c.query], c.second)
+                           for c in pairs])
+        assert len(pairs) > 800 and abs(flipped - noise) < 0.04, (noise, flipped)
+    assert annotated_pairs(world, qs[:50], 0.25, 3) == annotated_pairs(world, qs[:50], 0.25, 3)  # drawn once
+
+
+def test_reward_test_pairs_differ_in_exactly_one_feature():
+    """The independent RM test set: per feature, the first response has it and the second lacks it, every other
+    feature the same (RewardBench-style categories)."""
+    from fmrecipes.sso.evaluate import feature_contrasts
+    from fmrecipes.sso.world import AssistantWorld
+
+    world = AssistantWorld(seed=1)
+    qs = world.queries("eval")[:60]
+    by_text = {q.text: q for q in qs}
+    tests = feature_contrasts(world, qs, seed=0)
+    assert set(tests) == {"Accuracy", "Safety", "Logicality", "Engagement", "Concision"}
+    for f, comps in tests.items():
+        for c in comps:
+            a, b = world.judge(by_text[c.query], c.first), world.judge(by_text[c.query], c.second)
+            assert a[f] == 1.0 and b[f] == 0.0, (f, c)
+            assert {k: v for k, v in a.items() if k != f} == {k: v for k, v in b.items() if k != f}
+
+
+def test_label_agreement_by_hand():
+    from fmrecipes.sso.evaluate import label_agreement
+    from fmrecipes.sso.world import OPENER, AssistantWorld
+
+    world = AssistantWorld(seed=0)
+    q = world.queries("train")[0]
+    good, dull = OPENER[True] + "x", OPENER[False] + "x"
+    records = [{"instruction": q.text, "chosen": good, "rejected": dull},   # the judge agrees
+               {"instruction": q.text, "chosen": dull, "rejected": good},   # disagrees
+               {"instruction": q.text, "chosen": good, "rejected": good}]   # a tie: one half
+    got = label_agreement(world, [q], records)
+    assert got["agree"] == pytest.approx(1.5 / 3) and got["ties"] == pytest.approx(1 / 3) and got["pairs"] == 3
+
+
+def test_evaluation_and_reward_test_queries_are_held_out(smoke_all):
+    """Neither the policy evaluation nor the reward models' test pairs ask about a fact any training query (SFT,
+    iterations, reward-model training) asks about; the iterations trained only on training queries."""
+    from fmrecipes.sso.world import AssistantWorld
+
+    run = smoke_all / "sso" / "seed0"
+    world = AssistantWorld(seed=0)
+    fact = {q.text: q.fact for q in world.queries("train") + world.queries("eval")}
+    train_facts = {q.fact for q in world.queries("train")}
+    asked = json.loads((run / "eval" / "queries.json").read_text())
+    tested = json.loads((run / "reward" / "test_queries.json").read_text())
+    assert asked and tested and not {fact[t] for t in asked + tested} & train_facts
+    trained = [json.loads(line)["instruction"] for p in run.glob("*/iter*/data/triples.jsonl")
+               for line in p.read_text().splitlines()]
+    trained += [r["instruction"] for p in run.glob("gold/iter*/data/gold_pairs.json")
+                for r in json.loads(p.read_text())]
+    assert trained and {fact[t] for t in trained} <= train_facts
 
 
 def test_prompt_needs_a_chat_template(smoke):
@@ -283,7 +359,9 @@ def test_reproduce_smoke_writes_the_summary(smoke_all):
     out = smoke_all / "sso"
     s = json.loads((out / "summary.json").read_text())
     for key in ["gold.sft.iter0", "gold.sso.iter2", "gold.pbaa.iter2", "gold.dpo.iter2", "gold.sso.final",
-                "winrate.sso", "length.pbaa", "rm_pairs.sso_pairs", "paper.ae2_lc.sso.llama31_8b_sft"]:
+                "gold.sso_dpo.final", "gold.gold.final", "label_acc.sso.iter1", "label_acc.pbaa.final",
+                "winrate.sso", "length.pbaa", "rm_pairs.sso_pairs", "rm_acc_safety.gold_pairs",
+                "paper.ae2_lc.sso.llama31_8b_sft"]:
         assert key in s, key
     assert 0.0 <= s["gold.sso.iter2"] <= 1.0 and 0.0 <= s["winrate.dpo"] <= 1.0
     assert (out / "seed0" / "gold_per_iteration.png").is_file() and s["seeds"] == [0, 1]
@@ -390,3 +468,16 @@ def test_generation_that_fails_before_its_first_chunk_records_no_inputs(smoke, t
         generate_triples(model, tok, world, world.queries("train")[:4], cfg.generation, tmp_path / "g", seed=5,
                          progress=False)
     assert not (tmp_path / "g" / "inputs.json").exists()
+
+
+def test_each_method_changes_only_what_it_names():
+    """SSO-DPO is SSO with a DPO base and PBAA-DPO is PBAA with one (the paper's pairing); gold is PBAA's loss."""
+    import dataclasses
+
+    from fmrecipes.sso.config import SSOConfig
+
+    cfg = SSOConfig()
+    sso, sso_dpo, pbaa, dpo, gold = (cfg.method_loss(m) for m in ("sso", "sso_dpo", "pbaa", "dpo", "gold"))
+    assert sso.steering and sso.weight and not pbaa.steering and not pbaa.weight
+    assert sso_dpo == dataclasses.replace(sso, base="dpo") and dpo == dataclasses.replace(pbaa, base="dpo")
+    assert gold == pbaa and sso.base == pbaa.base == "ipo"

@@ -13,11 +13,13 @@ from ..errors import ConfigError
 from .generate import GenerationConfig
 from .losses import LossConfig
 
-METHODS = ("sso", "pbaa", "dpo", "gold")
+METHODS = ("sso", "pbaa", "sso_dpo", "dpo", "gold")
 # The baselines are the same code with the SSO terms off: "modified PBAA" = IPO on (x, y+, y-) only;
-# DPO = the DPO loss on the same pairs; "gold" = PBAA's loss on pairs the gold judge ordered (the paper's
-# human-labelled UltraFeedback baseline; the data, not the loss, differs from PBAA).
+# "sso_dpo" = SSO with a DPO base (the paper's DPO-based SSO); "dpo" = PBAA with a DPO base (PBAA-DPO, its
+# pairing); "gold" = PBAA's loss on off-policy annotated pairs (the paper's human-labelled UltraFeedback
+# baseline; the data, not the loss, differs from PBAA).
 METHOD_LOSS = {"sso": {}, "pbaa": {"steering": False, "weight": False, "sft_weight": 0.0},
+               "sso_dpo": {"base": "dpo", "beta": None},
                "dpo": {"base": "dpo", "steering": False, "weight": False, "sft_weight": 0.0, "beta": None},
                "gold": {"steering": False, "weight": False, "sft_weight": 0.0}}
 
@@ -51,6 +53,9 @@ class SSOConfig:
     eval_queries: int = 256  # distinct held-out queries (an error when the task has fewer)
     reward: RewardConfig = field(default_factory=RewardConfig)
     reward_pairs: int = 256  # pairs per data source for the reward-model comparison
+    # The gold baseline's annotator: the judge's preference flipped with this probability (a human or GPT-4 label
+    # disagrees with the evaluation's judge some of the time; the paper's SSO labels agree 0.85-0.93)
+    gold_label_noise: float = 0.1
     seed: int = 0  # the world split, data and sampling (a replicate sets every seed field to its own)
     seeds: list[int] = field(default_factory=lambda: [0])  # `run` / reproduce: one full replicate per seed
     run: RunConfig = field(default_factory=RunConfig)
@@ -65,6 +70,8 @@ class SSOConfig:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name}={getattr(self, name)} must be positive")
         self.loss.validate()
+        if not 0.0 <= self.gold_label_noise < 0.5:
+            raise ConfigError(f"gold_label_noise={self.gold_label_noise} must be in [0, 0.5) (a flip probability)")
 
     def method_loss(self, method: str) -> LossConfig:
         if method not in METHOD_LOSS:

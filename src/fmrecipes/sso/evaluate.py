@@ -1,6 +1,10 @@
-"""Gold-judge evaluation on held-out queries with no principle (the prompt x), and gold-labelled pairs."""
+"""Gold-judge evaluation on held-out queries with no principle (the prompt x); the off-policy annotated pairs (the
+synthetic world's UltraFeedback); the reward models' independent test set; how often a method's synthetic
+preferences agree with the gold judge."""
 
 from __future__ import annotations
+
+import zlib
 
 import numpy as np
 import torch.nn as nn
@@ -42,13 +46,52 @@ def win_rate(task: Task, queries: list[Query], texts: list[str], baseline: list[
     return float(np.mean([1.0 if a > b else 0.5 if a == b else 0.0 for a, b in zip(ours, theirs, strict=True)]))
 
 
-def gold_pairs(policy: nn.Module, tok, task: Task, queries: list[Query], gen: GenerationConfig,
-               seed: int) -> list[Comparison]:
-    """Two samples per query from ``policy`` without principles, ordered by the gold judge; ties dropped (the
-    synthetic world's stand-in for human-labelled pairs such as UltraFeedback)."""
-    a = respond(policy, tok, queries, gen, seed)
-    b = respond(policy, tok, queries, gen, seed + 1)
-    sa = [np.mean(list(v.values())) for v in judge_all(task, queries, a)]
-    sb = [np.mean(list(v.values())) for v in judge_all(task, queries, b)]
-    return [Comparison(q.text, x, y) if s > t else Comparison(q.text, y, x)
-            for q, x, y, s, t in zip(queries, a, b, sa, sb, strict=True) if s != t]
+def _query_rng(seed: int, query: Query, salt: int = 0) -> np.random.Generator:
+    """A stream fixed by the seed and the query alone: the same query always gets the same draws, whichever
+    iteration or stage asks (the data is drawn once)."""
+    return np.random.default_rng([seed, salt, zlib.crc32(query.text.encode())])
+
+
+def annotated_pairs(world, queries: list[Query], label_noise: float, seed: int) -> list[Comparison]:
+    """The synthetic world's UltraFeedback: per query, two responses drawn once from the world's own response
+    model with every feature good or bad at random (no policy being trained wrote them: off-policy), ordered by
+    an annotator that is not the evaluation's judge: the judge's preference flipped with probability
+    ``label_noise``; ties dropped. The same query gives the same pair in every iteration and stage."""
+    out = []
+    for q in queries:
+        rng = _query_rng(seed, q)
+        a, b = (world.respond(q, {f: bool(rng.random() < 0.5) for f in world.applicable(q)}, rng) for _ in range(2))
+        sa, sb = (float(np.mean(list(world.judge(q, t).values()))) for t in (a, b))
+        if sa == sb:
+            continue
+        better, worse = (a, b) if sa > sb else (b, a)
+        out.append(Comparison(q.text, worse, better) if rng.random() < label_noise else Comparison(q.text, better,
+                                                                                                    worse))
+    return out
+
+
+def feature_contrasts(world, queries: list[Query], seed: int) -> dict[str, list[Comparison]]:
+    """The reward models' test set, independent of both training distributions (as RewardBench's categories):
+    per feature, for each query, two responses identical but for that feature (good first), every other feature
+    drawn at random; ``queries`` are held out (facts no training query asks about)."""
+    out: dict[str, list[Comparison]] = {}
+    for q in queries:
+        rng = _query_rng(seed, q, 1)
+        others = {f: bool(rng.random() < 0.5) for f in world.applicable(q)}
+        for f in world.applicable(q):
+            state = int(rng.integers(2**63))
+            good, bad = (world.respond(q, {**others, f: v}, np.random.default_rng(state)) for v in (True, False))
+            out.setdefault(f, []).append(Comparison(q.text, good, bad))
+    return out
+
+
+def label_agreement(task: Task, queries: list[Query], records: list[dict]) -> dict[str, float]:
+    """How often the gold judge agrees with a method's synthetic preference (chosen over rejected): ``agree``
+    counts a tie as one half (the paper's preference accuracy, 0.85-0.93), ``ties`` the share of tied pairs."""
+    by_text = {q.text: q for q in queries}
+    scores = [(np.mean(list(task.judge(by_text[r["instruction"]], r["chosen"]).values())),
+               np.mean(list(task.judge(by_text[r["instruction"]], r["rejected"]).values()))) for r in records]
+    if not scores:
+        return {"agree": float("nan"), "ties": float("nan"), "pairs": 0}
+    return {"agree": float(np.mean([1.0 if c > r else 0.5 if c == r else 0.0 for c, r in scores])),
+            "ties": float(np.mean([c == r for c, r in scores])), "pairs": len(scores)}

@@ -1,8 +1,15 @@
-"""One replicate of ``fmrecipes sso run`` / ``reproduce sso``: SSO vs modified PBAA vs DPO vs the gold-labelled
-baseline (the paper's UltraFeedback + IPO) from one SFT policy, on-policy iterations each on their own queries,
-judged by the synthetic world's gold judge on held-out queries (facts no training query asks about) without
-principles; then Bradley-Terry reward models trained on SSO pairs vs gold-labelled pairs, each with and without
-RRM augmentation. Every stage is cached in the output directory, so a killed run resumes.
+"""One replicate of ``fmrecipes sso run`` / ``reproduce sso``: SSO and SSO-DPO vs modified PBAA and PBAA-DPO vs
+the annotated off-policy baseline (the paper's UltraFeedback + IPO) from one SFT policy, iterations each on their
+own queries, judged by the synthetic world's gold judge on held-out queries (facts no training query asks about)
+without principles, with how often the judge agrees with each iteration's training labels; then Bradley-Terry
+reward models trained on SSO pairs vs annotated pairs, each with and without RRM augmentation, tested on
+single-feature contrasts of held-out queries. Every stage is cached in the output directory, so a killed run
+resumes.
+
+The gold score of a response is the mean of its applicable features (:class:`.world.AssistantWorld`). Its
+Accuracy term asks for the sum of two numbers or a made-up capital the policy never saw (held-out facts), which
+a policy of this size rarely gets right whatever its training (``gold_feature.<method>.Accuracy``); the score's
+differences between methods come from the other features.
 """
 
 from __future__ import annotations
@@ -46,6 +53,8 @@ def run_experiment(cfg: SSOConfig, env: dist.DistEnv) -> dict[str, Any]:
     if cfg.eval_queries > len(held):
         raise ConfigError(f"eval_queries={cfg.eval_queries}: the world holds out only {len(held)} distinct queries")
     queries = held[:cfg.eval_queries]
+    if env.is_main:  # what the evaluation asked, for leak checks
+        atomic_write_json(ensure_dir(out / "eval") / "queries.json", [q.text for q in queries])
     iteration_queries(world.queries("train"), cfg.queries_per_iteration, cfg.iterations, cfg.seed)  # fail early
     start = sft_policy(cfg, world, out / "sft", env)
     _, tok = load_policy(start)
@@ -59,6 +68,12 @@ def run_experiment(cfg: SSOConfig, env: dist.DistEnv) -> dict[str, Any]:
         curves[method] = [sft_eval["report"]["score"]]
         curves[f"{method} length"] = [sft_eval["report"]["length"]]
         for k, d in enumerate(dirs, 1):
+            agreement = d.parent / "label_agreement.json"
+            if agreement.is_file():  # how often the gold judge agrees with this iteration's training labels
+                labels = json.loads(agreement.read_text())
+                result[f"label_acc.{method}.iter{k}"] = labels["agree"]
+                result[f"label_ties.{method}.iter{k}"] = labels["ties"]
+                result[f"label_acc.{method}.final"] = labels["agree"]
             ev = _evaluate(out / "eval" / f"{method}_iter{k}.json", d, world, queries, cfg, env)
             result[f"gold.{method}.iter{k}"] = ev["report"]["score"]
             curves[method].append(ev["report"]["score"])

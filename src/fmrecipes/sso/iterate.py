@@ -1,8 +1,11 @@
 """Online iterative training (SSO v1, notes Sec. 3.1): each iteration samples on-policy triples with the
 current policy, freezes the reference as the policy at the iteration start, and trains one epoch.
 
-The ``gold`` baseline (the paper's UltraFeedback-trained policy) runs the same iterations with the base loss on
-(x, y+, y-) pairs that the gold judge ordered instead of principle-steered triples.
+The ``gold`` baseline (the paper's UltraFeedback-trained policy) runs the same iterations, on the same queries,
+with the base loss on off-policy annotated pairs (:func:`.evaluate.annotated_pairs`: responses drawn once, not by
+the policy, labelled by a noisy annotator that is not the evaluation's judge) instead of principle-steered
+triples. Each iteration of a method whose task has a judge also records how often the judge agrees with its
+synthetic preferences (``label_agreement.json``).
 
 With ``loss.variant = "v2"`` an iteration instead trains a data generator (initialised from the policy) with
 L+ + L-, samples (y+, y-) from the generator under x+ / x-, and trains the policy with plain DPO on (x, y+, y-).
@@ -30,7 +33,7 @@ from ..core.train import train
 from ..errors import ConfigError, FmError
 from .config import SSOConfig
 from .data import TripleData, triple_objective
-from .evaluate import gold_pairs
+from .evaluate import annotated_pairs, label_agreement
 from .generate import generate_triples
 from .losses import PAIRS, SEQUENCES, LossConfig, generator_loss, sso_loss
 from .world import Query, Task
@@ -48,15 +51,16 @@ def iteration_queries(queries: list[Query], per_iteration: int, iteration: int, 
     return [queries[i] for i in order[end - per_iteration:end]]
 
 
-def gold_records(policy: nn.Module, tok, task: Task, queries: list[Query], cfg: SSOConfig, path: Path,
-                 seed: int) -> list[dict]:
-    """The gold-labelled baseline's data for one iteration: on-policy pairs ordered by the gold judge
-    (:func:`.evaluate.gold_pairs`, ties dropped) as records with the fields the main pair (x, y+, y-) reads;
-    cached in ``path``."""
+def gold_records(task: Task, queries: list[Query], cfg: SSOConfig, path: Path) -> list[dict]:
+    """The gold baseline's data for one iteration: the annotated pairs of its queries
+    (:func:`.evaluate.annotated_pairs`, drawn once per replicate seed) as records with the fields the main pair
+    (x, y+, y-) reads; cached in ``path``."""
     if path.is_file():
         return json.loads(path.read_text())
+    if not hasattr(task, "respond"):
+        raise ConfigError("method 'gold' needs a task that can write and judge responses (task=assistant_world)")
     records = [{"instruction": c.query, "system": "", "chosen": c.first, "rejected": c.second}
-               for c in gold_pairs(policy, tok, task, queries, cfg.generation, seed)]
+               for c in annotated_pairs(task, queries, cfg.gold_label_noise, cfg.seed)]
     atomic_write_json(path, records)
     return records
 
@@ -94,10 +98,12 @@ def run_iterations(cfg: SSOConfig, method: str, task: Task, tok, start: Path, ou
             policy = load_model(previous, env.device)
             qs = iteration_queries(queries, cfg.queries_per_iteration, k, cfg.seed)
             if method == "gold":
-                triples = gold_records(policy, tok, task, qs, cfg, it_dir / "data" / "gold_pairs.json", cfg.seed + k)
+                triples = gold_records(task, qs, cfg, it_dir / "data" / "gold_pairs.json")
             else:
                 triples = generate_triples(policy, tok, task, qs, cfg.generation, it_dir / "data", cfg.seed + k,
                                            env.progress)
+            if task.judge(qs[0], "") is not None and env.is_main:
+                atomic_write_json(it_dir / "label_agreement.json", label_agreement(task, qs, triples))
             if loss_cfg.variant == "v2" and method == "sso":
                 steer = SEQUENCES[2:]
                 generator = load_model(previous, env.device)
