@@ -21,18 +21,19 @@ BLOCK = re.compile(r"(<!-- results:(?P<name>[a-z_]+) -->\n)(?P<body>.*?)(<!-- /r
 
 
 def claims_block(root: Path = RESULTS) -> str:
-    """Every committed claim (recipe, claim, paper, ours, verdict) and, for recipes without committed results, a
-    line saying so."""
+    """Every committed claim (recipe, claim, paper, ours, verdict; the diagnostics are on the recipes' pages)
+    and, for recipes without committed results, a line saying so."""
     rows, absent = [], []
     for recipe in all_recipes():
         summary = reference(recipe.name, root)
         if summary is None:
             absent.append(f"`{recipe.name}`")
             continue
-        rows += [[recipe.name, r["claim"], r["paper"], r["ours"], f"**{r['verdict']}**", r["why"]]
+        rows += [[recipe.name, r["claim"], r["paper"], r["ours"], f"**{r['verdict']}**"]
                  for r in claim_rows(summary, recipe.claims)]
-    lines = md_table(["recipe", "claim", "paper", "ours (mean ± std of the paired difference, n)", "verdict", WHY],
-                     rows)
+    lines = md_table(["recipe", "claim", "paper", "ours (mean ± std of the paired difference, n)", "verdict"], rows)
+    lines += ["", "Each recipe's page (docs/) shows, beside a claim that does not hold, the measured diagnostics "
+              "that say why."]
     if absent:
         lines += ["", f"No full-preset results committed yet for {', '.join(absent)} (each lands with the issue that "
                   "changes its experiment)."]
