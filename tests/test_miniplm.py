@@ -217,6 +217,22 @@ def test_scoring_and_student_validation_follow_the_run_precision(precision, tmp_
     assert seen == {precision == "bf16"}
 
 
+def test_student_validation_reports_each_domain_and_their_balanced_mean(shard_data):
+    """The balanced loss is the mean of the per-domain means (selection shifts the mix; the pooled mean would
+    weigh the larger domain more)."""
+    from fmrecipes.core.gpt import GPT, GPTConfig
+    from fmrecipes.miniplm.stages import val_losses
+
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=64, seq_len=8, n_layer=1, n_head=2, d_model=16))
+    n = len(shard_data)
+    domains = ["big"] * (n - 5) + ["small"] * 5
+    out = val_losses(model, shard_data, domains, 4, DistEnv(run=RunConfig(precision="fp32", progress=False)))
+    assert out["balanced"] == pytest.approx((out["big"] + out["small"]) / 2)
+    assert out["all"] == pytest.approx(((n - 5) * out["big"] + 5 * out["small"]) / n, rel=1e-5)
+    assert out["balanced"] != pytest.approx(out["all"], abs=1e-4)
+
+
 def test_compute_matched_steps():
     assert compute_matched_steps(100, n_student=100, n_teacher=900) == 25  # 300 / 1200 of the budget
     assert compute_matched_steps(10, 1, 10**9) == 1
