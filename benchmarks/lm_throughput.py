@@ -11,7 +11,9 @@ the parameters per block (twice the width). ``--compile`` adds both models under
     python benchmarks/lm_throughput.py [--device cpu|cuda] [--d-models 256 512] [--rounds 5] [--compile]
 
 Prints one JSON object with the figures, the ratios (ours / Hugging Face; soft-capped / fused attention)
-and their targets.
+and their targets, and each model's FLOP utilisation (MFU: model FLOPs per second, counted from the shapes by
+:mod:`fmrecipes.core.flops`, over the machine's peak GEMM rate at these shapes in the run's precision, measured in
+the same run by :mod:`machine_peak`).
 """
 
 from __future__ import annotations
@@ -22,24 +24,27 @@ import statistics
 import time
 
 import torch
+from machine_peak import peak
 from shape_args import shape_parser
 
 from fmrecipes.core.causal_lm import lm_loss
+from fmrecipes.core.flops import train_flops_per_token, utilisation
 from fmrecipes.core.gpt import GPT, GPTConfig
 
 TARGETS = {"ours_vs_hf_llama": 1.2, "softcap50_vs_fused_sdpa": 0.95}
+MFU_TARGET = 0.6  # of the measured peak, on CPU (issue 32)
 
 
 def llama(args, d: int) -> torch.nn.Module:
     from fmrecipes.core.hf import llama_like
 
-    return llama_like(GPTConfig(vocab_size=args.vocab, seq_len=args.seq_len, n_layer=args.n_layer,
-                                n_head=args.n_head, d_model=d, tie_embeddings=False))
+    return llama_like(shape(args, d))
 
 
 def ours(args, d: int, **switches) -> torch.nn.Module:
-    return GPT(GPTConfig(vocab_size=args.vocab, seq_len=args.seq_len, n_layer=args.n_layer, n_head=args.n_head,
-                         d_model=d, tie_embeddings=False, **switches))
+    import dataclasses
+
+    return GPT(dataclasses.replace(shape(args, d), **switches))
 
 
 def step_fn(model: torch.nn.Module, device: torch.device, bf16: bool):
@@ -64,6 +69,11 @@ def time_steps(step, x, y, n: int, device: torch.device) -> float:
     if device.type == "cuda":
         torch.cuda.synchronize()
     return time.perf_counter() - t0
+
+
+def shape(args, d: int) -> GPTConfig:
+    return GPTConfig(vocab_size=args.vocab, seq_len=args.seq_len, n_layer=args.n_layer, n_head=args.n_head,
+                     d_model=d, tie_embeddings=False)
 
 
 def measure(args, d: int, device: torch.device, bf16: bool) -> dict:
@@ -93,7 +103,11 @@ def measure(args, d: int, device: torch.device, bf16: bool) -> dict:
         rounds = [sb / sa for sa, sb in zip(seconds[a], seconds[b])]
         return {"median": round(tps[a] / tps[b], 3), "rounds": [round(v, 3) for v in rounds]}
 
-    out = {"d_model": d, "steps_per_round": n_steps,
+    machine = peak(d, args.vocab, args.batch * args.seq_len, device, args.peak_seconds)
+    limit = machine["bf16" if bf16 else "fp32"]["peak_flops_per_s"]
+    per_token = train_flops_per_token(shape(args, d))  # Llama's SwiGLU (3 x d x 8d/3) multiplies as much
+    out = {"d_model": d, "steps_per_round": n_steps, "peak_flops_per_s": limit, "train_flops_per_token": per_token,
+           "mfu": {k: round(utilisation(v * per_token, limit), 3) for k, v in tps.items()},
            "params": {n: sum(p.numel() for p in m.parameters()) for n, m in models.items()},
            "tokens_per_s": {k: round(v, 1) for k, v in tps.items()},
            "ours_vs_hf_llama": ratio("fmrecipes_gpt", "hf_llama"),
@@ -118,7 +132,7 @@ def main() -> None:
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "threads": torch.get_num_threads(), "precision": "bf16 autocast" if bf16 else "fp32",
         "shape": {k: getattr(args, k) for k in ("n_layer", "n_head", "vocab", "seq_len", "batch", "rounds")},
-        "targets": TARGETS, "sizes": sizes,
+        "targets": TARGETS, "mfu_target": MFU_TARGET, "sizes": sizes,
         "meets_targets": {k: all(s[k]["median"] >= t for s in sizes) for k, t in TARGETS.items()},
     }))
 

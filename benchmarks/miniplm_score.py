@@ -6,7 +6,9 @@ under the loss mask (positions whose input is EOS excluded) and divided by the m
 :func:`fmrecipes.miniplm.score.score` (the split forward of :mod:`fmrecipes.miniplm.scorer`, chunked and
 resumable), eager and compiled, on the same model, documents (EOS between them) and batch size, in the same
 process, interleaved over rounds (median). Prints one JSON object: the rates, the ratios to the plain loop
-beside the target, the largest score difference, and with ``--profile`` the top operators of a batch of each.
+beside the target, each path's FLOP utilisation (forward model FLOPs from the shapes, :mod:`fmrecipes.core.flops`,
+over the peak GEMM rate measured in the same run, :mod:`machine_peak`), the largest score difference, and with
+``--profile`` the top operators of a batch of each.
 
     python benchmarks/miniplm_score.py [--d-model 256 --n-layer 4 --instances 1024 --batch 32 --profile]
 """
@@ -21,10 +23,12 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from machine_peak import peak
 from shape_args import shape_parser
 from timing import interleaved_medians
 
 from fmrecipes.core.dist import DistEnv, RunConfig
+from fmrecipes.core.flops import forward_flops_per_token, utilisation
 from fmrecipes.core.gpt import GPTConfig
 from fmrecipes.core.hf import llama_like
 from fmrecipes.data.tokens import PackedDataset, TokenShard, write_shard
@@ -32,6 +36,7 @@ from fmrecipes.miniplm.score import score
 
 EOS = 0
 TARGET = 1.5
+MFU_TARGET = 0.6  # of the measured peak, on CPU (issue 32)
 
 
 @torch.no_grad()
@@ -67,8 +72,9 @@ def main() -> None:
     args = p.parse_args()
     device = torch.device(args.device)
     torch.manual_seed(0)
-    model = llama_like(GPTConfig(vocab_size=args.vocab, seq_len=args.seq_len, n_layer=args.n_layer,
-                                 n_head=args.n_head, d_model=args.d_model)).to(device).eval()
+    shape = GPTConfig(vocab_size=args.vocab, seq_len=args.seq_len, n_layer=args.n_layer, n_head=args.n_head,
+                      d_model=args.d_model)
+    model = llama_like(shape).to(device).eval()
     with tempfile.TemporaryDirectory() as tmp:
         rng = np.random.default_rng(0)
         docs, total = [], 0
@@ -99,6 +105,9 @@ def main() -> None:
         seconds = interleaved_medians({"plain_hf_loop": plain, "fmrecipes_eager": ours(False),
                                        "fmrecipes_compiled": ours(True)}, args.rounds, device)
         rate = {k: args.instances / v for k, v in seconds.items()}
+        machine = peak(args.d_model, args.vocab, args.batch * args.seq_len, device, args.peak_seconds)
+        limit = machine["fp32"]["peak_flops_per_s"]  # scoring runs in fp32 here (bf16 only by run.precision)
+        per_instance = forward_flops_per_token(shape) * args.seq_len
         report = {
             "benchmark": "miniplm_scoring_throughput", "device": str(device), "threads": torch.get_num_threads(),
             "model": f"LlamaForCausalLM d={args.d_model} layers={args.n_layer} vocab={args.vocab}",
@@ -107,6 +116,8 @@ def main() -> None:
             "ratio_eager_vs_plain_loop": round(rate["fmrecipes_eager"] / rate["plain_hf_loop"], 3),
             "ratio_compiled_vs_plain_loop": round(rate["fmrecipes_compiled"] / rate["plain_hf_loop"], 3),
             "target_ratio": TARGET,
+            "peak_flops_per_s": limit, "mfu_target": MFU_TARGET,
+            "mfu": {k: round(utilisation(v * per_instance, limit), 3) for k, v in rate.items()},
             "first_compiled_call_s": round(compile_s, 1),
             "max_abs_score_difference": {k: float(np.abs(results[k] - results["plain_hf_loop"]).max())
                                          for k in ("fmrecipes_eager", "fmrecipes_compiled")},

@@ -19,6 +19,7 @@ DEMO_TARGET_S = 15 * 60
 
 # name -> extra arguments on a CPU / on a GPU (bigger batches, so the device, not the launch, is measured)
 BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
+    "machine_peak": ([], []),
     "miniplm_score": ([], ["--instances", "4096", "--batch", "64"]),
     "lm_throughput": ([], ["--batch", "32"]),
     "sso_generate": ([], []),
@@ -29,16 +30,24 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
 
 def rows(name: str, r: dict) -> list[tuple[str, float, float | None, str]]:
     """(what, measured, target, unit) of one benchmark's JSON."""
+    if name == "machine_peak":
+        return [("machine peak GEMM, fp32 (GFLOP/s)", round(r["fp32"]["peak_flops_per_s"] / 1e9, 1), None, ""),
+                ("machine peak GEMM, bf16 / fp32", r["bf16_vs_fp32_peak"], None, "x"),
+                ("machine copy bandwidth (GB/s)", round(r["copy_bytes_per_s"] / 1e9, 1), None, "")]
     if name == "miniplm_score":
         return [("miniplm scoring, eager / plain HF loop", r["ratio_eager_vs_plain_loop"], None, "x"),
                 ("miniplm scoring, compiled / plain HF loop", r["ratio_compiled_vs_plain_loop"], r["target_ratio"],
-                 "x")]
+                 "x"),
+                ("miniplm scoring, compiled, MFU", r["mfu"]["fmrecipes_compiled"], r["mfu_target"], "of peak"),
+                ("miniplm scoring, plain HF loop, MFU", r["mfu"]["plain_hf_loop"], None, "of peak")]
     if name == "lm_throughput":
         out = []
         for s in r["sizes"]:
             d = s["d_model"]
             out += [(f"LM training d={d}, ours / HF Llama", s["ours_vs_hf_llama"]["median"],
                      r["targets"]["ours_vs_hf_llama"], "x"),
+                    (f"LM training d={d}, ours, MFU", s["mfu"]["fmrecipes_gpt"], r["mfu_target"], "of peak"),
+                    (f"LM training d={d}, HF Llama, MFU", s["mfu"]["hf_llama"], None, "of peak"),
                     (f"LM training d={d}, soft-capped / fused attention", s["softcap50_vs_fused_sdpa"]["median"],
                      r["targets"]["softcap50_vs_fused_sdpa"], "x")]
             if "compiled_ours_vs_compiled_hf_llama" in s:

@@ -17,4 +17,6 @@ def shape_parser(description: str, seq_len: int, batch: int, rounds: int) -> arg
     p.add_argument("--seq-len", type=int, default=seq_len)
     p.add_argument("--batch", type=int, default=batch)
     p.add_argument("--rounds", type=int, default=rounds)
+    p.add_argument("--peak-seconds", type=float, default=0.5,
+                   help="timed seconds per shape and dtype of the machine's peak GEMM rate (machine_peak.py)")
     return p

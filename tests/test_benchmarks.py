@@ -8,7 +8,8 @@ import sys
 from conftest import ROOT
 
 BENCH = ROOT / "benchmarks"
-TINY = ["--n-layer", "1", "--n-head", "2", "--vocab", "128", "--seq-len", "16", "--batch", "4", "--rounds", "1"]
+TINY = ["--n-layer", "1", "--n-head", "2", "--vocab", "128", "--seq-len", "16", "--batch", "4", "--rounds", "1",
+        "--peak-seconds", "0.01"]
 
 
 def _run(name: str, *args: str) -> dict:
@@ -28,6 +29,27 @@ def test_scoring_and_training_benchmarks_report_what_make_bench_prints():
     assert any("mm" in line for line in score["profile_one_batch"]["plain_hf_loop"])
     train = _run("lm_throughput", *TINY, "--d-models", "32", "64", "--steps", "1")
     assert [s["d_model"] for s in train["sizes"]] == [32, 64]
-    table = rows("miniplm_score", score) + rows("lm_throughput", train)
-    assert [t[2] for t in table] == [None, 1.5, 1.2, 0.95, 1.2, 0.95]
+    peak = _run("machine_peak", "--d-model", "32", "--vocab", "128", "--tokens", "64", "--seconds", "0.01")
+    assert peak["fp32"]["peak_flops_per_s"] == max(peak["fp32"]["flops_per_s"]) > 0
+    assert 0 < score["mfu"]["fmrecipes_compiled"] and all(0 < v for s in train["sizes"] for v in s["mfu"].values())
+    table = rows("machine_peak", peak) + rows("miniplm_score", score) + rows("lm_throughput", train)
+    assert [t[2] for t in table] == [None, None, None, None, 1.5, 0.6, None, 1.2, 0.6, None, 0.95,
+                                     1.2, 0.6, None, 0.95]
     assert all(v > 0 for _, v, _, _ in table)
+
+
+def test_model_flops_by_hand():
+    """PaLM's count: 2 x the multiplied weights (blocks and head, not the embedding lookup) + 4·L·T·d per token
+    forward, 3x that to train; MFU = achieved / peak."""
+    import pytest
+
+    from fmrecipes.core.flops import forward_flops_per_token, matmul_params, train_flops_per_token, utilisation
+    from fmrecipes.core.gpt import GPTConfig
+
+    cfg = GPTConfig(vocab_size=100, seq_len=10, n_layer=2, n_head=2, d_model=8, mlp_ratio=4.0)
+    assert matmul_params(cfg) == 2 * (4 * 64 + 2 * 8 * 32) + 8 * 100  # QKV+proj, MLP up+down, head
+    assert forward_flops_per_token(cfg) == 2 * matmul_params(cfg) + 4 * 2 * 10 * 8
+    assert train_flops_per_token(cfg) == 3 * forward_flops_per_token(cfg)
+    assert utilisation(50.0, 200.0) == 0.25
+    with pytest.raises(ValueError):
+        utilisation(1.0, 0.0)
