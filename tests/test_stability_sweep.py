@@ -9,6 +9,7 @@ from fmrecipes.core.gpt import GPT, GPTConfig
 from fmrecipes.core.monitor import OutputNormMonitor
 from fmrecipes.stability.search import DivergenceRule, LRSearch, diverged, label, search
 from fmrecipes.stability.sweep import unrecovered_rise
+from fmrecipes.stability.variants import VARIANTS
 
 
 def test_monitor_records_only_on_armed_steps_and_matches_manual_rms():
@@ -187,16 +188,16 @@ def test_reproduce_smoke_writes_summary_plots_and_resumes(smoke_all, tmp_path):
     shutil.copytree(smoke_all / "stability", tmp_path / "stability")  # the shared smoke run, resumed here
     out = tmp_path / "stability"
     summary = json.loads((out / "summary.json").read_text())
-    for v in ("baseline", "qk_norm", "qkv_norm", "qk_norm_cap"):
+    for v in VARIANTS:
         for key in ("max_stable_lr", "first_diverged_lr", "ppl", "lr_gain"):
             assert f"{key}.{v}" in summary
-        assert f"paper.max_stable_lr.{v}" in summary and f"paper.ppl.{v}" in summary
+        assert v == "softcap_postnorm" or (f"paper.max_stable_lr.{v}" in summary and f"paper.ppl.{v}" in summary)
     assert summary["paper.lr_gain.qk_norm_cap"] == 1.5
     assert summary["precision"] == "bf16"  # the sweep's default, the paper's precision
+    assert summary["bf16_step_time_vs_fp32"] > 0  # what that precision costs on this machine, measured
     assert (out / "seed0" / "final_loss_vs_lr.png").stat().st_size > 5000
     results = sorted((out / "seed0" / "runs").rglob("result.json"))
-    variants = ("baseline", "qk_norm", "qkv_norm", "qk_norm_cap")
-    assert len(results) == sum(summary[f"search_points.{v}"] for v in variants)
+    assert len(results) == sum(summary[f"search_points.{v}"] for v in VARIANTS)  # the smoke preset runs them all
     metrics = (results[0].parent / "metrics.jsonl").read_text()
     assert "out_rms.qkv.max" in metrics and "max_attn_logit.max" in metrics
     # A killed sweep: one run lost its result (and was mid-way); the rest are not redone.
@@ -214,10 +215,10 @@ def test_reproduce_smoke_writes_summary_plots_and_resumes(smoke_all, tmp_path):
 
 def _tiny_sweep(tmp_path, precision="fp32"):
     from fmrecipes.core.dist import RunConfig
+    from fmrecipes.core.train import TrainConfig
     from fmrecipes.data.corpora import CorpusConfig
     from fmrecipes.data.prepared import prepare
     from fmrecipes.stability.config import StabilityConfig
-    from fmrecipes.core.train import TrainConfig
 
     cfg = StabilityConfig(out=str(tmp_path), model=GPTConfig(vocab_size=300, seq_len=16, n_layer=1, n_head=2,
                                                              d_model=16),
@@ -229,13 +230,12 @@ def _tiny_sweep(tmp_path, precision="fp32"):
     return cfg
 
 
-@pytest.mark.parametrize("variant", list(__import__("fmrecipes.stability.variants", fromlist=["V"]).VARIANTS))
+@pytest.mark.parametrize("variant", list(VARIANTS))
 def test_each_variant_trains_its_own_switches(variant, tmp_path, monkeypatch):
     """The model a sweep run trains carries its variant's switches and their modules (a sweep that built the
     baseline for every variant fails here)."""
     from fmrecipes.core import dist
     from fmrecipes.stability import sweep
-    from fmrecipes.stability.variants import VARIANTS
 
     cfg = _tiny_sweep(tmp_path)
     seen = {}
@@ -292,3 +292,15 @@ def test_norms_run_in_fp32_under_cpu_autocast():
             y = norm(x)
         assert y.dtype == torch.float32
         torch.testing.assert_close(y, norm(x.float()))
+
+
+def test_bf16_cost_times_both_precisions_and_leaves_no_gradient(monkeypatch):
+    from fmrecipes.core import timing
+
+    model = GPT(GPTConfig(vocab_size=64, seq_len=8, n_layer=1, n_head=2, d_model=16))
+    seen = []
+    model.register_forward_pre_hook(lambda m, i: seen.append(torch.is_autocast_enabled("cpu")))
+    monkeypatch.setattr(timing, "interleaved_medians", lambda runs, rounds, device: (
+        [fn() for fn in runs.values()], {"bf16": 3.0, "fp32": 2.0})[1])
+    assert timing.bf16_cost(model, torch.randint(64, (2, 9)), torch.device("cpu")) == 1.5
+    assert seen == [True, False] and all(p.grad is None for p in model.parameters())

@@ -28,3 +28,23 @@ def interleaved_medians(runs: dict[str, Callable[[], object]], rounds: int,
             sync()
             times[name].append(time.perf_counter() - t0)
     return {name: statistics.median(t) for name, t in times.items()}
+
+
+def bf16_cost(model: torch.nn.Module, ids: torch.Tensor, device: torch.device, rounds: int = 3) -> float:
+    """What bf16 autocast costs on this machine: the median seconds of a training step (forward with the fused
+    loss, backward) of ``model`` on ``ids`` under bf16 autocast over the same step in fp32 (> 1: bf16 is slower,
+    as on CPUs without fast bf16 matrix units). ``model``'s gradients are cleared after."""
+    from .causal_lm import lm_loss
+
+    ids = ids.to(device)
+
+    def step(bf16: bool) -> Callable[[], None]:
+        def run() -> None:
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                loss = lm_loss(model, (ids[:, :-1], ids[:, 1:]))
+            loss.backward()
+            model.zero_grad(set_to_none=True)
+        return run
+
+    t = interleaved_medians({"bf16": step(True), "fp32": step(False)}, rounds, device)
+    return t["bf16"] / t["fp32"]

@@ -156,7 +156,8 @@ def run_experiment(cfg: MiniPLMConfig, env: dist.DistEnv) -> dict[str, Any]:
     nll, kept = reports.pop("_nll", {}), reports.pop("_kept", {})
     st = _Students(cfg, pool, out, env, teacher, num_params(reference))
     budget = headline_budget(cfg, pool)
-    t_val, r_val = st.val_loss(teacher)["balanced"], st.val_loss(reference)["balanced"]
+    # rounded as the students' losses: beyond 4 decimals they are float noise (one process vs torchrun differ there)
+    t_val, r_val = round(st.val_loss(teacher)["balanced"], 4), round(st.val_loss(reference)["balanced"], 4)
     summary: dict[str, Any] = {"teacher_val_loss": t_val, "reference_val_loss": r_val,
                                "teacher_ref_gap": round(r_val - t_val, 4), "student_steps": budget.steps,
                                "instances.teacher": len(pool.teacher_indices),

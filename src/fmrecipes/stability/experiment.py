@@ -7,8 +7,12 @@ import json
 import math
 from typing import Any
 
+import torch
+
 from ..core.dist import DistEnv
 from ..core.fileio import atomic_write_text, ensure_dir
+from ..core.gpt import GPT
+from ..core.timing import bf16_cost
 from . import plots
 from .config import StabilityConfig
 from .search import diverged
@@ -94,6 +98,11 @@ def run_experiment(cfg: StabilityConfig, env: DistEnv) -> dict[str, Any]:
     found = run_sweep(cfg, env)
     summary, agg, labels = summarize(cfg, found)
     summary["precision"] = "bf16" if env.bf16 else "fp32"  # what the sweep trained in
+    # what the paper's precision costs here: a baseline step's time in bf16 autocast over fp32 (CPUs without fast
+    # bf16 matrix units run it slower)
+    torch.manual_seed(0)
+    ids = torch.randint(cfg.model.vocab_size, (cfg.train.micro_batch_size, cfg.model.seq_len + 1))
+    summary["bf16_step_time_vs_fp32"] = round(bf16_cost(GPT(cfg.model).to(env.device), ids, env.device), 3)
     plots.loss_vs_lr(agg, labels, cfg.variants, out / "final_loss_vs_lr.png")
     pair = norm_plot_pair(cfg, labels)
     if pair is not None:
