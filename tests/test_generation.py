@@ -37,3 +37,41 @@ def test_cached_generation_equals_recomputation():
     assert torch.equal(cached, steps)
     assert torch.equal(model.generate(ids[1:, 2:], 30, temperature=0)[:, :20],  # too long for the cache: window
                        model.generate(ids[1:, 2:], 18, temperature=0))
+
+
+def test_preallocated_cache_holds_what_concatenation_holds_and_refuses_overflow():
+    """A cache with a capacity writes positions in place; it returns the same keys/values as one that
+    concatenates, and logits through it equal those through a concatenating cache."""
+    import pytest
+
+    from fmrecipes.core.gpt import LayerCache
+
+    torch.manual_seed(0)
+    grow, fixed = LayerCache(), LayerCache(capacity=7)
+    for t in (4, 1, 2):
+        k, v = torch.randn(2, 3, t, 5), torch.randn(2, 3, t, 5)
+        a, b = grow.extend(k, v), fixed.extend(k, v)
+        assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) and grow.length == fixed.length
+    with pytest.raises(ValueError, match="capacity 7"):
+        fixed.extend(torch.randn(2, 3, 1, 5), torch.randn(2, 3, 1, 5))
+    model = GPT(GPTConfig(vocab_size=40, seq_len=24, n_layer=2, n_head=2, d_model=16)).eval()
+    ids = torch.randint(1, 40, (2, 6))
+    caches = {c: [LayerCache(c) for _ in model.blocks] for c in (None, 9)}
+    with torch.no_grad():
+        out = {c: [model(ids, None, cache), model(ids[:, :1], None, cache)] for c, cache in caches.items()}
+    for a, b in zip(out[None], out[9]):
+        torch.testing.assert_close(a, b)
+
+
+def test_nucleus_from_the_first_candidates_equals_the_full_sort():
+    """outside_nucleus ranks only the first candidates when every row's nucleus ends among them (peaked rows, as
+    a trained policy's) and sorts everything otherwise (flat rows); both give the full sort's mask."""
+    from fmrecipes.core.gpt import outside_nucleus
+
+    torch.manual_seed(0)
+    for scale in (8.0, 0.1):  # peaked: narrow nuclei; flat: nuclei wider than the candidates
+        probs = torch.softmax(scale * torch.randn(16, 500), -1)
+        top, order = probs.sort(-1, descending=True)
+        full = torch.zeros_like(probs, dtype=torch.bool).scatter(-1, order, top.cumsum(-1) - top >= 0.8)
+        assert torch.equal(outside_nucleus(probs, 0.8), full)
+        assert (~full).sum(-1).max() < 64 if scale == 8.0 else (~full).sum(-1).min() > 64

@@ -128,20 +128,37 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
 
 
 class LayerCache:
-    """One block's cached keys and values (B, H, T, D) during generation."""
+    """One block's cached keys and values (B, H, T, D) during generation. With a ``capacity`` (the longest
+    sequence it will hold), the first call allocates that much once and later positions are written in place
+    (no copy of the whole cache per token); without one, each call concatenates."""
 
-    def __init__(self) -> None:
+    def __init__(self, capacity: int | None = None) -> None:
+        self.capacity = capacity
         self.k: torch.Tensor | None = None
         self.v: torch.Tensor | None = None
+        self._length = 0
 
     @property
     def length(self) -> int:
-        return 0 if self.k is None else self.k.shape[-2]
+        return self._length
 
     def extend(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        self.k = k if self.k is None else torch.cat([self.k, k], dim=-2)
-        self.v = v if self.v is None else torch.cat([self.v, v], dim=-2)
-        return self.k, self.v
+        """Append ``k``, ``v`` (B, H, T, D); the keys and values of every cached position so far."""
+        end = self._length + k.shape[-2]
+        if self.capacity is None:
+            self.k = k if self.k is None else torch.cat([self.k, k], dim=-2)
+            self.v = v if self.v is None else torch.cat([self.v, v], dim=-2)
+            self._length = end
+            return self.k, self.v
+        if end > self.capacity:
+            raise ValueError(f"key/value cache of capacity {self.capacity} cannot hold {end} positions")
+        if self.k is None:
+            self.k = k.new_empty(*k.shape[:-2], self.capacity, k.shape[-1])
+            self.v = v.new_empty(*v.shape[:-2], self.capacity, v.shape[-1])
+        self.k[..., self._length:end, :] = k
+        self.v[..., self._length:end, :] = v
+        self._length = end
+        return self.k[..., :end, :], self.v[..., :end, :]
 
 
 class CausalSelfAttention(nn.Module):
@@ -332,14 +349,19 @@ class GPT(nn.Module):
         """
         L = self.config.seq_len
         # Keys and values are cached while the whole sequence fits the context; beyond it, a sliding window.
-        cache = [LayerCache() for _ in self.blocks] if idx.shape[1] + max_new_tokens <= L else None
+        total = idx.shape[1] + max_new_tokens
+        cache = [LayerCache(total) for _ in self.blocks] if total <= L else None
         done = torch.zeros(idx.shape[0], dtype=torch.bool, device=idx.device)
         for _ in range(max_new_tokens):
             if cache is not None:
-                logits = self(idx[:, cache[0].length:], pad_mask, cache)[:, -1, :].float()
+                h = self.hidden(idx[:, cache[0].length:], pad_mask, cache)[:, -1, :]
             else:
                 window_mask = pad_mask[:, -L:] if pad_mask is not None else None
-                logits = self(idx[:, -L:], window_mask)[:, -1, :].float()
+                h = self.hidden(idx[:, -L:], window_mask)[:, -1, :]
+            logits = self.lm_head(h)  # the last position's only: the prompt's other logits are never read
+            if self.config.final_logit_cap is not None:
+                logits = softcap(logits, self.config.final_logit_cap)
+            logits = logits.float()
             nxt = sample_next(logits, temperature, top_k, top_p, generator)
             if eos_id is not None:
                 nxt = torch.where(done, torch.full_like(nxt, eos_id), nxt)
@@ -363,7 +385,23 @@ def sample_next(logits: torch.Tensor, temperature: float, top_k: int | None = No
         kth = torch.topk(logits, min(top_k, logits.shape[-1])).values[:, [-1]]
         logits = logits.masked_fill(logits < kth, float("-inf"))
     if top_p is not None and top_p < 1.0:
-        probs, order = torch.softmax(logits, -1).sort(-1, descending=True)
-        outside = probs.cumsum(-1) - probs >= top_p  # the mass before this token already reaches top_p
-        logits = logits.masked_fill(torch.zeros_like(outside).scatter(-1, order, outside), float("-inf"))
+        logits = logits.masked_fill(outside_nucleus(torch.softmax(logits, -1), top_p), float("-inf"))
     return torch.multinomial(torch.softmax(logits, -1), 1, generator=generator)[:, 0]
+
+
+NUCLEUS_CANDIDATES = 64  # tokens ranked first; a full sort only when some row's nucleus is wider
+
+
+def outside_nucleus(probs: torch.Tensor, top_p: float) -> torch.Tensor:
+    """(B, V) True at the tokens outside each row's nucleus: ranked by probability, a token is outside when the
+    mass of the tokens before it already reaches ``top_p``. The ranking needs only the first
+    :data:`NUCLEUS_CANDIDATES` tokens when every row's nucleus ends among them (a partial sort, the same
+    cumulative sums as the full sort's prefix); otherwise every token is sorted."""
+    k = min(NUCLEUS_CANDIDATES, probs.shape[-1])
+    top, order = probs.topk(k, dim=-1)
+    before = top.cumsum(-1) - top
+    if k < probs.shape[-1] and bool((before[:, -1] >= top_p).all()):
+        inside = torch.zeros_like(probs, dtype=torch.bool).scatter(-1, order, before < top_p)
+        return ~inside
+    top, order = probs.sort(-1, descending=True)
+    return torch.zeros_like(probs, dtype=torch.bool).scatter(-1, order, top.cumsum(-1) - top >= top_p)
