@@ -38,16 +38,16 @@ def rows(name: str, r: dict) -> list[tuple[str, float, float | None, str]]:
         return [("miniplm scoring, eager / plain HF loop", r["ratio_eager_vs_plain_loop"], None, "x"),
                 ("miniplm scoring, compiled / plain HF loop", r["ratio_compiled_vs_plain_loop"], r["target_ratio"],
                  "x"),
-                ("miniplm scoring, compiled, MFU", r["mfu"]["fmrecipes_compiled"], r["mfu_target"], "of peak"),
-                ("miniplm scoring, plain HF loop, MFU", r["mfu"]["plain_hf_loop"], None, "of peak")]
+                ("miniplm scoring, compiled, MFU", r["mfu"]["fmrecipes_compiled"], r["mfu_target"], " of peak"),
+                ("miniplm scoring, plain HF loop, MFU", r["mfu"]["plain_hf_loop"], None, " of peak")]
     if name == "lm_throughput":
         out = []
         for s in r["sizes"]:
             d = s["d_model"]
             out += [(f"LM training d={d}, ours / HF Llama", s["ours_vs_hf_llama"]["median"],
                      r["targets"]["ours_vs_hf_llama"], "x"),
-                    (f"LM training d={d}, ours, MFU", s["mfu"]["fmrecipes_gpt"], r["mfu_target"], "of peak"),
-                    (f"LM training d={d}, HF Llama, MFU", s["mfu"]["hf_llama"], None, "of peak"),
+                    (f"LM training d={d}, ours, MFU", s["mfu"]["fmrecipes_gpt"], r["mfu_target"], " of peak"),
+                    (f"LM training d={d}, HF Llama, MFU", s["mfu"]["hf_llama"], None, " of peak"),
                     (f"LM training d={d}, soft-capped / fused attention", s["softcap50_vs_fused_sdpa"]["median"],
                      r["targets"]["softcap50_vs_fused_sdpa"], "x")]
             if "compiled_ours_vs_compiled_hf_llama" in s:
@@ -95,13 +95,13 @@ def main() -> None:
     demo = demo_row(Path(args.demo))
     if demo is not None:
         table.append(demo)
-    print(f"\n{'measured':>10}  {'target':>8}  met  ratio")
+    print(f"\n{'measured':>14}  {'target':>14}  met  ratio")
     for what, value, target, unit in table:
         lower_is_better = unit == "s"
         met = "-" if target is None else ("yes" if (value <= target if lower_is_better else value >= target) else "NO")
         shown = f"{value:g}{unit}"
         goal = "-" if target is None else f"{'<=' if lower_is_better else '>='}{target:g}{unit}"
-        print(f"{shown:>10}  {goal:>8}  {met:>3}  {what}")
+        print(f"{shown:>14}  {goal:>14}  {met:>3}  {what}")
     print(f"\nJSON of each benchmark: {out}/")
 
 
