@@ -7,6 +7,11 @@ decode ``--new-tokens`` steps), with its own cache, as a user would sample with 
 reported: our GPT recomputing every prefix (no cache), to show what the cache buys. Interleaved rounds,
 medians; prints one JSON object.
 
+A freshly initialised model's next-token distribution is nearly flat, so its top-p nucleus holds most of the
+vocabulary; a trained policy's holds a few tokens. The benchmark times both: as initialised (``flat``) and with
+both models' LM heads scaled by ``--peaked-scale`` (``peaked``; the same scale for both), and reports each
+setting's mean nucleus size beside its ratio.
+
     python benchmarks/sso_generate.py [--d-model 96 --n-layer 3 --batch 128 --prompt-len 80 --new-tokens 48]
 """
 
@@ -19,7 +24,7 @@ from shape_args import shape_parser
 from timing import interleaved_medians
 
 from fmrecipes.core.generation import left_pad, sample_batch
-from fmrecipes.core.gpt import GPT, GPTConfig
+from fmrecipes.core.gpt import GPT, GPTConfig, outside_nucleus
 from fmrecipes.core.hf import llama_like
 
 
@@ -28,6 +33,7 @@ def main() -> None:
     p.set_defaults(d_model=96, n_layer=3, vocab=1024)
     p.add_argument("--prompt-len", type=int, default=80)
     p.add_argument("--new-tokens", type=int, default=48)
+    p.add_argument("--peaked-scale", type=float, default=30.0, help="LM-head scale of the peaked setting")
     args = p.parse_args()
     device = torch.device(args.device)
     torch.manual_seed(0)
@@ -54,10 +60,21 @@ def main() -> None:
                            temperature=0.7, top_p=0.8, max_new_tokens=args.new_tokens,
                            min_new_tokens=args.new_tokens, pad_token_id=0, eos_token_id=None)
 
+    def nucleus() -> float:
+        ids, mask = left_pad(prompts, 0)
+        with torch.no_grad():
+            probs = torch.softmax(gpt(ids.to(device), mask.to(device))[:, -1].float() / 0.7, -1)
+        return round((~outside_nucleus(probs, 0.8)).sum(-1).float().mean().item(), 1)
+
     runs = {"fmrecipes_kv_cache": ours, "hf_llama_generate": hf, "fmrecipes_recompute": recompute}
     seconds = interleaved_medians(runs, args.rounds, device)
     tokens = args.batch * args.new_tokens
     rate = {k: tokens / s for k, s in seconds.items()}
+    flat_nucleus = nucleus()
+    with torch.no_grad():
+        for head in (gpt.lm_head, llama.get_output_embeddings()):  # a new weight: the tied input embedding stays
+            head.weight = torch.nn.Parameter(head.weight * args.peaked_scale)
+    peaked = interleaved_medians({"fmrecipes_kv_cache": ours, "hf_llama_generate": hf}, args.rounds, device)
     print(json.dumps({
         "benchmark": "sso_generate", "device": str(device), "threads": torch.get_num_threads(),
         "shape": {"d_model": args.d_model, "n_layer": args.n_layer, "vocab": args.vocab, "batch": args.batch,
@@ -65,6 +82,10 @@ def main() -> None:
         "tokens_per_s": {k: round(v, 1) for k, v in rate.items()},
         "ratio_vs_hf_generate": round(rate["fmrecipes_kv_cache"] / rate["hf_llama_generate"], 3),
         "ratio_cache_vs_recompute": round(rate["fmrecipes_kv_cache"] / rate["fmrecipes_recompute"], 3),
+        "mean_nucleus_tokens": flat_nucleus,
+        "peaked": {"head_scale": args.peaked_scale, "mean_nucleus_tokens": nucleus(),
+                   "tokens_per_s": {k: round(tokens / v, 1) for k, v in peaked.items()},
+                   "ratio_vs_hf_generate": round(peaked["hf_llama_generate"] / peaked["fmrecipes_kv_cache"], 3)},
     }, indent=2))
 
 

@@ -38,6 +38,16 @@ def test_scoring_and_training_benchmarks_report_what_make_bench_prints():
     assert all(v > 0 for _, v, _, _ in table)
 
 
+def test_sampling_benchmark_reports_flat_and_peaked_settings():
+    sys.path.insert(0, str(BENCH))
+    from run_all import rows
+
+    r = _run("sso_generate", "--d-model", "16", "--n-layer", "1", "--n-head", "2", "--vocab", "64", "--batch", "4",
+             "--prompt-len", "8", "--new-tokens", "4", "--seq-len", "16", "--rounds", "1")
+    assert r["peaked"]["mean_nucleus_tokens"] < r["mean_nucleus_tokens"]  # the scaled head narrows the nucleus
+    assert [t[2] for t in rows("sso_generate", r)] == [1.5, 1.5]
+
+
 def test_model_flops_by_hand():
     """PaLM's count: 2 x the multiplied weights (blocks and head, not the embedding lookup) + 4·L·T·d per token
     forward, 3x that to train; MFU = achieved / peak."""

@@ -208,7 +208,9 @@ class CausalSelfAttention(nn.Module):
         if cache is not None:
             k, v = cache.extend(k, v)
         dropout = cfg.dropout if self.training else 0.0
-        if cfg.attn_logit_cap is None and not self.track_max_logit:
+        if cache is not None and T == 1 and not self.track_max_logit:  # one decoding step: two small batched GEMMs
+            y = self._explicit_attention(q, k, v, 0.0, mask)
+        elif cfg.attn_logit_cap is None and not self.track_max_logit:
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, is_causal=mask is None)
         elif mask is None and dropout == 0.0 and not self.track_max_logit:
             y = capped_causal_attention(q, k, v, cfg.attn_logit_cap)
@@ -394,14 +396,15 @@ NUCLEUS_CANDIDATES = 64  # tokens ranked first; a full sort only when some row's
 
 def outside_nucleus(probs: torch.Tensor, top_p: float) -> torch.Tensor:
     """(B, V) True at the tokens outside each row's nucleus: ranked by probability, a token is outside when the
-    mass of the tokens before it already reaches ``top_p``. The ranking needs only the first
-    :data:`NUCLEUS_CANDIDATES` tokens when every row's nucleus ends among them (a partial sort, the same
+    mass of the tokens before it already reaches ``top_p``. The ranking needs only the first 8 (else
+    :data:`NUCLEUS_CANDIDATES`) tokens when every row's nucleus ends among them (a partial sort, the same
     cumulative sums as the full sort's prefix); otherwise every token is sorted."""
-    k = min(NUCLEUS_CANDIDATES, probs.shape[-1])
-    top, order = probs.topk(k, dim=-1)
-    before = top.cumsum(-1) - top
-    if k < probs.shape[-1] and bool((before[:, -1] >= top_p).all()):
-        inside = torch.zeros_like(probs, dtype=torch.bool).scatter(-1, order, before < top_p)
-        return ~inside
+    for k in (8, NUCLEUS_CANDIDATES):
+        if k >= probs.shape[-1]:
+            break
+        top, order = probs.topk(k, dim=-1)
+        before = top.cumsum(-1) - top
+        if bool((before[:, -1] >= top_p).all()):
+            return ~torch.zeros_like(probs, dtype=torch.bool).scatter(-1, order, before < top_p)
     top, order = probs.sort(-1, descending=True)
     return torch.zeros_like(probs, dtype=torch.bool).scatter(-1, order, top.cumsum(-1) - top >= top_p)
