@@ -10,7 +10,8 @@ medians; prints one JSON object.
 A freshly initialised model's next-token distribution is nearly flat, so its top-p nucleus holds most of the
 vocabulary; a trained policy's holds a few tokens. The benchmark times both: as initialised (``flat``) and with
 both models' LM heads scaled by ``--peaked-scale`` (``peaked``; the same scale for both), and reports each
-setting's mean nucleus size beside its ratio.
+setting's mean nucleus size beside its ratio. ``bandwidth_utilisation``: the bytes the cached decoding steps must
+read (weights and the cached keys and values, fp32) per second, over a large copy's bandwidth in the same run.
 
     python benchmarks/sso_generate.py [--d-model 96 --n-layer 3 --batch 128 --prompt-len 80 --new-tokens 48]
 """
@@ -20,6 +21,7 @@ from __future__ import annotations
 import json
 
 import torch
+from machine_peak import copy_bandwidth
 from shape_args import shape_parser
 from timing import interleaved_medians
 
@@ -71,6 +73,13 @@ def main() -> None:
     tokens = args.batch * args.new_tokens
     rate = {k: tokens / s for k, s in seconds.items()}
     flat_nucleus = nucleus()
+    # the memory the cached decoding steps must read (the weights, the keys and values cached so far) per second,
+    # over the copy bandwidth measured in this run: how far the memory-bound part is from its limit
+    weights = sum(p.numel() * p.element_size() for p in {id(p): p for p in gpt.parameters()}.values())
+    kv_row = 2 * args.n_layer * args.d_model * 4  # keys and values of one position, fp32
+    context = sum(lengths) / len(lengths)
+    read = sum(weights + args.batch * kv_row * (context + t) for t in range(args.new_tokens))
+    bandwidth = read / seconds["fmrecipes_kv_cache"]
     with torch.no_grad():
         for head in (gpt.lm_head, llama.get_output_embeddings()):  # a new weight: the tied input embedding stays
             head.weight = torch.nn.Parameter(head.weight * args.peaked_scale)
@@ -83,6 +92,8 @@ def main() -> None:
         "ratio_vs_hf_generate": round(rate["fmrecipes_kv_cache"] / rate["hf_llama_generate"], 3),
         "ratio_cache_vs_recompute": round(rate["fmrecipes_kv_cache"] / rate["fmrecipes_recompute"], 3),
         "mean_nucleus_tokens": flat_nucleus,
+        "decode_bytes_per_s": round(bandwidth),
+        "bandwidth_utilisation": round(bandwidth / copy_bandwidth(device), 4),
         "peaked": {"head_scale": args.peaked_scale, "mean_nucleus_tokens": nucleus(),
                    "tokens_per_s": {k: round(tokens / v, 1) for k, v in peaked.items()},
                    "ratio_vs_hf_generate": round(peaked["hf_llama_generate"] / peaked["fmrecipes_kv_cache"], 3)},
