@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from ..errors import FmError
 
@@ -35,7 +38,19 @@ def write_failed(what: Path, exc: OSError) -> FmError:
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file and ``os.replace``: readers never see half a file, and a
+    """Write ``text`` (UTF-8) to ``path`` atomically (:func:`atomic_write_bytes`)."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_save_npy(path: Path, array: np.ndarray) -> None:
+    """Save ``array`` in ``.npy`` format to ``path`` atomically (:func:`atomic_write_bytes`)."""
+    buf = io.BytesIO()
+    np.save(buf, array)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file and ``os.replace``: readers never see half a file, and a
     full disk leaves the old file and a one-line error."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -43,8 +58,8 @@ def atomic_write_text(path: Path, text: str) -> None:
     except OSError as exc:
         raise write_failed(path, exc) from None
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

@@ -4,12 +4,14 @@ reference's data) and D (scored and selected), so that neither model that scores
 from __future__ import annotations
 
 import hashlib
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..core import dist
+from ..core.fileio import atomic_write_bytes
 from ..data.prepared import packed, prepare
 from ..data.tokens import PackedDataset
 from ..errors import ConfigError
@@ -73,23 +75,25 @@ def document_split(data: PackedDataset, fractions: dict[str, float], seed: int =
     the part holding every document it touches, the first, the last and any short one between. Instances that
     touch documents of two parts are dropped, so no part sees any token of another part's documents. Each part
     keeps corpus order."""
-    starts = data.shard.doc_index
-    part_of_doc = document_parts(len(starts), fractions, seed)
+    part_of_doc = document_parts(len(data.shard.doc_index), fractions, seed)
     changes = np.concatenate([[0], np.cumsum(part_of_doc[1:] != part_of_doc[:-1])])  # part changes up to doc
-    first = np.arange(len(data), dtype=np.int64) * data.stride
-    doc_first = np.searchsorted(starts, first, side="right") - 1
-    doc_last = np.searchsorted(starts, first + data.seq_len, side="right") - 1
+    doc_first, doc_last = document_span(data, np.arange(len(data), dtype=np.int64))
     part, same = part_of_doc[doc_first], changes[doc_first] == changes[doc_last]
     names = [*fractions, "pool"]
     return {name: np.flatnonzero(same & (part == k)) for k, name in enumerate(names)}
 
 
-def instance_documents(data: PackedDataset, indices: np.ndarray) -> np.ndarray:
-    """The documents (numbers in the corpus) that the instances ``indices`` touch, any of their tokens."""
+def document_span(data: PackedDataset, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The first and the last document (numbers in the corpus) that each instance of ``indices`` touches."""
     starts = data.shard.doc_index
     first = np.asarray(indices, dtype=np.int64) * data.stride
-    lo = np.searchsorted(starts, first, side="right") - 1
-    hi = np.searchsorted(starts, first + data.seq_len, side="right") - 1
+    return (np.searchsorted(starts, first, side="right") - 1,
+            np.searchsorted(starts, first + data.seq_len, side="right") - 1)
+
+
+def instance_documents(data: PackedDataset, indices: np.ndarray) -> np.ndarray:
+    """The documents (numbers in the corpus) that the instances ``indices`` touch, any of their tokens."""
+    lo, hi = document_span(data, indices)
     return np.unique(np.concatenate([np.arange(a, b + 1) for a, b in zip(lo, hi)] or [np.zeros(0, np.int64)]))
 
 
@@ -97,9 +101,9 @@ def record_parts(pool: Pool, out: Path) -> Path:
     """``out/parts.npz``: the instance indices of the teacher's data, D_ref and D (what each model may read), so
     that a run can be checked for leaks after the fact."""
     path = Path(out) / "parts.npz"
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, teacher=pool.teacher_indices, reference=pool.ref_indices, pool=pool.pool_indices)
-    tmp.replace(path)
+    buf = io.BytesIO()
+    np.savez(buf, teacher=pool.teacher_indices, reference=pool.ref_indices, pool=pool.pool_indices)
+    atomic_write_bytes(path, buf.getvalue())
     return path
 
 

@@ -39,7 +39,7 @@ from ..core.aligned_mlp import aligned_mlps
 from ..core.causal_lm import causal_lm
 from ..core.checkpoint import unwrap
 from ..core.compile import compiler_available, maybe_compile
-from ..core.fileio import atomic_write_json, ensure_dir
+from ..core.fileio import atomic_save_npy, atomic_write_json, ensure_dir
 from ..core.linear_cross_entropy import token_nll
 from ..errors import FmError, warn
 from .losses import eos_input_mask, instance_nll, masked_mean
@@ -113,9 +113,7 @@ def score(model: nn.Module, data, indices: np.ndarray, out_dir: str | Path, pool
     scores = np.concatenate([np.load(out / "chunks" / f"chunk_{c:06d}.npy") for c in range(n_chunks)]) \
         if n_chunks else np.zeros(0, np.float32)
     if env.is_main:
-        tmp = out / "scores.tmp.npy"
-        np.save(tmp, scores)
-        tmp.replace(final)
+        atomic_save_npy(final, scores)
         atomic_write_json(out / "meta.json", {"pool_hash": pool_hash, "count": int(n), "name": name,
                                               "mean_nll": float(scores.mean()) if n else None})
     dist.barrier(env)
@@ -147,9 +145,7 @@ def _score_chunk(c: int, chunk: int, n: int, batch_size: int, out: Path, data, i
         mine[s - lo:e - lo] = score_fn(*data.batch(indices[s:e]))
     merged = _merge(mine, env)
     if env.is_main:
-        tmp = path.with_suffix(".tmp.npy")
-        np.save(tmp, merged)
-        tmp.replace(path)
+        atomic_save_npy(path, merged)
     dist.barrier(env)
     bar.update(hi - lo)
 

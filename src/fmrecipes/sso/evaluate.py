@@ -21,6 +21,11 @@ def respond(policy: nn.Module, tok, queries: list[Query], gen: GenerationConfig,
     return sample_texts(policy, tok, [prompt_ids(tok, "", q.text) for q in queries], gen, seed)
 
 
+def score_of(verdict: dict[str, float]) -> float:
+    """A response's gold score: the mean of its applicable features' verdicts."""
+    return float(np.mean(list(verdict.values())))
+
+
 def judge_all(task: Task, queries: list[Query], texts: list[str]) -> list[dict[str, float]]:
     verdicts = [task.judge(q, t) for q, t in zip(queries, texts, strict=True)]
     if any(v is None for v in verdicts):
@@ -32,7 +37,7 @@ def gold_report(task: Task, queries: list[Query], texts: list[str], tok) -> dict
     """Mean gold score (each response: the mean of its applicable features), each feature's rate, and the
     mean response length in tokens."""
     verdicts = judge_all(task, queries, texts)
-    report = {"score": float(np.mean([np.mean(list(v.values())) for v in verdicts]))}
+    report = {"score": float(np.mean([score_of(v) for v in verdicts]))}
     for f in sorted({f for v in verdicts for f in v}):
         report[f"feature.{f}"] = float(np.mean([v[f] for v in verdicts if f in v]))
     report["length"] = float(np.mean([len(tok(t, add_special_tokens=False)["input_ids"]) for t in texts]))
@@ -41,8 +46,8 @@ def gold_report(task: Task, queries: list[Query], texts: list[str], tok) -> dict
 
 def win_rate(task: Task, queries: list[Query], texts: list[str], baseline: list[str]) -> float:
     """Fraction of queries where the gold score beats the baseline's response (ties count one half)."""
-    ours = [np.mean(list(v.values())) for v in judge_all(task, queries, texts)]
-    theirs = [np.mean(list(v.values())) for v in judge_all(task, queries, baseline)]
+    ours = [score_of(v) for v in judge_all(task, queries, texts)]
+    theirs = [score_of(v) for v in judge_all(task, queries, baseline)]
     return float(np.mean([1.0 if a > b else 0.5 if a == b else 0.0 for a, b in zip(ours, theirs, strict=True)]))
 
 
@@ -61,7 +66,7 @@ def annotated_pairs(world, queries: list[Query], label_noise: float, seed: int) 
     for q in queries:
         rng = _query_rng(seed, q)
         a, b = (world.respond(q, {f: bool(rng.random() < 0.5) for f in world.applicable(q)}, rng) for _ in range(2))
-        sa, sb = (float(np.mean(list(world.judge(q, t).values()))) for t in (a, b))
+        sa, sb = (score_of(world.judge(q, t)) for t in (a, b))
         if sa == sb:
             continue
         better, worse = (a, b) if sa > sb else (b, a)
@@ -89,8 +94,8 @@ def label_agreement(task: Task, queries: list[Query], records: list[dict]) -> di
     """How often the gold judge agrees with a method's synthetic preference (chosen over rejected): ``agree``
     counts a tie as one half (the paper's preference accuracy, 0.85-0.93), ``ties`` the share of tied pairs."""
     by_text = {q.text: q for q in queries}
-    scores = [(np.mean(list(task.judge(by_text[r["instruction"]], r["chosen"]).values())),
-               np.mean(list(task.judge(by_text[r["instruction"]], r["rejected"]).values()))) for r in records]
+    scores = [tuple(score_of(task.judge(by_text[r["instruction"]], r[k])) for k in ("chosen", "rejected"))
+              for r in records]
     if not scores:
         return {"agree": float("nan"), "ties": float("nan"), "pairs": 0}
     return {"agree": float(np.mean([1.0 if c > r else 0.5 if c == r else 0.0 for c, r in scores])),

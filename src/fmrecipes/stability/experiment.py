@@ -50,8 +50,7 @@ def summarize(cfg: StabilityConfig, found: dict[str, dict[str, Any]]) -> tuple[d
         final = agg[(v, cfg.ppl_lr)]["final"]
         summary[f"ppl.{v}"] = round(math.exp(final), 3) if math.isfinite(final) else None
         summary.update(diagnostics(cfg, v, lo, hi, labels))
-        best = min((agg[(v, lr)]["final"], lr) for lr in by_lr if labels[(v, lr)] == "converged") \
-            if any(labels[(v, lr)] == "converged" for lr in by_lr) else None
+        best = min(((agg[(v, lr)]["final"], lr) for lr in by_lr if labels[(v, lr)] == "converged"), default=None)
         summary[f"best_ppl.{v}"] = round(math.exp(best[0]), 3) if best else None  # at its own best searched rate
         summary[f"best_ppl_lr.{v}"] = best[1] if best else None
     ref = summary.get("max_stable_lr.qk_norm")
