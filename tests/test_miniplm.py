@@ -75,6 +75,10 @@ def test_selection_prefers_the_domain_the_teacher_learned_and_reports_it(tmp_pat
     assert report["kept_fraction"] == {"chat": 0.0, "law": 1.0} and report["share_of_refined"]["law"] == 1.0
     assert json.loads((tmp_path / "r" / "selection.json").read_text())["kept"] == 10
     assert np.load(tmp_path / "r" / "kept.npy").tolist() == kept.tolist()
+    other_rank = DistEnv(rank=1, world_size=1)  # under torchrun only the main process writes the refined corpus
+    assert write_refined(tmp_path / "r1", Rows(), np.arange(100, 120), kept, domains, 16, "miniplm", 0.5,
+                         other_rank) == report
+    assert not (tmp_path / "r1").exists()
     with pytest.raises(FmError, match="NaN"):
         top_alpha(np.array([1.0, float("nan")]), 0.5)
 

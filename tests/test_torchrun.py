@@ -3,6 +3,7 @@ and ``train.parallel=fsdp`` trains a MiniPLM student (and its teacher and refere
 stability runs with their output-norm monitor hooks."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +20,8 @@ VOLATILE = ("wall_time_s", "machine", "preset")
 def _torchrun(*args: str) -> subprocess.CompletedProcess:
     cmd = [str(Path(sys.executable).with_name("torchrun")), "--nproc_per_node", "2", "-m", "fmrecipes", *args]
     res = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=600)
-    errors = [line for line in res.stderr.splitlines() if "fmrecipes: " in line]  # each rank's one-line error
+    errors = [line for line in res.stderr.splitlines()  # each rank's one-line error, or its exception's last line
+              if "fmrecipes: " in line or re.match(r"\[rank\d+\]: \w+(Error|Exception)\b", line)]
     assert res.returncode == 0, "\n".join(errors) + "\n" + res.stderr[-3000:]
     return res
 

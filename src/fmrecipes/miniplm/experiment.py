@@ -63,7 +63,7 @@ def _select_all(cfg: MiniPLMConfig, pool: Pool, out: Path, teacher, reference, e
                                  n=len(pool.pool_indices), seed=cfg.student_train.seed)
         kept[method] = top_alpha(scores, cfg.alpha)
         reports[method] = write_refined(out / "refined" / method, pool.train, pool.pool_indices, kept[method],
-                                        domains, cfg.vocab_size, method, cfg.alpha)
+                                        domains, cfg.vocab_size, method, cfg.alpha, env)
     reports["_nll"] = nll
     reports["_kept"] = kept
     return reports

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core import dist
 from ..core.fileio import atomic_write_json
 from ..data.tokens import PackedDataset, TokenShard, write_shard
 from ..errors import FmError
@@ -55,21 +56,25 @@ def selector_scores(method: str, nll_teacher: np.ndarray | None = None, nll_ref:
 
 
 def write_refined(out_dir: str | Path, data, pool_indices: np.ndarray, kept: np.ndarray, domains: list[str],
-                  vocab_size: int, method: str, alpha: float) -> dict:
+                  vocab_size: int, method: str, alpha: float, env: dist.DistEnv | None = None) -> dict:
     """Write the kept instances (rows of seq_len+1 tokens, no EOS added; read back with
     :func:`refined_dataset`) as a token shard, plus ``kept.npy`` (positions in
-    D) and a per-domain report ``selection.json``."""
+    D) and a per-domain report ``selection.json``; returns the report. Under torchrun the main process writes
+    and every process returns once the files are there (two writers of one shard would race)."""
     out = Path(out_dir)
-    rows = (data.row(int(i)) for i in pool_indices[kept])
     kept_domains = [domains[i] for i in kept]
-    write_shard(out / "shard", rows, None, vocab_size, {"instance_len": data.seq_len + 1, "method": method},
-                domains=kept_domains)
-    np.save(out / "kept.npy", kept)
     total, kept_count = Counter(domains), Counter(kept_domains)
     report = {"method": method, "alpha": alpha, "kept": int(len(kept)), "of": int(len(pool_indices)),
               "kept_fraction": {d: round(kept_count[d] / total[d], 4) for d in sorted(total)},
               "share_of_refined": {d: round(kept_count[d] / max(1, len(kept)), 4) for d in sorted(total)}}
-    atomic_write_json(out / "selection.json", report)
+    env = env or dist.single_process()
+    if env.is_main:
+        rows = (data.row(int(i)) for i in pool_indices[kept])
+        write_shard(out / "shard", rows, None, vocab_size, {"instance_len": data.seq_len + 1, "method": method},
+                    domains=kept_domains)
+        np.save(out / "kept.npy", kept)
+        atomic_write_json(out / "selection.json", report)
+    dist.barrier(env)
     return report
 
 
