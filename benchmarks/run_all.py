@@ -58,6 +58,7 @@ def rows(name: str, r: dict) -> list[tuple[str, float, float | None, str]]:
         return [("SSO sampling, ours / HF generate (flat, as initialised)", r["ratio_vs_hf_generate"], 1.5, "x"),
                 ("SSO sampling, ours / HF generate (peaked, trained-like)", r["peaked"]["ratio_vs_hf_generate"], 1.5,
                  "x"),
+                ("SSO sampling, flat: share of decoding spent drawing tokens", r["sampling_share"], None, ""),
                 ("SSO sampling, decode memory traffic / copy bandwidth", r["bandwidth_utilisation"], None, "")]
     if name == "sim_sampling":
         return [("SIM one step / teacher 35-NFE Heun", r["ratio_one_step_vs_teacher"], None, "x")]

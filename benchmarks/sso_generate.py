@@ -26,7 +26,7 @@ from shape_args import shape_parser
 from timing import interleaved_medians
 
 from fmrecipes.core.generation import left_pad, sample_batch
-from fmrecipes.core.gpt import GPT, GPTConfig, outside_nucleus
+from fmrecipes.core.gpt import GPT, GPTConfig, outside_nucleus, sample_next
 from fmrecipes.core.hf import llama_like
 
 
@@ -62,17 +62,29 @@ def main() -> None:
                            temperature=0.7, top_p=0.8, max_new_tokens=args.new_tokens,
                            min_new_tokens=args.new_tokens, pad_token_id=0, eos_token_id=None)
 
-    def nucleus() -> float:
+    def last_logits() -> torch.Tensor:
         ids, mask = left_pad(prompts, 0)
         with torch.no_grad():
-            probs = torch.softmax(gpt(ids.to(device), mask.to(device))[:, -1].float() / 0.7, -1)
+            return gpt(ids.to(device), mask.to(device))[:, -1].float()
+
+    def nucleus() -> float:
+        probs = torch.softmax(last_logits() / 0.7, -1)
         return round((~outside_nucleus(probs, 0.8)).sum(-1).float().mean().item(), 1)
+
+    def sampling_share(decode_s: float) -> float:
+        """The share of our decoding time spent choosing tokens from the logits (softmax, nucleus sort, the
+        exponential draw of torch.multinomial: the work Hugging Face's sampler also does), by timing
+        :func:`sample_next` alone on the batch's logits once per decoded token."""
+        logits, g = last_logits(), torch.Generator(device).manual_seed(0)
+        seconds = interleaved_medians({"draw": lambda: [sample_next(logits, 0.7, None, 0.8, g)
+                                                        for _ in range(args.new_tokens)]}, args.rounds, device)
+        return round(seconds["draw"] / decode_s, 3)
 
     runs = {"fmrecipes_kv_cache": ours, "hf_llama_generate": hf, "fmrecipes_recompute": recompute}
     seconds = interleaved_medians(runs, args.rounds, device)
     tokens = args.batch * args.new_tokens
     rate = {k: tokens / s for k, s in seconds.items()}
-    flat_nucleus = nucleus()
+    flat_nucleus, flat_sampling = nucleus(), sampling_share(seconds["fmrecipes_kv_cache"])
     # the memory the cached decoding steps must read (the weights, the keys and values cached so far) per second,
     # over the copy bandwidth measured in this run: how far the memory-bound part is from its limit
     weights = sum(p.numel() * p.element_size() for p in {id(p): p for p in gpt.parameters()}.values())
@@ -92,9 +104,11 @@ def main() -> None:
         "ratio_vs_hf_generate": round(rate["fmrecipes_kv_cache"] / rate["hf_llama_generate"], 3),
         "ratio_cache_vs_recompute": round(rate["fmrecipes_kv_cache"] / rate["fmrecipes_recompute"], 3),
         "mean_nucleus_tokens": flat_nucleus,
+        "sampling_share": flat_sampling,
         "decode_bytes_per_s": round(bandwidth),
         "bandwidth_utilisation": round(bandwidth / copy_bandwidth(device), 4),
         "peaked": {"head_scale": args.peaked_scale, "mean_nucleus_tokens": nucleus(),
+                   "sampling_share": sampling_share(peaked["fmrecipes_kv_cache"]),
                    "tokens_per_s": {k: round(tokens / v, 1) for k, v in peaked.items()},
                    "ratio_vs_hf_generate": round(peaked["hf_llama_generate"] / peaked["fmrecipes_kv_cache"], 3)},
     }, indent=2))

@@ -22,6 +22,26 @@ def test_top_p_keeps_only_the_nucleus():
     assert int(sample_next(logits, 0.0)) == 0
 
 
+def test_a_draw_is_torch_multinomials_from_the_renormalised_nucleus():
+    """sample_next draws the token that torch.multinomial draws from the kept tokens' renormalised probabilities,
+    with the same random numbers (the generators end in the same state), flat or peaked, with top-k or top-p."""
+    from fmrecipes.core.gpt import outside_nucleus
+
+    torch.manual_seed(0)
+    for scale, top_k, top_p in ((0.05, None, 0.8), (5.0, None, 0.8), (1.0, 20, None), (1.0, 50, 0.9)):
+        logits = scale * torch.randn(64, 500)
+        ours, theirs = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
+        for _ in range(20):
+            masked = logits / 0.7
+            if top_k is not None:
+                masked = masked.masked_fill(masked < masked.topk(top_k).values[:, [-1]], float("-inf"))
+            if top_p is not None:
+                masked = masked.masked_fill(outside_nucleus(torch.softmax(masked, -1), top_p), float("-inf"))
+            want = torch.multinomial(torch.softmax(masked, -1), 1, generator=theirs)[:, 0]
+            assert torch.equal(sample_next(logits, 0.7, top_k, top_p, ours), want)
+        assert torch.equal(ours.get_state(), theirs.get_state())
+
+
 def test_cached_generation_equals_recomputation():
     """Greedy decoding with the key/value cache matches decoding that recomputes every prefix (left-padded)."""
     from fmrecipes.core.generation import left_pad
@@ -75,3 +95,12 @@ def test_nucleus_from_the_first_candidates_equals_the_full_sort():
         full = torch.zeros_like(probs, dtype=torch.bool).scatter(-1, order, top.cumsum(-1) - top >= 0.8)
         assert torch.equal(outside_nucleus(probs, 0.8), full)
         assert (~full).sum(-1).max() < 64 if scale == 8.0 else (~full).sum(-1).min() > 64
+    for head in (0.8 / 7 + 1e-3, 0.8 / 7 - 1e-3):  # 7 tokens just reach top_p, or just miss it (the skip's bound)
+        probs = torch.full((2, 500), 0.0)
+        probs[:, :7] = head
+        tail = torch.linspace(2, 1, 493)  # distinct: no tie at the nucleus's edge
+        probs[:, 7:] = (1 - 7 * head) * tail / tail.sum()
+        probs[1] = probs[1].flip(0)
+        top, order = probs.sort(-1, descending=True)
+        full = torch.zeros_like(probs, dtype=torch.bool).scatter(-1, order, top.cumsum(-1) - top >= 0.8)
+        assert torch.equal(outside_nucleus(probs, 0.8), full)

@@ -379,16 +379,22 @@ class GPT(nn.Module):
 def sample_next(logits: torch.Tensor, temperature: float, top_k: int | None = None, top_p: float | None = None,
                 generator: torch.Generator | None = None) -> torch.Tensor:
     """One token per row from (B, V) logits: greedy at temperature 0, else temperature, top-k and nucleus
-    (top-p: the smallest set of most likely tokens whose probability reaches ``top_p``) sampling."""
+    (top-p: the smallest set of most likely tokens whose probability reaches ``top_p``) sampling.
+
+    The draw is ``torch.multinomial``'s for one sample (argmax of p / q with q ~ Exp(1) drawn for every token from
+    ``generator``): the same random numbers and so the same token, without renormalising the kept tokens'
+    probabilities (the argmax does not see a row's scale) or re-checking them."""
     if temperature <= 0:
         return logits.argmax(-1)
     logits = logits / temperature
     if top_k is not None:
         kth = torch.topk(logits, min(top_k, logits.shape[-1])).values[:, [-1]]
         logits = logits.masked_fill(logits < kth, float("-inf"))
+    probs = torch.softmax(logits, -1)
     if top_p is not None and top_p < 1.0:
-        logits = logits.masked_fill(outside_nucleus(torch.softmax(logits, -1), top_p), float("-inf"))
-    return torch.multinomial(torch.softmax(logits, -1), 1, generator=generator)[:, 0]
+        probs = probs.masked_fill(outside_nucleus(probs, top_p), 0.0)
+    q = torch.empty_like(probs).exponential_(1, generator=generator)
+    return (probs / q).argmax(-1)
 
 
 NUCLEUS_CANDIDATES = 64  # tokens ranked first; a full sort only when some row's nucleus is wider
@@ -398,10 +404,14 @@ def outside_nucleus(probs: torch.Tensor, top_p: float) -> torch.Tensor:
     """(B, V) True at the tokens outside each row's nucleus: ranked by probability, a token is outside when the
     mass of the tokens before it already reaches ``top_p``. The ranking needs only the first 8 (else
     :data:`NUCLEUS_CANDIDATES`) tokens when every row's nucleus ends among them (a partial sort, the same
-    cumulative sums as the full sort's prefix); otherwise every token is sorted."""
+    cumulative sums as the full sort's prefix); otherwise every token is sorted. A try is skipped when some row's
+    largest probability shows that its first k-1 tokens cannot reach ``top_p`` (a flat distribution)."""
+    widest = float(probs.amax(-1).min())  # the row whose tokens are least likely: it needs the most candidates
     for k in (8, NUCLEUS_CANDIDATES):
         if k >= probs.shape[-1]:
             break
+        if (k - 1) * widest * (1 + 1e-4) < top_p:  # k-1 tokens, none above its largest: that row's try would fail
+            continue
         top, order = probs.topk(k, dim=-1)
         before = top.cumsum(-1) - top
         if bool((before[:, -1] >= top_p).all()):
