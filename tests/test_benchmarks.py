@@ -36,6 +36,10 @@ def test_scoring_and_training_benchmarks_report_what_make_bench_prints():
     assert [t[2] for t in table] == [None, None, None, None, 1.5, 0.6, None, 1.2, 0.6, None, 0.95,
                                      1.2, 0.6, None, 0.95]
     assert all(v > 0 for _, v, _, _ in table)
+    compiled = {**train, "sizes": [{**s, "compiled_ours_vs_compiled_hf_llama": {"median": 1.1},
+                                     "mfu": {**s["mfu"], "fmrecipes_gpt_compiled": 0.61}} for s in train["sizes"]]}
+    extra = [t for t in rows("lm_throughput", compiled) if "compiled" in t[0]]  # make bench runs it with --compile
+    assert [(t[1], t[2]) for t in extra] == [(1.1, None), (0.61, 0.6)] * 2
 
 
 def test_sampling_benchmark_reports_flat_and_peaked_settings():
