@@ -4,7 +4,9 @@ Ours: the distilled generator, x = G(sigma_init z; sigma_init): one network eval
 user would otherwise run, the teacher's deterministic EDM Heun sampler at ``--nfe`` evaluations (35 = EDM's
 CIFAR-10 setting, the paper's teacher row). Same network (a diffusers UNet2DModel under EDM preconditioning),
 same batch, same device; randomly initialised weights (speed does not depend on them). Interleaved rounds,
-medians; prints one JSON object.
+medians; prints one JSON object, with each sampler's FLOP utilisation: its network's FLOPs per image (counted by
+``torch.utils.flop_counter`` on one evaluation: convolutions and matrix multiplies) times the evaluations per image
+and the images per second, over the machine's best fp32 GEMM rate measured in the same run (:mod:`machine_peak`).
 
     python benchmarks/sim_sampling.py [--image-size 32 --channels 16,32,64 --batch 256 --nfe 35 --rounds 3]
 """
@@ -15,7 +17,9 @@ import argparse
 import json
 
 import torch
+from machine_peak import peak
 from timing import interleaved_medians
+from torch.utils.flop_counter import FlopCounterMode
 
 from fmrecipes.sim.distill import one_step
 from fmrecipes.sim.edm import EDMConfig, sample_nfe
@@ -31,6 +35,7 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--nfe", type=int, default=35)
     p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--peak-seconds", type=float, default=0.5, help="timed seconds per GEMM shape (machine_peak.py)")
     args = p.parse_args()
     device = torch.device(args.device)
     edm = EDMConfig()
@@ -48,11 +53,18 @@ def main() -> None:
 
     seconds = interleaved_medians({"one_step": ours, f"teacher_nfe{args.nfe}": teacher_sampler}, args.rounds, device)
     rate = {k: args.batch / s for k, s in seconds.items()}
+    with FlopCounterMode(display=False) as count:  # one network evaluation of the batch
+        ours()
+    per_image = count.get_total_flops() / args.batch
+    evaluations = {"one_step": 1, f"teacher_nfe{args.nfe}": args.nfe}
+    limit = peak(256, 4096, 2048, device, args.peak_seconds)["fp32"]["peak_flops_per_s"]
     print(json.dumps({
         "benchmark": "sim_sampling", "device": str(device), "threads": torch.get_num_threads(),
         "shape": {"image_size": args.image_size, "channels": args.channels, "batch": args.batch, "nfe": args.nfe},
         "images_per_s": {k: round(v, 1) for k, v in rate.items()},
         "ratio_one_step_vs_teacher": round(rate["one_step"] / rate[f"teacher_nfe{args.nfe}"], 2),
+        "flops_per_evaluation_per_image": round(per_image), "peak_flops_per_s": limit,
+        "mfu": {k: float(f"{v * evaluations[k] * per_image / limit:.3g}") for k, v in rate.items()},
     }, indent=2))
 
 

@@ -20,8 +20,7 @@ def _run(name: str, *args: str) -> dict:
 
 
 def test_scoring_and_training_benchmarks_report_what_make_bench_prints():
-    sys.path.insert(0, str(BENCH))
-    from run_all import rows
+    from fmrecipes.report.bench import rows
 
     score = _run("miniplm_score", *TINY, "--d-model", "32", "--instances", "16", "--profile")
     assert score["eos_positions_skipped"] > 0  # the plain loop's EOS mask is exercised
@@ -43,8 +42,7 @@ def test_scoring_and_training_benchmarks_report_what_make_bench_prints():
 
 
 def test_sampling_benchmark_reports_flat_and_peaked_settings():
-    sys.path.insert(0, str(BENCH))
-    from run_all import rows
+    from fmrecipes.report.bench import rows
 
     r = _run("sso_generate", "--d-model", "16", "--n-layer", "1", "--n-head", "2", "--vocab", "64", "--batch", "4",
              "--prompt-len", "8", "--new-tokens", "4", "--seq-len", "16", "--rounds", "1")
@@ -68,3 +66,31 @@ def test_model_flops_by_hand():
     assert utilisation(50.0, 200.0) == 0.25
     with pytest.raises(ValueError):
         utilisation(1.0, 0.0)
+
+
+def test_sim_sampling_benchmark_counts_each_samplers_flops():
+    from fmrecipes.report.bench import rows
+
+    r = _run("sim_sampling", "--batch", "4", "--rounds", "1", "--nfe", "3", "--peak-seconds", "0.01", "--channels",
+             "8,16", "--image-size", "16")
+    assert r["flops_per_evaluation_per_image"] > 0 and r["mfu"]["teacher_nfe3"] > 0 and r["mfu"]["one_step"] > 0
+    assert [t[0] for t in rows("sim_sampling", r)] == ["SIM one step / teacher 35-NFE Heun", "SIM one step, MFU"]
+
+
+def test_committed_bench_runs_render_side_by_side_with_targets_and_whether_each_run_met_them(tmp_path):
+    """docs/benchmarks.md's table comes from the committed runs' JSON: each run's value of each row, the target,
+    and met per run (a time meets its target from below); a run's machine, commit and demo note above it."""
+    from fmrecipes.report.bench import bench_block
+
+    for run, (scenes, demo) in {"a": (2500.0, 700), "b": (1500.0, 1000)}.items():
+        (tmp_path / run).mkdir()
+        (tmp_path / run / "scenes.json").write_text(json.dumps(
+            {"scenes_per_s": {"generate": scenes}, "target_scenes_per_s": 2000}))
+        (tmp_path / run / "machine.json").write_text(json.dumps(
+            {"machine": f"host {run}", "commit": "0123456789abc", "date": "2026-12-02",
+             "demo_row": ["make demo, six recipes' wall time (s)", demo, 900, "s"], "demo_note": "ran as usual"}))
+    text = bench_block(tmp_path)
+    assert "- `a`: host a; commit `0123456789`, 2026-12-02; the demo ran as usual" in text
+    assert "| FashionScenes generation, scenes/s | 2500/s | 1500/s | >=2000/s | yes / NO |" in text
+    assert "| make demo, six recipes' wall time (s) | 700s | 1000s | <=900s | yes / NO |" in text
+    assert "No benchmark runs" in bench_block(tmp_path / "none")

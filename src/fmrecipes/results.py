@@ -36,7 +36,7 @@ def provenance(name: str, root: Path = RESULTS) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-def _commit() -> str:
+def head_commit() -> str:
     try:
         out = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True,
                              timeout=10)
@@ -71,7 +71,7 @@ def publish(name: str, run_dir: str | Path, command: str, commit: str | None = N
     for s in summary["seeds"]:
         shutil.copyfile(src / f"seed{s}" / SUMMARY, ensure_dir(dest / f"seed{s}") / SUMMARY)
     atomic_write_json(dest / PROVENANCE, {
-        "commit": commit or _commit(), "command": command, "machine": summary.get("machine"),
+        "commit": commit or head_commit(), "command": command, "machine": summary.get("machine"),
         "preset": "full", "seeds": summary["seeds"], "wall_time_s": summary.get("wall_time_s"),
         "published": f"{datetime.now(timezone.utc):%Y-%m-%d}"})
     return dest

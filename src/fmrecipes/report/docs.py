@@ -1,8 +1,9 @@
-"""The documentation's generated tables: README.md and ``docs/<recipe>.md`` hold blocks between
+"""The documentation's generated tables: README.md and ``docs/*.md`` hold blocks between
 ``<!-- results:NAME -->`` and ``<!-- /results:NAME -->`` (``claims``: every committed claim; ``<recipe>``: that
-recipe's provenance, claims and tables), rendered from the committed summaries (:mod:`fmrecipes.results`) by the
-report's own code. ``fmrecipes results docs`` writes them; ``--check`` (and a test) fails when a committed table
-differs from what the summaries give, so no number in a generated block is typed by hand.
+recipe's provenance, claims and tables; ``bench``: the committed ``make bench`` runs), rendered from the committed
+summaries (:mod:`fmrecipes.results`) by the report's own code. ``fmrecipes results docs`` writes them; ``--check``
+(and a test) fails when a committed table differs from what the summaries give, so no number in a generated block
+is typed by hand.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from ..errors import FmError
 from ..recipes import all_recipes, get
 from ..results import REPO, RESULTS, provenance, reference
 from . import FOREST, WHY, claim_rows, md_table, tables
+from .bench import bench_block
 from .forest import forest_plot, points
 
 BLOCK = re.compile(r"(<!-- results:(?P<name>[a-z_]+) -->\n)(?P<body>.*?)(<!-- /results:(?P=name) -->)", re.S)
@@ -59,13 +61,16 @@ def recipe_block(name: str, root: Path = RESULTS) -> str:
 
 
 def render_block(block: str, root: Path = RESULTS) -> str:
-    """The generated text of block ``block`` (``claims`` or a recipe's name)."""
+    """The generated text of block ``block`` (``claims``, ``bench`` or a recipe's name)."""
     if block == "claims":
         return claims_block(root)
+    if block == "bench":
+        return bench_block(root / "bench")
     try:
         return recipe_block(get(block).name, root)
     except FmError:
-        raise FmError(f"unknown results block '<!-- results:{block} -->'; use claims or a recipe's name") from None
+        raise FmError(f"unknown results block '<!-- results:{block} -->'; use claims, bench or a recipe's name") \
+            from None
 
 
 def render_text(text: str, root: Path = RESULTS) -> str:
