@@ -26,6 +26,7 @@ import time
 import torch
 from machine_peak import peak
 from shape_args import shape_parser
+from timing import significant
 
 from fmrecipes.core.causal_lm import lm_loss
 from fmrecipes.core.flops import train_flops_per_token, utilisation
@@ -107,7 +108,7 @@ def measure(args, d: int, device: torch.device, bf16: bool) -> dict:
     limit = machine["bf16" if bf16 else "fp32"]["peak_flops_per_s"]
     per_token = train_flops_per_token(shape(args, d))  # Llama's SwiGLU (3 x d x 8d/3) multiplies as much
     out = {"d_model": d, "steps_per_round": n_steps, "peak_flops_per_s": limit, "train_flops_per_token": per_token,
-           "mfu": {k: round(utilisation(v * per_token, limit), 3) for k, v in tps.items()},
+           "mfu": {k: significant(utilisation(v * per_token, limit)) for k, v in tps.items()},
            "params": {n: sum(p.numel() for p in m.parameters()) for n, m in models.items()},
            "tokens_per_s": {k: round(v, 1) for k, v in tps.items()},
            "ours_vs_hf_llama": ratio("fmrecipes_gpt", "hf_llama"),

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from machine_peak import peak
 from shape_args import shape_parser
-from timing import interleaved_medians
+from timing import interleaved_medians, significant
 
 from fmrecipes.core.dist import DistEnv, RunConfig
 from fmrecipes.core.flops import forward_flops_per_token, utilisation
@@ -117,7 +117,7 @@ def main() -> None:
             "ratio_compiled_vs_plain_loop": round(rate["fmrecipes_compiled"] / rate["plain_hf_loop"], 3),
             "target_ratio": TARGET,
             "peak_flops_per_s": limit, "mfu_target": MFU_TARGET,
-            "mfu": {k: round(utilisation(v * per_instance, limit), 3) for k, v in rate.items()},
+            "mfu": {k: significant(utilisation(v * per_instance, limit)) for k, v in rate.items()},
             "first_compiled_call_s": round(compile_s, 1),
             "max_abs_score_difference": {k: float(np.abs(results[k] - results["plain_hf_loop"]).max())
                                          for k in ("fmrecipes_eager", "fmrecipes_compiled")},

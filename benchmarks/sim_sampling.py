@@ -18,7 +18,7 @@ import json
 
 import torch
 from machine_peak import peak
-from timing import interleaved_medians
+from timing import interleaved_medians, significant
 from torch.utils.flop_counter import FlopCounterMode
 
 from fmrecipes.sim.distill import one_step
@@ -64,7 +64,7 @@ def main() -> None:
         "images_per_s": {k: round(v, 1) for k, v in rate.items()},
         "ratio_one_step_vs_teacher": round(rate["one_step"] / rate[f"teacher_nfe{args.nfe}"], 2),
         "flops_per_evaluation_per_image": round(per_image), "peak_flops_per_s": limit,
-        "mfu": {k: float(f"{v * evaluations[k] * per_image / limit:.3g}") for k, v in rate.items()},
+        "mfu": {k: significant(v * evaluations[k] * per_image / limit) for k, v in rate.items()},
     }, indent=2))
 
 

@@ -23,7 +23,7 @@ import json
 import torch
 from machine_peak import copy_bandwidth
 from shape_args import shape_parser
-from timing import interleaved_medians
+from timing import interleaved_medians, significant
 
 from fmrecipes.core.generation import left_pad, sample_batch
 from fmrecipes.core.gpt import GPT, GPTConfig, outside_nucleus, sample_next
@@ -78,7 +78,7 @@ def main() -> None:
         logits, g = last_logits(), torch.Generator(device).manual_seed(0)
         seconds = interleaved_medians({"draw": lambda: [sample_next(logits, 0.7, None, 0.8, g)
                                                         for _ in range(args.new_tokens)]}, args.rounds, device)
-        return round(seconds["draw"] / decode_s, 3)
+        return significant(seconds["draw"] / decode_s)
 
     runs = {"fmrecipes_kv_cache": ours, "hf_llama_generate": hf, "fmrecipes_recompute": recompute}
     seconds = interleaved_medians(runs, args.rounds, device)
@@ -106,7 +106,7 @@ def main() -> None:
         "mean_nucleus_tokens": flat_nucleus,
         "sampling_share": flat_sampling,
         "decode_bytes_per_s": round(bandwidth),
-        "bandwidth_utilisation": round(bandwidth / copy_bandwidth(device), 4),
+        "bandwidth_utilisation": significant(bandwidth / copy_bandwidth(device)),
         "peaked": {"head_scale": args.peaked_scale, "mean_nucleus_tokens": nucleus(),
                    "sampling_share": sampling_share(peaked["fmrecipes_kv_cache"]),
                    "tokens_per_s": {k: round(tokens / v, 1) for k, v in peaked.items()},
