@@ -94,3 +94,8 @@ def test_committed_bench_runs_render_side_by_side_with_targets_and_whether_each_
     assert "| FashionScenes generation, scenes/s | 2500/s | 1500/s | >=2000/s | yes / NO |" in text
     assert "| make demo, six recipes' wall time (s) | 700s | 1000s | <=900s | yes / NO |" in text
     assert "No benchmark runs" in bench_block(tmp_path / "none")
+    sys.path.insert(0, str(BENCH))
+    from run_all import BENCHMARKS
+
+    from fmrecipes.report.bench import ORDER
+    assert tuple(BENCHMARKS) == ORDER  # the committed table lists what make bench runs, in its order

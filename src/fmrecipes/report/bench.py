@@ -15,6 +15,7 @@ from . import md_table
 BENCH = RESULTS / "bench"
 MACHINE = "machine.json"
 DEMO_TARGET_S = 15 * 60
+ORDER = ("machine_peak", "miniplm_score", "lm_throughput", "sso_generate", "sim_sampling", "scenes")  # make bench's
 Row = tuple[str, float, float | None, str]  # what, measured, target, unit
 
 
@@ -83,7 +84,9 @@ def goal(target: float | None, unit: str) -> str:
 
 def run_rows(run_dir: Path) -> list[Row]:
     """Every row of one ``run_all.py --out`` directory: its benchmarks' JSON, then the demo's wall time."""
-    from_json = {p.stem: json.loads(p.read_text()) for p in sorted(run_dir.glob("*.json")) if p.name != MACHINE}
+    paths = sorted((p for p in run_dir.glob("*.json") if p.name != MACHINE),
+                   key=lambda p: (ORDER.index(p.stem) if p.stem in ORDER else len(ORDER), p.stem))
+    from_json = {p.stem: json.loads(p.read_text()) for p in paths}
     table = [row for name, r in from_json.items() for row in rows(name, r)]
     demo = json.loads((run_dir / MACHINE).read_text()).get("demo_row") if (run_dir / MACHINE).is_file() else None
     return table + ([tuple(demo)] if demo else [])
