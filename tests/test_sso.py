@@ -481,3 +481,16 @@ def test_each_method_changes_only_what_it_names():
     assert sso.steering and sso.weight and not pbaa.steering and not pbaa.weight
     assert sso_dpo == dataclasses.replace(sso, base="dpo") and dpo == dataclasses.replace(pbaa, base="dpo")
     assert gold == pbaa and sso.base == pbaa.base == "ipo"
+
+
+def test_only_the_main_process_writes_the_policy_and_its_tokenizer(tmp_path):
+    """Under torchrun the SFT tokenizer and every saved policy are written by rank 0 alone (two processes renaming
+    their copies onto one directory race: 'Directory not empty'); another rank writes nothing and gets the path."""
+    from fmrecipes.sso.iterate import save_policy
+
+    model = GPT(GPTConfig(vocab_size=20, seq_len=8, n_layer=1, n_head=1, d_model=8))
+    other_rank = DistEnv(rank=1, world_size=1)
+    assert save_policy(model, None, tmp_path / "p1", other_rank) == tmp_path / "p1"
+    assert not (tmp_path / "p1").exists()
+    save_policy(model, None, tmp_path / "p0", DistEnv())
+    assert (tmp_path / "p0" / "model.safetensors").is_file()

@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from ..core import dist
 from ..core.checkpoint import load_model, save_model
 from ..core.clip import CLIP, clip_loss_fn
 from ..core.dist import DistEnv
@@ -45,7 +46,9 @@ def image_encoder(path: str, pack: ScenePack, codec: TextCodec, make_clip, cfg: 
         return load_model(out / "vit", expect=ViT).eval()
     torch.manual_seed(seed)
     clip = train_clip(make_clip(), pack.images, random_alt_text(pack), codec, cfg, scale, out, seed, env)
-    save_model(clip.vit, out / "vit")
+    if env.is_main:  # one writer under torchrun
+        save_model(clip.vit, out / "vit")
+    dist.barrier(env)
     return clip.vit.eval()
 
 

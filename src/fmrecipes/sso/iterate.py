@@ -65,8 +65,14 @@ def gold_records(task: Task, queries: list[Query], cfg: SSOConfig, path: Path) -
     return records
 
 
-def save_policy(model: nn.Module, tok, directory: Path) -> Path:
-    return save_model(model, directory, tokenizer=tok)
+def save_policy(model: nn.Module, tok, directory: Path, env: dist.DistEnv | None = None) -> Path:
+    """Save the policy and its tokenizer; under torchrun the main process writes and the others wait for it (two
+    writers renaming their copies onto one directory would race)."""
+    env = env or dist.single_process()
+    if env.is_main:
+        save_model(model, directory, tokenizer=tok)
+    dist.barrier(env)
+    return Path(directory)
 
 
 def preference_train(model: nn.Module, tok, records: list[dict], loss: Callable, loss_cfg: LossConfig,
@@ -116,7 +122,7 @@ def run_iterations(cfg: SSOConfig, method: str, task: Task, tok, start: Path, ou
             else:
                 preference_train(policy, tok, triples, sso_loss, loss_cfg, loss_cfg.sequences(), cfg,
                                  it_dir / "train", env)
-            save_policy(policy, tok, final)
+            save_policy(policy, tok, final, env)
         previous = final
         done.append(final)
     return done

@@ -51,15 +51,16 @@ def sft_policy(cfg: SSOConfig, world: AssistantWorld, out_dir: Path, env: dist.D
         return final
     examples = sft_examples(world, cfg.sft_examples, cfg.seed)
     tok_dir = out_dir / "tokenizer"
-    if (tok_dir / "tokenizer.json").is_file():
-        tok = load_tokenizer(tok_dir)
-    else:
-        tok = train_chat_tokenizer((_render(*e) for e in examples), cfg.vocab_size, tok_dir)
+    env = env or dist.single_process()
+    if not (tok_dir / "tokenizer.json").is_file() and env.is_main:  # one writer under torchrun, the others wait
+        train_chat_tokenizer((_render(*e) for e in examples), cfg.vocab_size, tok_dir)
+    dist.barrier(env)
+    tok = load_tokenizer(tok_dir)
     torch.manual_seed(cfg.seed)  # the same initial weights on every rerun
     model = GPT(dataclasses.replace(cfg.policy, vocab_size=len(tok)))
     data = ChatData(tok, examples, cfg.policy.seq_len)
     train(model, data, None, cfg.sft_train, out_dir / "train", env)
-    return save_policy(model, tok, final)
+    return save_policy(model, tok, final, env)
 
 
 def load_policy(directory: str | Path, device="cpu"):
