@@ -77,6 +77,14 @@ def test_sim_sampling_benchmark_counts_each_samplers_flops():
     assert [t[0] for t in rows("sim_sampling", r)] == ["SIM one step / teacher 35-NFE Heun", "SIM one step, MFU"]
 
 
+def test_scenes_benchmark_reports_its_peer_ratio_and_bandwidth_utilisation():
+    from fmrecipes.report.bench import rows
+
+    r = _run("scenes", "--n", "8", "--rounds", "1", "--size", "32")
+    assert r["sample_tensor_bytes"] == 32 * 32 * (3 * 4 + 2 * 8 + 4)  # image (float), two long masks, float depth
+    assert [t[2] for t in rows("scenes", r)] == [2000, None, None] and r["bandwidth_utilisation"] > 0
+
+
 def test_committed_bench_runs_render_side_by_side_with_targets_and_whether_each_run_met_them(tmp_path):
     """docs/benchmarks.md's table comes from the committed runs' JSON: each run's value of each row, the target,
     and met per run (a time meets its target from below); a run's machine, commit and demo note above it."""
@@ -85,7 +93,8 @@ def test_committed_bench_runs_render_side_by_side_with_targets_and_whether_each_
     for run, (scenes, demo) in {"a": (2500.0, 700), "b": (1500.0, 1000)}.items():
         (tmp_path / run).mkdir()
         (tmp_path / run / "scenes.json").write_text(json.dumps(
-            {"scenes_per_s": {"generate": scenes}, "target_scenes_per_s": 2000}))
+            {"scenes_per_s": {"generate": scenes}, "target_scenes_per_s": 2000, "ratio_generate_vs_read_png": 2.0,
+             "bandwidth_utilisation": 0.01}))
         (tmp_path / run / "machine.json").write_text(json.dumps(
             {"machine": f"host {run}", "commit": "0123456789abc", "date": "2026-12-02",
              "demo_row": ["make demo, six recipes' wall time (s)", demo, 900, "s"], "demo_note": "ran as usual"}))

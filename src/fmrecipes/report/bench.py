@@ -57,7 +57,12 @@ def rows(name: str, r: dict) -> list[Row]:
         return [("SIM one step / teacher 35-NFE Heun", r["ratio_one_step_vs_teacher"], None, "x"),
                 ("SIM one step, MFU", r["mfu"]["one_step"], None, " of peak")]
     if name == "scenes":
-        return [("FashionScenes generation, scenes/s", r["scenes_per_s"]["generate"], r["target_scenes_per_s"], "/s")]
+        out = [("FashionScenes generation, scenes/s", r["scenes_per_s"]["generate"], r["target_scenes_per_s"], "/s"),
+               ("FashionScenes generation / reading exported PNG", r["ratio_generate_vs_read_png"], None, "x")]
+        if "bandwidth_utilisation" in r:  # runs from before it was measured leave the row blank
+            out.append(("FashionScenes, sample tensors written / one core's copy bandwidth",
+                        r["bandwidth_utilisation"], None, ""))
+        return out
     raise KeyError(name)
 
 
