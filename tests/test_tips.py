@@ -280,13 +280,17 @@ def test_retrieval_headline_queries_are_the_held_out_human_captions(tmp_path, mo
 def test_probes_measure_what_they_should():
     from fmrecipes.core.retrieval import retrieval_r1
     from fmrecipes.tips.config import ProbeConfig
-    from fmrecipes.tips.probes import depth_probe, mean_iou, segmentation_probe
+    from fmrecipes.tips.probes import depth_probe, iou_parts, mean_iou, segmentation_probe
 
     e = torch.eye(5)
     assert retrieval_r1(e, e) == (1.0, 1.0)
     assert retrieval_r1(e, e[[1, 0, 2, 3, 4]]) == pytest.approx((0.6, 0.6))
     pred, target = torch.tensor([[0, 1], [1, 1]]), torch.tensor([[0, 1], [0, 1]])
     assert mean_iou(pred, target, 3) == pytest.approx((1 / 2 + 2 / 3) / 2)
+    # the mIoU's parts: background 0 vs predicted {0}: 1/2; classes 1 (2/3) and 2 (absent); any object 2/3
+    assert iou_parts(pred, target, 3) == pytest.approx({"background": 1 / 2, "classes": 2 / 3, "foreground": 2 / 3})
+    two = torch.tensor([[0, 2], [1, 1]]), torch.tensor([[0, 1], [1, 2]])  # right foreground, wrong classes
+    assert iou_parts(*two, 3) == pytest.approx({"background": 1.0, "classes": (1 / 3 + 0) / 2, "foreground": 1.0})
     # patch features that encode each patch's class: the linear probe must find it; random ones must not
     g = torch.Generator().manual_seed(0)
     classes = torch.randint(0, 3, (40, 2, 2), generator=g)

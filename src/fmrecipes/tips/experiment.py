@@ -38,7 +38,7 @@ from .config import VARIANTS, TIPSConfig
 from .data import TIPSData
 from .losses import tips_loss
 from .model import TeacherHooks, TIPSModel
-from .probes import depth_probe, encode_images, segmentation_probe
+from .probes import N_SEG_CLASSES, depth_probe, encode_images, iou_parts, segmentation_probe
 from .ssl import teacher_init_share
 
 N_SHOWN = 4  # test scenes whose segmentation-probe predictions are kept for the plot
@@ -94,6 +94,8 @@ def evaluate(model: TIPSModel, codec: TextCodec, ev: EvalSet, cfg: TIPSConfig) -
         train_patches = encode_images(vit, to_float(ev.probe_train.images)).patches
         miou, pred = segmentation_probe(train_patches, ev.probe_train.semantic, test_patches, ev.test.semantic, p)
         out[f"seg_miou{suffix}"] = 100 * miou
+        for part, value in iou_parts(pred, ev.test.semantic, N_SEG_CLASSES).items():  # what the mIoU is made of
+            out[f"seg_iou_{part}{suffix}"] = 100 * value
         out[f"depth_rmse{suffix}"] = depth_probe(train_patches, ev.probe_train.depth, test_patches, ev.test.depth, p)
         if not suffix:
             out["seg_pred"] = pred[:N_SHOWN].tolist()

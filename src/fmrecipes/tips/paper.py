@@ -26,7 +26,9 @@ CLAIMS = (
           "t2i_r1.dual_cls", "t2i_r1.clip_alt", "higher"),
     Claim("ssl_segmentation", "self-distillation + masked image modelling raise segmentation mIoU over CLIP on "
           "alt-text", "PASCAL mIoU 75.9 vs 64.4 (Table 1, A -> C2)", "seg_miou.clip_alt_distill_mim",
-          "seg_miou.clip_alt", "higher"),
+          "seg_miou.clip_alt", "higher",
+          diagnostics=tuple(f"seg_iou_{part}.{v}" for v in ("clip_alt_distill_mim", "clip_alt")
+                            for part in ("background", "classes", "foreground"))),
     Claim("mim_depth", "masked image modelling lowers depth RMSE over self-distillation alone",
           "NYU RMSE 0.511 vs 0.589 (Table 1, C1 -> C2)", "depth_rmse.clip_alt_distill_mim",
           "depth_rmse.clip_alt_distill", "lower"),

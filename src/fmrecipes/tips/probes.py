@@ -62,19 +62,37 @@ def fit_probe(patches: torch.Tensor, target: torch.Tensor, out: int, loss: Calla
     return probe.eval()
 
 
+N_SEG_CLASSES = len(CLASSES) + 1  # background and the ten Fashion-MNIST classes
+
+
+def iou(p: torch.Tensor, t: torch.Tensor) -> float | None:
+    """Intersection over union of two boolean masks, accumulated over the set; None when both are empty."""
+    union = (p | t).sum().item()
+    return (p & t).sum().item() / union if union else None
+
+
+def class_ious(pred: torch.Tensor, target: torch.Tensor, n_classes: int) -> list[float | None]:
+    """Each class's IoU (None for a class in neither ``target`` nor ``pred``)."""
+    return [iou(pred == c, target == c) for c in range(n_classes)]
+
+
 def mean_iou(pred: torch.Tensor, target: torch.Tensor, n_classes: int) -> float:
     """Mean over classes present in ``target`` or ``pred`` of intersection / union, accumulated over the set."""
-    ious = []
-    for c in range(n_classes):
-        p, t = pred == c, target == c
-        union = (p | t).sum().item()
-        if union:
-            ious.append((p & t).sum().item() / union)
+    ious = [v for v in class_ious(pred, target, n_classes) if v is not None]
     return sum(ious) / len(ious)
 
 
+def iou_parts(pred: torch.Tensor, target: torch.Tensor, n_classes: int) -> dict[str, float]:
+    """The mIoU's parts, so that a floor set by the background alone shows: the background's IoU (class 0), the
+    mean IoU of the object classes present, and the foreground's IoU (any object against background)."""
+    ious = class_ious(pred, target, n_classes)
+    objects = [v for v in ious[1:] if v is not None]
+    return {"background": ious[0] or 0.0, "classes": sum(objects) / len(objects) if objects else 0.0,
+            "foreground": iou(pred != 0, target != 0) or 0.0}
+
+
 def segmentation_probe(train_patches: torch.Tensor, train_masks: torch.Tensor, test_patches: torch.Tensor,
-                       test_masks: torch.Tensor, cfg: ProbeConfig, n_classes: int = len(CLASSES) + 1
+                       test_masks: torch.Tensor, cfg: ProbeConfig, n_classes: int = N_SEG_CLASSES
                        ) -> tuple[float, torch.Tensor]:
     """mIoU of a linear per-patch classifier (background + 10 classes); also its test predictions."""
     probe = fit_probe(train_patches, train_masks, n_classes, F.cross_entropy, cfg)
