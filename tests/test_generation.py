@@ -42,6 +42,21 @@ def test_a_draw_is_torch_multinomials_from_the_renormalised_nucleus():
         assert torch.equal(ours.get_state(), theirs.get_state())
 
 
+def test_the_exponential_draw_is_torchs_bit_for_bit():
+    """exponential_like gives exponential_'s numbers (vectorised logs of the same double uniforms) in every
+    dtype, and leaves the generator where exponential_ leaves it: the next draw is the same too."""
+    from fmrecipes.core.gpt import exponential_like
+
+    for dtype in (torch.float32, torch.bfloat16, torch.float16, torch.float64):
+        ours, theirs = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+        x = torch.empty(300, 1000, dtype=dtype)
+        for _ in range(3):
+            q = exponential_like(x, ours)
+            assert q.dtype == dtype and q.shape == x.shape
+            assert torch.equal(q, torch.empty_like(x).exponential_(1, generator=theirs))
+        assert torch.equal(ours.get_state(), theirs.get_state())
+
+
 def test_cached_generation_equals_recomputation():
     """Greedy decoding with the key/value cache matches decoding that recomputes every prefix (left-padded)."""
     from fmrecipes.core.generation import left_pad
@@ -104,3 +119,12 @@ def test_nucleus_from_the_first_candidates_equals_the_full_sort():
         top, order = probs.sort(-1, descending=True)
         full = torch.zeros_like(probs, dtype=torch.bool).scatter(-1, order, top.cumsum(-1) - top >= 0.8)
         assert torch.equal(outside_nucleus(probs, 0.8), full)
+    # one batch of every kind (as a trained policy's: mostly a few tokens, now and then a wide row): each row is
+    # ranked as far as its own nucleus needs, and the mask is still the full sort's
+    probs = torch.softmax(torch.randn(12, 500) * torch.tensor([8.0, 8.0, 0.1, 8.0, 2.0, 8.0, 0.1, 3.0, 8.0,
+                                                               8.0, 2.5, 8.0])[:, None], -1)
+    top, order = probs.sort(-1, descending=True)
+    full = torch.zeros_like(probs, dtype=torch.bool).scatter(-1, order, top.cumsum(-1) - top >= 0.8)
+    widths = (~full).sum(-1)
+    assert (widths < 8).any() and ((widths >= 8) & (widths < 64)).any() and (widths > 64).any()
+    assert torch.equal(outside_nucleus(probs, 0.8), full)

@@ -51,6 +51,7 @@ def rows(name: str, r: dict) -> list[Row]:
         return [("SSO sampling, ours / HF generate (flat, as initialised)", r["ratio_vs_hf_generate"], 1.5, "x"),
                 ("SSO sampling, ours / HF generate (peaked, trained-like)", r["peaked"]["ratio_vs_hf_generate"], 1.5,
                  "x"),
+                ("SSO sampling, peaked: mean nucleus tokens", r["peaked"]["mean_nucleus_tokens"], None, ""),
                 ("SSO sampling, flat: share of decoding spent drawing tokens", r["sampling_share"], None, ""),
                 ("SSO sampling, decode memory traffic / copy bandwidth", r["bandwidth_utilisation"], None, "")]
     if name == "sim_sampling":
