@@ -193,16 +193,18 @@ def _tiny_toy_setup(tmp_path, init_steps=5, hidden=32, depth=1):
     return gmm, train_denoiser(init, data, tcfg, EDM, tmp_path / "init", env)
 
 
-def _distill(init, gmm, run_dir, steps, method="sim_phuber", evaluate=None):
+def _distill(init, gmm, run_dir, steps, method="sim_phuber", evaluate=None, **kw):
     cfg = DistillConfig(steps=steps, batch_size=64, lr_generator=1e-3, lr_fake=1e-3, ema_halflife_images=2000,
-                        eval_every=2, ckpt_every=3, loss=LossConfig(method))
+                        eval_every=2, ckpt_every=3, loss=LossConfig(method), **kw)
     quiet = DistEnv(run=RunConfig(progress=False))
     return distill(init, gmm, lambda n: (torch.randn(n, 2), None), cfg, EDM, run_dir, quiet, evaluate)
 
 
-@pytest.mark.parametrize("method", ["sim_phuber", "diff_instruct"])
-def test_distillation_resumes_exactly_after_a_kill(tmp_path, method):
-    """A run killed between checkpoints (steps 3 and 6) and restarted equals an uninterrupted run."""
+@pytest.mark.parametrize("method,schedule", [("sim_phuber", "constant"), ("diff_instruct", "constant"),
+                                             ("sim_phuber", "cosine")])
+def test_distillation_resumes_exactly_after_a_kill(tmp_path, method, schedule):
+    """A run killed between checkpoints (steps 3 and 6) and restarted equals an uninterrupted run (a decaying
+    learning rate resumes where it was)."""
     gmm, init = _tiny_toy_setup(tmp_path)
     calls = []
 
@@ -213,13 +215,13 @@ def test_distillation_resumes_exactly_after_a_kill(tmp_path, method):
         return {"mean_norm": one_step(generator, torch.ones(1, 2), 2.5).norm().item()}
 
     kill = False
-    whole = _distill(init, gmm, tmp_path / "whole", 6, method, evaluate)
+    whole = _distill(init, gmm, tmp_path / "whole", 6, method, evaluate, lr_schedule=schedule)
     kill, calls = True, []
     with pytest.raises(KeyboardInterrupt):
-        _distill(init, gmm, tmp_path / "split", 6, method, evaluate)
+        _distill(init, gmm, tmp_path / "split", 6, method, evaluate, lr_schedule=schedule)
     (tmp_path / "split" / "metrics.jsonl").open("a").write('{"step": 5, "torn')  # a torn line from the kill
     kill = False
-    resumed = _distill(init, gmm, tmp_path / "split", 6, method, evaluate)
+    resumed = _distill(init, gmm, tmp_path / "split", 6, method, evaluate, lr_schedule=schedule)
     for a, b in zip(whole.parameters(), resumed.parameters()):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
 
@@ -289,6 +291,64 @@ def test_images_to_reach_a_teacher_fd_is_the_first_crossing_or_censored():
     assert images_to_reach(records, "fd", 2.0) == "> 960" and images_to_reach([], "fd", 1.0) == "not evaluated"
 
 
+def test_non_finite_gradients_are_replaced_as_sid_does():
+    """SiD's training loop: nan_to_num(grad, nan=0, posinf=1e5, neginf=-1e5) before the optimizer step."""
+    from fmrecipes.sim.distill import _adam_step
+
+    w = torch.nn.Parameter(torch.zeros(4))
+    opt = torch.optim.SGD([w], lr=1.0)
+    grad = torch.tensor([1.0, float("nan"), float("inf"), float("-inf")])
+    _adam_step((w * grad).sum(), _Holder(w), opt, DistEnv(run=RunConfig(progress=False)))
+    assert w.detach().tolist() == [-1.0, 0.0, -1e5, 1e5]
+
+
+class _Holder(torch.nn.Module):
+    def __init__(self, w):
+        super().__init__()
+        self.w = w
+
+
+def test_the_ema_half_life_scales_with_the_run():
+    """ema_halflife_fraction sets the half-life to that share of the run's images, whatever the run's length;
+    EDM's ramp caps it at ema_rampup x the images seen (the cap that kept a 32,000-image run's EMA at 25 steps),
+    and a null ramp leaves the half-life whole from the first step."""
+    from fmrecipes.sim.distill import ema_beta, ema_halflife
+
+    edm_like = DistillConfig(steps=500, batch_size=64, ema_halflife_images=10_000, ema_rampup=0.05)
+    assert ema_halflife(edm_like) == 10_000
+    assert ema_beta(edm_like, 32_000) == pytest.approx(0.5 ** (64 / 1_600))  # capped at 5% of 32,000
+    for steps in (500, 2000):
+        scaled = DistillConfig(steps=steps, batch_size=64, ema_halflife_fraction=0.1, ema_rampup=None)
+        assert ema_halflife(scaled) == pytest.approx(0.1 * steps * 64)
+        assert ema_beta(scaled, 64) == ema_beta(scaled, steps * 64) == pytest.approx(0.5 ** (64 / (6.4 * steps)))
+    ramped = DistillConfig(steps=500, batch_size=64, ema_halflife_fraction=0.1, ema_rampup=0.5)
+    assert ema_beta(ramped, 3_200) == pytest.approx(0.5 ** (64 / 1_600))  # the ramp: half the images seen
+    assert ema_beta(ramped, 32_000) == pytest.approx(0.5 ** (64 / 3_200))  # then the run's share
+
+
+def test_the_learning_rate_decays_to_the_end_of_the_run(tmp_path, monkeypatch):
+    """lr_schedule=cosine: both optimisers' rate goes from lr at the first step down to lr x min_lr_ratio at the
+    last, step by step; constant keeps lr throughout (SiD)."""
+    import fmrecipes.sim.distill as distill_module
+
+    gmm, init = _tiny_toy_setup(tmp_path)
+    seen = []
+    real = distill_module._adam_step
+
+    def record(loss, module, opt, env):
+        seen.append(opt.param_groups[0]["lr"])
+        return real(loss, module, opt, env)
+
+    monkeypatch.setattr(distill_module, "_adam_step", record)
+    _distill(init, gmm, tmp_path / "cos", 5, lr_schedule="cosine", min_lr_ratio=0.1)
+    fake, gen = seen[0::2], seen[1::2]
+    want = [1e-3 * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * k / 4))) for k in range(5)]
+    assert fake == pytest.approx(want) and gen == pytest.approx(want)
+    seen.clear()
+    _distill(init, gmm, tmp_path / "const", 3)
+    assert seen == pytest.approx([1e-3] * 6)
+
+
 def test_extrapolated_images_inverts_a_power_law_fitted_to_the_second_half():
     from fmrecipes.sim.distill import extrapolated_images
 
@@ -299,6 +359,10 @@ def test_extrapolated_images_inverts_a_power_law_fitted_to_the_second_half():
     flat = [{"images_seen": n, "fd": 3.0 + n / 1e4} for n in range(0, 8001, 1000)]
     assert extrapolated_images(flat, "fd", 1.0) == "not decreasing"
     assert extrapolated_images(records[:1], "fd", 1.0) == "not evaluated"
+    assert extrapolated_images(records, "fd", 0.2) == 250_000  # within 100x the run's 8,000 images
+    assert extrapolated_images(records, "fd", 0.1) == "beyond 100x this run"  # 10^6 images: bounded
+    slow = [{"images_seen": n, "fd": 5.0 * n ** -1e-3} for n in range(1000, 8001, 1000)]
+    assert extrapolated_images(slow, "fd", 1.0) == "beyond 100x this run"  # would be 1e699: no overflow
 
 
 def test_distill_runs_hold_one_thing_fixed_at_a_time():
@@ -389,7 +453,22 @@ def test_reproduce_smoke_writes_summary_and_plots(smoke_run):
         value = summary[f"images_to_teacher_fd_nfe{nfe}.sim_phuber"]
         assert isinstance(value, (int, float)) or str(value).startswith(">")
     value = summary["images_to_1.2x_teacher_fd_nfe35_extrapolated.sim_phuber"]  # what the curve points to
-    assert isinstance(value, int) or value in ("not decreasing", "not evaluated")
+    assert isinstance(value, int) or value in ("not decreasing", "not evaluated", "beyond 100x this run")
+    # every run's per-level gradient probe, and the L2 run matched to SIM-PH's profile beside the 2x2
+    assert summary["weighting.sim_l2_wmatched"] == "table" and math.isfinite(summary["fd_tail.sim_l2_wmatched"])
+    probes = json.loads((smoke_run / "images" / "grad_profile.json").read_text())
+    assert set(probes) >= {"sim_phuber", "sim_l2", "sid", "diff_instruct", "sim_l2_wmatched"}
+    for run, probe in probes.items():
+        assert summary[f"grad_share_above_sigma1.{run}"] == probe["share_above_sigma1"]
+        assert len(probe["sigma"]) == len(probe["grad_norm"]) == len(probe["share"]) == 5
+    assert summary["grad_share_above_sigma1.sim_l2_wmatched"] == pytest.approx(
+        summary["grad_share_above_sigma1.sim_phuber"], rel=1e-6)
+    assert summary["distill_ema_halflife_images"] > 0
+    # the pixel AR baseline: its FD on the same features, its size and compute beside the generator's and teacher's
+    for key in ("fd.pixel_ar", "fd.real_test_quantised", "samples_per_s.pixel_ar",
+                "samples_per_s.one_step_beside_pixel_ar"):
+        assert math.isfinite(summary[key]) and summary[key] > 0, key
+    assert summary["params.pixel_ar"] > 0 and summary["train_steps.pixel_ar"] == 3
     # the speed-up is the ratio of the two timed sampling rates, measured in the same run
     assert summary["speedup.one_step_vs_teacher"] == pytest.approx(
         summary["samples_per_s.one_step"] / summary["samples_per_s.teacher_nfe35"], rel=1e-9)
@@ -400,7 +479,8 @@ def test_reproduce_smoke_writes_summary_and_plots(smoke_run):
     assert f"{summary['paper.cifar10_fid.sim_phuber']:g} vs {summary['paper.cifar10_fid.teacher.nfe35']:g}" in \
         quoted["one_step_vs_teacher"]
     assert f"vs {summary['paper.cifar10_fid.diff_instruct']:g}" in quoted["sim_vs_diff_instruct"]
-    for png in ("toy_samples.png", "toy_convergence.png", "image_samples.png", "image_convergence.png"):
+    for png in ("toy_samples.png", "toy_convergence.png", "image_samples.png", "image_convergence.png",
+                "image_grad_profile.png"):
         assert (smoke_run / png).stat().st_size > 1000
 
 
@@ -411,7 +491,7 @@ def test_sample_cli_and_conditional_run(smoke_run, tmp_path):
     assert png.stat().st_size > 1000
     out = tmp_path / "cond"
     r = run_cli("sim", "run", "--config", str(SMOKE), "--out", str(out), "run_toy=false", "images.conditional=true",
-                "methods=[sim_phuber]", "seeds=[3]")
+                "methods=[sim_phuber]", "seeds=[3]", "images.pixel_ar.enabled=false")
     assert r.returncode == 0, r.stderr[-2000:]
     summary = json.loads((out / "summary.json").read_text())
     assert "label_acc.sim_phuber" in summary and summary["seeds"] == [3]
@@ -422,6 +502,12 @@ def test_sample_cli_and_conditional_run(smoke_run, tmp_path):
 
 @pytest.mark.parametrize("args,message", [
     (["sim", "run", "--config", str(SMOKE), "methods=[sim_huber]"], "methods=['sim_huber'] must be"),
+    (["sim", "run", "--config", str(SMOKE), "images.conditional=true"],
+     "images.pixel_ar.enabled=true compares unconditional models"),
+    (["sim", "run", "--config", str(SMOKE), "images.distill.ema_halflife_fraction=2"],
+     "images.distill.ema_halflife_fraction=2.0 must be in (0, 1]"),
+    (["sim", "run", "--config", str(SMOKE), "images.distill.lr_schedule=linear"],
+     "images.distill.lr_schedule='linear' is not valid"),
     (["sim", "run", "--config", str(SMOKE), "images.dataset=cifar"],
      "images.dataset='cifar' is neither a built-in dataset"),
     (["sim", "run", "--config", str(SMOKE), "toy.net.kind=cnn"], "toy.net.kind='cnn' is unknown"),

@@ -112,10 +112,16 @@ def split_loss(out: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
     """Linear warm-up to ``lr`` over ``warmup_steps``, then cosine decay to ``lr·min_lr_ratio``."""
-    if step <= cfg.warmup_steps:
-        return cfg.lr * step / max(1, cfg.warmup_steps)
-    progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps))
-    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+    return cfg.lr * cosine_factor(step, cfg.steps, cfg.warmup_steps, cfg.min_lr_ratio)
+
+
+def cosine_factor(step: int, steps: int, warmup_steps: int, min_lr_ratio: float) -> float:
+    """The learning rate's multiplier at ``step`` of ``steps``: linear from 0 to 1 over ``warmup_steps``, then a
+    cosine from 1 down to ``min_lr_ratio`` at the last step."""
+    if warmup_steps and step <= warmup_steps:
+        return step / warmup_steps
+    progress = min(1.0, (step - warmup_steps) / max(1, steps - warmup_steps))
+    return min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:

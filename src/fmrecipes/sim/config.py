@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Literal
 
 from ..core.dist import RunConfig
 from ..core.train import TrainConfig
@@ -28,7 +29,15 @@ class DistillConfig:
     beta2: float = 0.999
     sigma_init: float = 2.5           # x_g = D(sigma_init z; sigma_init), SIM's --init_sigma 2.5
     ema_halflife_images: int = 20_000  # SiD: 0.5 Mimg
-    ema_rampup: float = 0.05           # halflife <= images seen x rampup (SiD, EDM)
+    ema_rampup: float | None = 0.05    # halflife <= images seen x rampup (SiD, EDM); null: no ramp
+    # the half-life as a share of the run's generator images (steps x batch_size), in place of
+    # ema_halflife_images: an EMA scaled to the run (SiD's 0.5 Mimg is 0.5% of its 100 Mimg; EDM's ramp, set for
+    # 200 Mimg, caps a short run's half-life at a few steps)
+    ema_halflife_fraction: float | None = None
+    # both optimisers' learning rate over the run: "constant" (SiD) or "cosine", from lr down to lr x min_lr_ratio
+    # at the last step (a rate decayed to the end of a short run)
+    lr_schedule: Literal["constant", "cosine"] = "constant"
+    min_lr_ratio: float = 0.0
     eval_every: int = 50
     ckpt_every: int = 100
     seed: int = 0
@@ -41,6 +50,12 @@ class DistillConfig:
         for name in ("lr_generator", "lr_fake", "sigma_init"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{prefix}.{name}={getattr(self, name)} must be positive")
+        if self.ema_rampup is not None and self.ema_rampup <= 0:
+            raise ConfigError(f"{prefix}.ema_rampup={self.ema_rampup} must be positive (null: no ramp)")
+        if self.ema_halflife_fraction is not None and not 0 < self.ema_halflife_fraction <= 1:
+            raise ConfigError(f"{prefix}.ema_halflife_fraction={self.ema_halflife_fraction} must be in (0, 1]")
+        if not 0 <= self.min_lr_ratio <= 1:
+            raise ConfigError(f"{prefix}.min_lr_ratio={self.min_lr_ratio} must be in [0, 1]")
         self.loss.validate(f"{prefix}.loss")
 
 
@@ -71,6 +86,49 @@ def run_settings(runs: dict[str, DistillConfig]) -> dict[str, float | str]:
         if dcfg.loss.method == "sim_phuber":
             out[f"huber_c.{name}"] = dcfg.loss.huber_c
     return out
+
+
+@dataclass
+class GaussianProbe:
+    """The exact-score Gaussian pair: data N(0, data_std^2 I), generator N(generator_shift, generator_std^2 I), in
+    as many dimensions as the images have."""
+
+    data_std: float = 0.5          # EDM's sigma_data, images in [-1, 1]
+    generator_std: float = 0.7     # a generator whose spread and mean are off, as an early one-step generator
+    generator_shift: float = 0.1
+    batch: int = 256
+    levels: int = 13               # noise levels, log-spaced over [sigma_min, sigma_max]
+
+
+@dataclass
+class PixelARConfig:
+    """The pixel-level autoregressive baseline (sim.pixel_ar): the core GPT over quantised pixels, raster order."""
+
+    enabled: bool = False
+    levels: int = 16                  # grey levels per pixel (tokens; BOS is one more)
+    n_layer: int = 4
+    n_head: int = 4
+    d_model: int | None = None        # null: the width whose parameter count is nearest the generator's
+    batch_size: int = 64
+    lr: float = 1e-3
+    steps: int | None = None          # null: the teacher's training compute (FLOPs), see compute_matched_steps
+    temperature: float = 1.0          # sampling: the model's own distribution
+
+    def validate(self, prefix: str = "images.pixel_ar") -> None:
+        if self.levels < 2:
+            raise ConfigError(f"{prefix}.levels={self.levels} must be at least 2")
+        for name in ("n_layer", "n_head", "batch_size", "lr", "d_model", "steps"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ConfigError(f"{prefix}.{name}={value} must be positive")
+        if self.temperature < 0:
+            raise ConfigError(f"{prefix}.temperature={self.temperature} must be >= 0")
+
+    def train_config(self, steps: int) -> TrainConfig:
+        """The shared training loop's settings for ``steps`` steps (cosine decay, 5% warm-up, no weight decay)."""
+        return TrainConfig(steps=steps, batch_size=self.batch_size, micro_batch_size=self.batch_size, lr=self.lr,
+                           warmup_steps=max(1, steps // 20), weight_decay=0.0, grad_clip=1.0, beta2=0.99,
+                           log_every=max(1, steps // 10), ckpt_every=max(1, steps // 4))
 
 
 @dataclass
@@ -112,6 +170,13 @@ class ImageConfig:
     # SIM-PH's c sweep and the 2x2 of distance (PH, L2) x weighting (sigma2, sid), see distill_runs
     huber_c_ablation: list[float] = field(default_factory=lambda: [1e-2, 1e-1])
     weighting_ablation: list[str] = field(default_factory=lambda: ["sigma2", "sid"])
+    # the per-level gradient probe on an exact Gaussian (sim.profile), reported for every run; matched_profile
+    # adds sim_l2_wmatched, SIM-L2 weighted to give SIM-PH's gradient per noise level on that probe
+    profile: GaussianProbe = field(default_factory=GaussianProbe)
+    matched_profile: bool = True
+    # one SIM step against a pixel-level autoregressive model of about the generator's size and the teacher's
+    # training compute (sim.pixel_ar)
+    pixel_ar: PixelARConfig = field(default_factory=PixelARConfig)
     nfe: list[int] = field(default_factory=lambda: [1, 2, 4, 8, 18, 35])
     n_eval: int = 1000                # generated samples per evaluation
     n_reference: int = 2000           # real (train) images for the reference statistics
@@ -172,3 +237,16 @@ class SimConfig:
         self.images.classifier.validate()
         self.toy.distill.validate("toy.distill")
         self.images.distill.validate("images.distill")
+        probe = self.images.profile
+        for name in ("data_std", "generator_std", "batch"):
+            if getattr(probe, name) <= 0:
+                raise ConfigError(f"images.profile.{name}={getattr(probe, name)} must be positive")
+        if probe.levels < 2:
+            raise ConfigError(f"images.profile.levels={probe.levels} must be at least 2")
+        self.images.pixel_ar.validate()
+        if self.images.pixel_ar.enabled and self.images.conditional:
+            raise ConfigError("images.pixel_ar.enabled=true compares unconditional models: set "
+                              "images.conditional=false, or disable the pixel AR baseline")
+        if self.images.pixel_ar.enabled and self.images.teacher_path and self.images.pixel_ar.steps is None:
+            raise ConfigError("images.pixel_ar.steps=null matches the teacher's training compute, unknown for "
+                              "images.teacher_path: set images.pixel_ar.steps")

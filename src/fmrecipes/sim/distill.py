@@ -25,11 +25,14 @@ from ..core import dist
 from ..core.checkpoint import load_model, restore_latest, save_checkpoint
 from ..core.loop import StepLoop
 from ..core.metrics import read_jsonl
+from ..core.train import cosine_factor
 from ..errors import ConfigError
 from .config import DistillConfig
 from .edm import EDMConfig, edm_loss, sample_training_sigma
 from .losses import generator_loss, sample_generator_sigma
 
+SID_GRAD_CLAMP = 1e5  # SiD's nan_to_num: an infinite gradient entry becomes +-1e5, a NaN one 0
+EXTRAPOLATION_BOUND = 100  # an extrapolated budget past this many times the run's images is reported as beyond it
 LatentSampler = Callable[[int], tuple[torch.Tensor, torch.Tensor | None]]
 Evaluator = Callable[[nn.Module], dict[str, float]]
 
@@ -50,12 +53,29 @@ class Distillation(nn.Module):
         self.fake = copy.deepcopy(init).requires_grad_(True)
 
 
+def ema_halflife(cfg: DistillConfig) -> float:
+    """The EMA's half-life in generator images: ``ema_halflife_fraction`` of the run's images when set (scaled to
+    the run), else ``ema_halflife_images``."""
+    if cfg.ema_halflife_fraction is not None:
+        return cfg.ema_halflife_fraction * cfg.steps * cfg.batch_size
+    return float(cfg.ema_halflife_images)
+
+
 def ema_beta(cfg: DistillConfig, images_seen: int) -> float:
-    """Per-step EMA decay from a half-life in images, ramped up early (EDM/SiD)."""
-    halflife = cfg.ema_halflife_images
-    if cfg.ema_rampup:
+    """Per-step EMA decay from a half-life in images, ramped up early when ``ema_rampup`` is set (EDM/SiD: the
+    half-life is at most ``ema_rampup`` x the images seen)."""
+    halflife = ema_halflife(cfg)
+    if cfg.ema_rampup is not None:
         halflife = min(halflife, images_seen * cfg.ema_rampup)
     return 0.5 ** (cfg.batch_size / max(halflife, 1e-8))
+
+
+def lr_factor(cfg: DistillConfig, step: int) -> float:
+    """Both optimisers' learning-rate multiplier for ``step`` (1-based): 1 throughout (``constant``, SiD), or a
+    cosine from 1 at the first step to ``min_lr_ratio`` at the last (``cosine``)."""
+    if cfg.lr_schedule == "constant":
+        return 1.0
+    return cosine_factor(step - 1, cfg.steps - 1, 0, cfg.min_lr_ratio)
 
 
 def _finite_rows(x: torch.Tensor) -> torch.Tensor:
@@ -69,13 +89,14 @@ def _share(n: int, env: dist.DistEnv) -> slice:
 
 
 def _adam_step(loss: torch.Tensor, module: nn.Module, opt: torch.optim.Optimizer, env: dist.DistEnv) -> float:
-    """Backward, NaN/Inf gradients zeroed (SiD's ``nan_to_num``), gradients averaged over processes (each holds
-    an equal share of the batch, so the average is the whole batch's), one optimizer step; the loss, averaged."""
+    """Backward, non-finite gradients replaced as SiD's training loop does (``nan_to_num``: NaN to 0, +-Inf to
+    +-1e5), gradients averaged over processes (each holds an equal share of the batch, so the average is the whole
+    batch's), one optimizer step; the loss, averaged."""
     opt.zero_grad(set_to_none=True)
     loss.backward()
     for p in module.parameters():
         if p.grad is not None:
-            torch.nan_to_num_(p.grad, nan=0.0, posinf=0.0, neginf=0.0)
+            torch.nan_to_num_(p.grad, nan=0.0, posinf=SID_GRAD_CLAMP, neginf=-SID_GRAD_CLAMP)
             if env.distributed:
                 p.grad.copy_(dist.all_reduce_mean(p.grad, env))
     opt.step()
@@ -163,6 +184,9 @@ def distill(init: nn.Module, teacher: nn.Module, sample: LatentSampler, cfg: Dis
         if start == 0 and evaluate is not None:
             loop.log({"step": 0, "images_seen": 0, **evaluate(state.generator_ema)})
         for step in loop:
+            for opt, lr in ((opt_g, cfg.lr_generator), (opt_f, cfg.lr_fake)):  # a function of the step: resumes
+                for group in opt.param_groups:
+                    group["lr"] = lr * lr_factor(cfg, step)
             sums["loss_fake"] += fake_score_step(state, opt_f, sample, cfg, edm, env)
             loss_g = generator_step(state, teacher, opt_g, sample, cfg, edm, device, env)
             loop.check_finite(step, loss_g)
@@ -213,7 +237,9 @@ def extrapolated_images(records: list[dict], key: str, target: float) -> int | s
     """Generator images at which the power law ``key = a * images^b``, fitted by least squares in log-log space to
     the evaluations of the run's second half, reaches ``target``: the budget the measured curve points to when the
     run ended above it (issue 18's "what budget it needs, from the curve"). An extrapolation: a curve that
-    flattens later needs more. ``"not decreasing"`` when the fitted slope is not negative."""
+    flattens later needs more. ``"not decreasing"`` when the fitted slope is not negative, and ``"beyond 100x this
+    run"`` past :data:`EXTRAPOLATION_BOUND` times the run's images (a power law fitted on one run says nothing
+    that far out)."""
     last = records[-1]["images_seen"] if records else 0
     pts = [(math.log(r["images_seen"]), math.log(r[key])) for r in records
            if r["images_seen"] > last / 2 and key in r and math.isfinite(r[key]) and r[key] > 0]
@@ -223,5 +249,8 @@ def extrapolated_images(records: list[dict], key: str, target: float) -> int | s
     slope = sum((x - mx) * (y - my) for x, y in pts) / sum((x - mx) ** 2 for x, _ in pts)
     if slope >= 0:
         return "not decreasing"
-    return int(round(math.exp(mx + (math.log(target) - my) / slope)))
+    images = math.exp(min(mx + (math.log(target) - my) / slope, 700.0))
+    if images > EXTRAPOLATION_BOUND * last:
+        return f"beyond {EXTRAPOLATION_BOUND}x this run"
+    return int(round(images))
 

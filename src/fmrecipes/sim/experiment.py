@@ -14,7 +14,7 @@ from .config import SimConfig
 
 def run_experiment(cfg: SimConfig, env: dist.DistEnv) -> dict[str, Any]:
     from .image_task import run_images
-    from .plots import convergence, sample_grids, toy_scatter
+    from .plots import convergence, gradient_profiles, sample_grids, toy_scatter
     from .toy_task import run_toy
 
     out = ensure_dir(cfg.out)
@@ -35,4 +35,6 @@ def run_experiment(cfg: SimConfig, env: dist.DistEnv) -> dict[str, Any]:
         sample_grids(images["grids"], out / "image_samples.png", f"{cfg.images.dataset} ({kind})")
         convergence(images["curves"], "fd", out / "image_convergence.png",
                     f"{cfg.images.dataset}: FD-classifier of the EMA generator", images["teacher_fd"], logy=True)
+        gradient_profiles(images["probes"], out / "image_grad_profile.png",
+                          "where each run's generator update lands over noise levels (exact Gaussian probe)")
     return summary

@@ -1,8 +1,10 @@
 """The image task (SIM notes A.7.4): an EDM teacher trained here, its quality against NFE, one-step generators
-distilled from it by each method with equal budgets, and the sampling speed-up."""
+distilled from it by each method with equal budgets, where each method's update lands over noise levels, the
+sampling speed-up, and one step against a pixel-level autoregressive model (beyond the paper)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,14 +13,25 @@ from typing import Any
 import torch
 
 from ..core import dist
-from ..core.fileio import ensure_dir
+from ..core.fileio import atomic_write_json, ensure_dir
+from ..core.gpt import GPT
 from ..core.timing import interleaved_medians
 from ..errors import ConfigError
 from .classifier import FeatureClassifier, classify, rotations, train_classifier
 from .config import TEACHER_FD_TARGET, SimConfig, distill_runs, run_settings
-from .distill import curve, distill, extrapolated_images, final_metrics, images_to_reach, one_step
+from .distill import curve, distill, ema_halflife, extrapolated_images, final_metrics, images_to_reach, one_step
 from .edm import sample_nfe
 from .images import load_images, num_classes
+from .pixel_ar import (
+    compute_matched_steps,
+    forward_flops,
+    sample_pixel_ar,
+    sized_like,
+    to_images,
+    to_tokens,
+    train_pixel_ar,
+)
+from .profile import profiles, with_matched_run
 from .quality import class_coverage, frechet_distance, precision_recall
 from .teacher import TensorData, teacher_network, train_denoiser
 
@@ -125,9 +138,10 @@ def teacher_quality(cfg: SimConfig, teacher: torch.nn.Module, scorer: Scorer, da
 
 def distill_methods(cfg: SimConfig, teacher: torch.nn.Module, scorer: Scorer, data: Images, out: Path,
                     env: dist.DistEnv, summary: dict[str, float], grids: dict[str, torch.Tensor]
-                    ) -> tuple[dict[str, Path], torch.nn.Module | None]:
+                    ) -> tuple[dict[str, Path], torch.nn.Module | None, dict[str, dict]]:
     """Phase 5: a one-step generator distilled by each method at equal budgets; its FD curve, end metrics, the
-    budget at which it matches the teacher and samples. Returns the curves' files and the last generator."""
+    budget at which it matches the teacher and samples, and where its loss puts its weight over noise levels (the
+    exact-Gaussian probe). Returns the curves' files, the last generator and the probes."""
     ic, device = cfg.images, env.device
     top = max(ic.nfe)
     matched = sorted(ic.nfe)[-2:]  # the teacher's best two NFEs, whose FD one step is measured against
@@ -140,7 +154,15 @@ def distill_methods(cfg: SimConfig, teacher: torch.nn.Module, scorer: Scorer, da
 
     curves, generator = {}, None
     runs = distill_runs(ic.distill, cfg.methods, ic.huber_c_ablation, ic.weighting_ablation)
+    dim = math.prod(data.shape)
+    if ic.matched_profile:
+        runs = with_matched_run(runs, ic.profile, dim, cfg.edm)
     summary.update(run_settings(runs))
+    probes = profiles(runs, ic.profile, dim, cfg.edm)
+    if env.is_main:
+        atomic_write_json(out / "grad_profile.json", probes)
+    for method, probe in probes.items():
+        summary[f"grad_share_above_sigma1.{method}"] = probe["share_above_sigma1"]
     for method, dcfg in runs.items():
         print(f"[sim] images {ic.dataset}: {method}", flush=True)
         generator = distill(teacher, teacher,
@@ -161,7 +183,8 @@ def distill_methods(cfg: SimConfig, teacher: torch.nn.Module, scorer: Scorer, da
         grids[method] = scorer.samples(lambda zb, lb, gen=generator: one_step(gen, zb, dcfg.sigma_init, lb))[:64]
         curves[method] = out / method / "metrics.jsonl"
     summary["distill_images_per_method"] = ic.distill.steps * ic.distill.batch_size
-    return curves, generator
+    summary["distill_ema_halflife_images"] = ema_halflife(ic.distill)
+    return curves, generator, probes
 
 
 def sampling_speedup(cfg: SimConfig, generator: torch.nn.Module, teacher: torch.nn.Module, z: torch.Tensor,
@@ -179,6 +202,43 @@ def sampling_speedup(cfg: SimConfig, generator: torch.nn.Module, teacher: torch.
             f"samples_per_s.teacher_nfe{top}": ic.eval_batch / seconds["teacher"]}
 
 
+def pixel_ar_baseline(cfg: SimConfig, data: Images, teacher: torch.nn.Module, generator: torch.nn.Module,
+                      scorer: Scorer, out: Path, env: dist.DistEnv, grids: dict[str, torch.Tensor]
+                      ) -> dict[str, float]:
+    """Phase 7 (beyond the paper): the pixel AR model sized like the generator and trained with the teacher's
+    compute; its FD on the same features and sample count (and the quantised held-out images' FD, its floor), and
+    its images per second against one step's in the same timing. Unconditional (the config says so)."""
+    ic, device, ar = cfg.images, env.device, cfg.images.pixel_ar
+    pixels = math.prod(data.shape)
+    generator_params = sum(p.numel() for p in generator.parameters())
+    gpt_cfg = sized_like(ar, pixels, generator_params)
+    torch.manual_seed(cfg.seed)
+    model = GPT(gpt_cfg)
+    teacher_flops = forward_flops(teacher, data.x_train[:1].to(device), torch.ones(1, device=device))
+    ar_flops = forward_flops(model, torch.zeros(1, pixels, dtype=torch.long))
+    steps = ar.steps or compute_matched_steps(teacher_flops, ic.teacher, ar_flops, ar.batch_size)
+    model = train_pixel_ar(model, data.x_train, ar.train_config(steps), ar.levels, out / "pixel_ar", env)
+    model.to(device)
+    g = torch.Generator(device).manual_seed(cfg.seed)
+    images, scores = scorer.score_samples(
+        lambda zb, lb: sample_pixel_ar(model, len(zb), data.shape, ar.levels, ar.temperature, g))
+    grids["pixel AR"] = images[:64]
+    batch = min(ic.eval_batch, len(scorer.z))
+    z = scorer.z[:batch]
+    with torch.no_grad():
+        seconds = interleaved_medians({
+            "one_step": lambda: one_step(generator, z, ic.distill.sigma_init),
+            "pixel_ar": lambda: sample_pixel_ar(model, batch, data.shape, ar.levels, ar.temperature, g)}, 3, device)
+    quantised = to_images(to_tokens(data.x_test[:ic.n_eval], ar.levels), data.shape, ar.levels)
+    return {**{f"{k}.pixel_ar": v for k, v in scores.items()},
+            "fd.real_test_quantised": scorer.score(quantised)["fd"],
+            "params.pixel_ar": model.num_params(), "params.generator": generator_params,
+            "train_steps.pixel_ar": steps, "train_flops.pixel_ar": 3 * steps * ar.batch_size * ar_flops,
+            "train_flops.teacher": 3 * ic.teacher.steps * ic.teacher.batch_size * teacher_flops,
+            "samples_per_s.pixel_ar": batch / seconds["pixel_ar"],
+            "samples_per_s.one_step_beside_pixel_ar": batch / seconds["one_step"]}
+
+
 def run_images(cfg: SimConfig, out: Path, env: dist.DistEnv) -> tuple[dict[str, float], dict[str, Any]]:
     """The image task, phase by phase. Returns the summary entries and what the plots need (sample grids,
     curves)."""
@@ -194,8 +254,10 @@ def run_images(cfg: SimConfig, out: Path, env: dist.DistEnv) -> tuple[dict[str, 
     scorer = Scorer(classifier, data.x_train[ref_idx], z, labels, cfg, data.classes if data.classes >= 2 else 0)
     grids: dict[str, torch.Tensor] = {}
     teacher_quality(cfg, teacher, scorer, data, ref_idx, summary, grids)
-    curves, generator = distill_methods(cfg, teacher, scorer, data, out, env, summary, grids)
+    curves, generator, probes = distill_methods(cfg, teacher, scorer, data, out, env, summary, grids)
     summary.update(sampling_speedup(cfg, generator, teacher, z, labels, device))
+    if ic.pixel_ar.enabled:
+        summary.update(pixel_ar_baseline(cfg, data, teacher, generator, scorer, out, env, grids))
     matched = sorted(ic.nfe)[-2:]
     teacher_fd = {f"teacher, {nfe} NFE": summary[f"fd.teacher.nfe{nfe}"] for nfe in reversed(matched)}
-    return summary, {"grids": grids, "curves": curves, "teacher_fd": teacher_fd}
+    return summary, {"grids": grids, "curves": curves, "teacher_fd": teacher_fd, "probes": probes}

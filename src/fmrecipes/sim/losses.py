@@ -33,8 +33,11 @@ class LossConfig:
     huber_c: float = 1e-3        # pseudo-Huber c, score units (the SIM maintainers' "common value", notes A.3)
     # w(sigma): "sigma2" is the notes' w = sigma^2 (SIM-PH becomes Delta^T (f_psi - x_g) / sqrt(||Delta||^2 +
     # (c sigma^2)^2)); "sid" is SiD's sigma^4 / (2 mean|x_g - f_phi|), under which SIM-L2 *is* SiD at alpha = 1.
-    # "auto": sigma2 for sim_phuber, sid for sim_l2 (SIM's own w(t) is not published, notes A.3).
-    weighting: Literal["auto", "sigma2", "sid"] = "auto"
+    # "auto": sigma2 for sim_phuber, sid for sim_l2 (SIM's own w(t) is not published, notes A.3). "table": w read
+    # off weighting_table, pairs [sigma, w] interpolated linearly in log sigma and log w (ends held), e.g. the
+    # per-level match of sim.profile.matched_weighting.
+    weighting: Literal["auto", "sigma2", "sid", "table"] = "auto"
+    weighting_table: list[list[float]] | None = None
     sid_alpha: float = 1.2       # SiD's default (notes A.2)
     # Generator-step noise: "sid" = t ~ U[0, tmax/1000] through the Karras schedule (sigma in [0.002, ~24.4]);
     # "lognormal" = EDM's training LogNormal(P_mean, P_std) (Diff-Instruct). "auto": lognormal for
@@ -49,6 +52,12 @@ class LossConfig:
             raise ConfigError(f"{prefix}.huber_c={self.huber_c} must be positive")
         if not 0 < self.tmax <= 1000:
             raise ConfigError(f"{prefix}.tmax={self.tmax} must be in (0, 1000]")
+        if self.weighting == "table":
+            table = self.weighting_table or []
+            if len(table) < 2 or any(len(row) != 2 or min(row) <= 0 for row in table) or \
+                    any(a[0] >= b[0] for a, b in zip(table, table[1:])):
+                raise ConfigError(f"{prefix}.weighting_table must hold two or more [sigma, w] pairs, both positive, "
+                                  f"sigma increasing (weighting: table); got {self.weighting_table!r}")
 
     def resolved_weighting(self) -> str:
         if self.weighting != "auto":
@@ -75,17 +84,30 @@ def sid_normaliser(x_g: torch.Tensor, f_phi: torch.Tensor) -> torch.Tensor:
     return (x_g - f_phi).detach().abs().flatten(1).mean(1).clamp_min(1e-5)
 
 
-def sim_weight(kind: str, sigma: torch.Tensor, x_g: torch.Tensor, f_phi: torch.Tensor) -> torch.Tensor:
-    """w(sigma) per sample: sigma^2, or SiD's sigma^4 / (2 mean|x_g - f_phi|)."""
+def sim_weight(kind: str, sigma: torch.Tensor, x_g: torch.Tensor, f_phi: torch.Tensor,
+               table: list[list[float]] | None = None) -> torch.Tensor:
+    """w(sigma) per sample: sigma^2, SiD's sigma^4 / (2 mean|x_g - f_phi|), or read off ``table``."""
     if kind == "sigma2":
         return sigma ** 2
     if kind == "sid":
         return sigma ** 4 / (2 * sid_normaliser(x_g, f_phi))
-    raise ConfigError(f"loss.weighting={kind!r} is unknown; choose sigma2 or sid")
+    if kind == "table" and table:
+        return table_weight(table, sigma)
+    raise ConfigError(f"loss.weighting={kind!r} is unknown; choose sigma2, sid or table (with weighting_table)")
+
+
+def table_weight(table: list[list[float]], sigma: torch.Tensor) -> torch.Tensor:
+    """w(sigma) from [sigma, w] pairs, linear in (log sigma, log w) between them, held at the ends."""
+    knots = torch.tensor(table, dtype=torch.float64).log()
+    pos = sigma.detach().double().log().clamp(knots[0, 0], knots[-1, 0])
+    i = torch.searchsorted(knots[:, 0].contiguous(), pos).clamp(1, len(knots) - 1)
+    x0, x1, y0, y1 = knots[i - 1, 0], knots[i, 0], knots[i - 1, 1], knots[i, 1]
+    return (y0 + (pos - x0) / (x1 - x0) * (y1 - y0)).exp().to(sigma.dtype)
 
 
 def sim_loss(x_g: torch.Tensor, f_phi: torch.Tensor, f_psi: torch.Tensor, sigma: torch.Tensor | float,
-             distance: Literal["phuber", "l2"], c: float = 1e-3, weighting: str = "sigma2") -> torch.Tensor:
+             distance: Literal["phuber", "l2"], c: float = 1e-3, weighting: str = "sigma2",
+             table: list[list[float]] | None = None) -> torch.Tensor:
     """L_SIM per sample (notes A.2, in denoiser units; see the module docstring)."""
     s = _per_sample(sigma, x_g)
     delta = f_phi - f_psi
@@ -96,7 +118,7 @@ def sim_loss(x_g: torch.Tensor, f_phi: torch.Tensor, f_psi: torch.Tensor, sigma:
         core = transport / (s ** 2 * (delta.flatten(1).pow(2).sum(1) + (c * s ** 2) ** 2).sqrt())
     else:
         raise ConfigError(f"SIM distance {distance!r} is unknown; choose phuber or l2")
-    return sim_weight(weighting, s, x_g, f_phi) * core
+    return sim_weight(weighting, s, x_g, f_phi, table) * core
 
 
 def sid_loss(x_g: torch.Tensor, f_phi: torch.Tensor, f_psi: torch.Tensor, alpha: float = 1.2) -> torch.Tensor:
@@ -116,9 +138,10 @@ def generator_loss(cfg: LossConfig, x_g: torch.Tensor, f_phi: torch.Tensor, f_ps
                    sigma: torch.Tensor) -> torch.Tensor:
     """The configured method's per-sample generator loss."""
     if cfg.method == "sim_phuber":
-        return sim_loss(x_g, f_phi, f_psi, sigma, "phuber", cfg.huber_c, cfg.resolved_weighting())
+        return sim_loss(x_g, f_phi, f_psi, sigma, "phuber", cfg.huber_c, cfg.resolved_weighting(),
+                        cfg.weighting_table)
     if cfg.method == "sim_l2":
-        return sim_loss(x_g, f_phi, f_psi, sigma, "l2", cfg.huber_c, cfg.resolved_weighting())
+        return sim_loss(x_g, f_phi, f_psi, sigma, "l2", cfg.huber_c, cfg.resolved_weighting(), cfg.weighting_table)
     if cfg.method == "sid":
         return sid_loss(x_g, f_phi, f_psi, cfg.sid_alpha)
     return diff_instruct_loss(x_g, f_phi, f_psi)

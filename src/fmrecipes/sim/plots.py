@@ -94,3 +94,24 @@ def toy_scatter(samples: dict[str, torch.Tensor], means: torch.Tensor, path: Pat
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def gradient_profiles(probes: dict[str, dict], path: Path, title: str) -> None:
+    """Each run's share of its update per noise level on the exact-Gaussian probe (sim.profile): left, the gradient
+    norm per level; right, that norm times how often the run samples the level."""
+    plt = _plt()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    for name, probe in probes.items():
+        left.plot(probe["sigma"], probe["grad_norm"], marker="o", markersize=3, label=name)
+        right.plot(probe["sigma"], probe["share"], marker="o", markersize=3, label=name)
+    for ax, label in ((left, "generator gradient norm"), (right, "share of the expected update")):
+        ax.set_xscale("log")
+        ax.set_xlabel("noise level sigma")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    left.set_yscale("log")
+    right.legend(fontsize=7)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
