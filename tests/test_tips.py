@@ -280,7 +280,7 @@ def test_retrieval_headline_queries_are_the_held_out_human_captions(tmp_path, mo
 def test_probes_measure_what_they_should():
     from fmrecipes.core.retrieval import retrieval_r1
     from fmrecipes.tips.config import ProbeConfig
-    from fmrecipes.tips.probes import depth_probe, iou_parts, mean_iou, segmentation_probe
+    from fmrecipes.tips.probes import depth_probe, iou_parts, mean_depth_rmse, mean_iou, segmentation_probe
 
     e = torch.eye(5)
     assert retrieval_r1(e, e) == (1.0, 1.0)
@@ -303,6 +303,13 @@ def test_probes_measure_what_they_should():
     assert good > 0.6 > bad
     depth = masks.float()
     assert depth_probe(informative[:30], depth[:30], informative[30:], depth[30:], cfg) < 0.5 * depth.std()
+    # depth far from 0 (the scenes' mean is about 8): the targets are centred, so a short probe on features that
+    # carry no depth still lands on the mean, the floor mean_depth_rmse reports; uncentred it would sit near 8
+    far = 8.0 + 0.1 * depth
+    short = ProbeConfig(steps=100, lr=0.03, batch_size=16)
+    floor = mean_depth_rmse(far[:30], far[30:])
+    assert floor == pytest.approx(((far[30:] - far[:30].mean()) ** 2).mean().sqrt().item())
+    assert depth_probe(noise[:30], far[:30], noise[30:], far[30:], short) < floor + 0.2
 
 
 def test_config_errors(tmp_path):

@@ -38,7 +38,7 @@ from .config import VARIANTS, TIPSConfig
 from .data import TIPSData
 from .losses import tips_loss
 from .model import TeacherHooks, TIPSModel
-from .probes import N_SEG_CLASSES, depth_probe, encode_images, iou_parts, segmentation_probe
+from .probes import N_SEG_CLASSES, depth_probe, encode_images, iou_parts, mean_depth_rmse, segmentation_probe
 from .ssl import teacher_init_share
 
 N_SHOWN = 4  # test scenes whose segmentation-probe predictions are kept for the plot
@@ -86,6 +86,7 @@ def evaluate(model: TIPSModel, codec: TextCodec, ev: EvalSet, cfg: TIPSConfig) -
         if n_cls == 2:
             out[f"i2t_r1{suffix}_cls2"], out[f"t2i_r1{suffix}_cls2"] = (
                 100 * r for r in retrieval_r1(test.cls[:, 1], texts))
+    out["depth_rmse_mean_predictor"] = mean_depth_rmse(ev.probe_train.depth, ev.test.depth)  # the probe's floor
     towers = {"": (model.vit, test.patches)}  # the student; with self-supervision also the EMA teacher
     if hasattr(model, "teacher"):
         teacher = model.teacher["vit"]

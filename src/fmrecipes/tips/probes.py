@@ -104,12 +104,20 @@ def segmentation_probe(train_patches: torch.Tensor, train_masks: torch.Tensor, t
 
 def depth_probe(train_patches: torch.Tensor, train_depth: torch.Tensor, test_patches: torch.Tensor,
                 test_depth: torch.Tensor, cfg: ProbeConfig) -> float:
-    """RMSE (depth units) of a linear per-patch depth regressor trained with the squared error."""
+    """RMSE (depth units) of a linear per-patch depth regressor trained with the squared error. The targets are
+    centred on the training set's mean depth (added back to the predictions): the probe's bias starts at 0, and an
+    uncentred target would spend the probe's budget on learning the mean depth instead of reading the features."""
     def mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return F.mse_loss(pred[:, 0], target)
 
-    probe = fit_probe(train_patches, train_depth, 1, mse, cfg)
+    centre = train_depth.float().mean()
+    probe = fit_probe(train_patches, train_depth - centre, 1, mse, cfg)
     with torch.no_grad():
-        sq = sum(((probe(test_patches[i:i + 256], test_depth.shape[-1])[:, 0] - test_depth[i:i + 256]) ** 2).sum()
-                 for i in range(0, len(test_patches), 256))
+        sq = sum(((probe(test_patches[i:i + 256], test_depth.shape[-1])[:, 0] + centre - test_depth[i:i + 256]) ** 2
+                  ).sum() for i in range(0, len(test_patches), 256))
     return (sq / test_depth.numel()).sqrt().item()
+
+
+def mean_depth_rmse(train_depth: torch.Tensor, test_depth: torch.Tensor) -> float:
+    """The depth probe's floor: the RMSE of predicting the training set's mean depth at every pixel."""
+    return (test_depth.float() - train_depth.float().mean()).pow(2).mean().sqrt().item()
