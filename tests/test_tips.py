@@ -47,6 +47,38 @@ def test_dino_loss_by_hand():
     assert t.grad is None and s.grad is not None  # the teacher gets no gradient
 
 
+def test_koleo_by_hand_and_in_the_objective(tmp_path):
+    """DINOv2's KoLeo: -mean log(distance to the nearest other L2-normalised row); its gradient spreads the two
+    closest rows apart. Off by default (TIPS does not state it); ssl.koleo_weight adds it on the distilled [CLS]."""
+    from fmrecipes.core.text_encoder import text_codec
+    from fmrecipes.data.scene_pack import pack_texts, scene_pack
+    from fmrecipes.tips.data import TIPSData
+    from fmrecipes.tips.losses import koleo_loss, tips_loss
+    from fmrecipes.tips.model import TIPSModel
+
+    x = torch.tensor([[2.0, 0.0], [0.0, 3.0], [1.0, 1.0]])  # normalised: nearest distances 0.765, 0.765, 0.765
+    near = math.sqrt((1 - 1 / math.sqrt(2)) ** 2 + 0.5)
+    assert koleo_loss(x).item() == pytest.approx(-math.log(near), rel=1e-5)
+    y = torch.tensor([[1.0, 0.0], [1.0, 0.1], [-1.0, 0.0]], requires_grad=True)
+    koleo_loss(y).backward()
+    assert y.grad[0, 1] > 0 and y.grad[1, 1] < 0  # descending the loss pushes rows 0 and 1 apart
+    cfg = smoke_cfg(tmp_path)
+    assert cfg.ssl.koleo_weight == 0.0
+    pack = scene_pack(cfg.data, "train", 16)
+    codec = text_codec(cfg.text, cfg.tokenizer_vocab, pack_texts(pack), tmp_path / "tok")
+    batch = TIPSData(pack, codec, cfg, "tips").batch(torch.arange(8))
+    losses = {}
+    for weight in (0.0, 0.1):
+        torch.manual_seed(0)
+        model = TIPSModel(smoke_cfg(tmp_path, f"ssl.koleo_weight={weight}"), "tips")
+        losses[weight] = tips_loss(model, batch)
+    assert "koleo" not in losses[0.0][1]
+    torch.manual_seed(0)
+    cls = TIPSModel(cfg, "tips").vit(batch["image"]).cls[:, cfg.ssl.distill_cls - 1]
+    assert losses[0.1][1]["koleo"].item() == pytest.approx(koleo_loss(cls).item(), rel=1e-5)
+    assert losses[0.1][0].item() == pytest.approx(losses[0.0][0].item() + 0.1 * koleo_loss(cls).item(), rel=1e-5)
+
+
 def test_ibot_loss_uses_masked_patches_only():
     torch.manual_seed(0)
     s, t = torch.randn(2, 5, 7), torch.randn(2, 5, 7)

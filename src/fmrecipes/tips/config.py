@@ -29,6 +29,9 @@ class SSLConfig:
 
     distill_weight: float = 1.0   # α
     mim_weight: float = 2.0       # β
+    # DINOv2's KoLeo regulariser on the student's [CLS] (DINOv2: 0.1). TIPS states its loss as CLIP + α·DINO +
+    # β·iBOT and does not mention KoLeo, so it is off; 0.1 adds DINOv2's
+    koleo_weight: float = 0.0
     mask_ratio: float = 0.75
     n_local: int = 4              # DINOv2: 8 local crops
     local_size: int = 32          # DINOv2: 98 px at 224 (0.44 of the side); here half the canvas
@@ -118,6 +121,9 @@ class TIPSConfig:
         if self.ssl.n_local < (1 if distills else 0):
             raise ConfigError(f"ssl.n_local={self.ssl.n_local} must be at least 1: self-distillation compares the "
                               "teacher's global crop with the student's local crops")
+        for name in ("distill_weight", "mim_weight", "koleo_weight"):
+            if getattr(self.ssl, name) < 0:
+                raise ConfigError(f"ssl.{name}={getattr(self.ssl, name)} must be >= 0")
         if self.ssl.teacher_halflife <= 0:
             raise ConfigError(f"ssl.teacher_halflife={self.ssl.teacher_halflife} must be positive (a fraction of "
                               "train.steps)")

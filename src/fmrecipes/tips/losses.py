@@ -1,6 +1,7 @@
 """TIPS' losses (notes A.3):
 
     L = ½·[L_CLIP(e_cls1, t_web) + L_CLIP(e_cls2, t_syn)] + α·L_distill + β·L_mask    (α = 1, β = 2)
+        [+ γ·L_KoLeo, DINOv2's regulariser, off by default: TIPS does not state it]
 
     L_distill = -Σ_m softmax((p_t - c)/τ_t) · log softmax(p_s^m/τ_s)     (DINO; m over local crops)
     L_mask    = same cross-entropy per masked patch, teacher on the unmasked crop (iBOT)
@@ -48,6 +49,16 @@ def ibot_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, mask: 
     return ((ce * m).sum(1) / m.sum(1).clamp_min(1.0)).mean()
 
 
+def koleo_loss(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """DINOv2's KoLeo regulariser (Sablayrolles et al. 2019) on a batch of features [B, D]: -mean_i log d_i, d_i
+    the distance from the L2-normalised x_i to its nearest other row (found without gradient, as DINOv2 does).
+    It spreads the batch's features apart."""
+    x = F.normalize(x.float(), p=2, dim=-1, eps=eps)
+    with torch.no_grad():
+        nearest = (x @ x.T).fill_diagonal_(-2.0).argmax(1)
+    return -torch.log(F.pairwise_distance(x, x[nearest], p=2, eps=eps) + eps).mean()
+
+
 def tips_loss(model: nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """L = ½·[L_CLIP(e_cls1, t_alt) + L_CLIP(e_cls2, t_syn)] + distill_weight·L_DINO + mim_weight·L_iBOT (notes
     A.3) from the model's features; the teacher centres move after their term is computed."""
@@ -68,6 +79,10 @@ def tips_loss(model: nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, di
         update_center(tips.center_cls, feats["teacher_global"], s.center_momentum)
         loss = loss + s.distill_weight * distill
         metrics["distill"] = distill.detach()
+        if s.koleo_weight:  # DINOv2's, on the student's global-crop [CLS] that feeds the distillation
+            koleo = koleo_loss(feats["cls"][:, tips.distill_index()])
+            loss = loss + s.koleo_weight * koleo
+            metrics["koleo"] = koleo.detach()
     if flags["mim"]:
         mask = batch["mask"]
         mim = ibot_loss(feats["student_patch"], feats["teacher_patch"], mask, tips.center_patch, s.student_temp,

@@ -56,6 +56,10 @@ class TIPSModel(nn.Module):
         return warmup(s.warmup_teacher_temp, s.teacher_temp, int(self.step), int(s.teacher_temp_warmup *
                                                                                  self.cfg.train.steps))
 
+    def distill_index(self) -> int:
+        """Which [CLS] token feeds self-distillation: ``ssl.distill_cls`` with two, the only one otherwise."""
+        return self.cfg.ssl.distill_cls - 1 if self.flags["dual_cls"] else 0
+
     def forward(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         """The features every term of the objective needs (:func:`tips_loss` composes them): the global crop's
         [CLS] tokens, the alt-text (and synthetic-caption) embeddings and the logit scale; with self-distillation
@@ -68,7 +72,7 @@ class TIPSModel(nn.Module):
             feats["syn"] = self.text(batch["syn_ids"], batch["syn_keep"])
         if not (flags["distill"] or flags["mim"]):
             return feats
-        k = self.cfg.ssl.distill_cls - 1 if flags["dual_cls"] else 0
+        k = self.distill_index()
         with torch.no_grad():
             t_out = self.teacher["vit"](batch["image"])
         if flags["distill"]:
