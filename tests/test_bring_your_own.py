@@ -178,7 +178,8 @@ def test_sim_distils_on_your_images(image_folders, tmp_path, folder):
 
 def test_unlabelled_images_cannot_be_conditional(image_folders, tmp_path):
     code, _, err = _cli("sim", "run", *SIM_CONFIG, "--out", str(tmp_path / "o"), *SIM_SMOKE,
-                        f"images.dataset={image_folders / 'flat'}", "images.conditional=true")
+                        f"images.dataset={image_folders / 'flat'}", "images.conditional=true",
+                        "images.pixel_ar.enabled=false")
     assert code == 2 and "images.conditional needs labelled images" in err, err
 
 
