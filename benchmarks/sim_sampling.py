@@ -19,8 +19,8 @@ import json
 import torch
 from machine_peak import peak
 from timing import interleaved_medians, significant
-from torch.utils.flop_counter import FlopCounterMode
 
+from fmrecipes.core.flops import counted_forward_flops
 from fmrecipes.sim.distill import one_step
 from fmrecipes.sim.edm import EDMConfig, sample_nfe
 from fmrecipes.sim.nets import NetConfig
@@ -53,9 +53,7 @@ def main() -> None:
 
     seconds = interleaved_medians({"one_step": ours, f"teacher_nfe{args.nfe}": teacher_sampler}, args.rounds, device)
     rate = {k: args.batch / s for k, s in seconds.items()}
-    with FlopCounterMode(display=False) as count:  # one network evaluation of the batch
-        ours()
-    per_image = count.get_total_flops() / args.batch
+    per_image = counted_forward_flops(ours) / args.batch  # one network evaluation of the batch
     evaluations = {"one_step": 1, f"teacher_nfe{args.nfe}": args.nfe}
     limit = peak(256, 4096, 2048, device, args.peak_seconds)["fp32"]["peak_flops_per_s"]
     print(json.dumps({

@@ -55,6 +55,7 @@ def test_model_flops_by_hand():
     """PaLM's count: 2 x the multiplied weights (blocks and head, not the embedding lookup) + 4·L·T·d per token
     forward, 3x that to train; MFU = achieved / peak."""
     import pytest
+    import torch
 
     from fmrecipes.core.flops import forward_flops_per_token, matmul_params, train_flops_per_token, utilisation
     from fmrecipes.core.gpt import GPTConfig
@@ -66,6 +67,13 @@ def test_model_flops_by_hand():
     assert utilisation(50.0, 200.0) == 0.25
     with pytest.raises(ValueError):
         utilisation(1.0, 0.0)
+    # counted by torch's FLOP counter, for networks with no shape formula: 2 x (2 x 4 x 3) for a Linear(4, 3) on
+    # two rows, and 2 x 1 x 9 x (2 x 4 x 4) x 4 positions for a 3x3 convolution from 1 to 2 channels on 4x4
+    from fmrecipes.core.flops import counted_forward_flops
+
+    assert counted_forward_flops(torch.nn.Linear(4, 3), torch.ones(2, 4)) == 2 * 2 * 4 * 3
+    conv = torch.nn.Conv2d(1, 2, 3, padding=1)
+    assert counted_forward_flops(conv, torch.ones(1, 1, 4, 4)) == 2 * 1 * 9 * 2 * 16
 
 
 def test_sim_sampling_benchmark_counts_each_samplers_flops():

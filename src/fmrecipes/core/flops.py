@@ -10,6 +10,11 @@ matrix-multiply work over what the machine could do.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
 from .gpt import GPTConfig
 
 
@@ -37,3 +42,11 @@ def utilisation(flops_per_s: float, peak_flops_per_s: float) -> float:
     if peak_flops_per_s <= 0:
         raise ValueError(f"peak_flops_per_s={peak_flops_per_s} must be positive")
     return flops_per_s / peak_flops_per_s
+
+
+def counted_forward_flops(forward: Callable, *inputs) -> int:
+    """FLOPs of one call ``forward(*inputs)`` without gradient, counted by torch's FLOP counter (matrix multiplies,
+    convolutions, attention): for networks that have no shape formula here, such as a UNet."""
+    with torch.no_grad(), FlopCounterMode(display=False) as count:
+        forward(*inputs)
+    return count.get_total_flops()

@@ -14,6 +14,7 @@ import torch
 
 from ..core import dist
 from ..core.fileio import atomic_write_json, ensure_dir
+from ..core.flops import counted_forward_flops
 from ..core.gpt import GPT
 from ..core.timing import interleaved_medians
 from ..errors import ConfigError
@@ -24,7 +25,6 @@ from .edm import sample_nfe
 from .images import load_images, num_classes
 from .pixel_ar import (
     compute_matched_steps,
-    forward_flops,
     sample_pixel_ar,
     sized_like,
     to_images,
@@ -214,8 +214,8 @@ def pixel_ar_baseline(cfg: SimConfig, data: Images, teacher: torch.nn.Module, ge
     gpt_cfg = sized_like(ar, pixels, generator_params)
     torch.manual_seed(cfg.seed)
     model = GPT(gpt_cfg)
-    teacher_flops = forward_flops(teacher, data.x_train[:1].to(device), torch.ones(1, device=device))
-    ar_flops = forward_flops(model, torch.zeros(1, pixels, dtype=torch.long))
+    teacher_flops = counted_forward_flops(teacher, data.x_train[:1].to(device), torch.ones(1, device=device))
+    ar_flops = counted_forward_flops(model, torch.zeros(1, pixels, dtype=torch.long))
     steps = ar.steps or compute_matched_steps(teacher_flops, ic.teacher, ar_flops, ar.batch_size)
     model = train_pixel_ar(model, data.x_train, ar.train_config(steps), ar.levels, out / "pixel_ar", env)
     model.to(device)

@@ -15,8 +15,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-import torch.nn as nn
-from torch.utils.flop_counter import FlopCounterMode
 
 from ..core import dist
 from ..core.gpt import GPT, GPTConfig
@@ -52,13 +50,6 @@ def sized_like(cfg: PixelARConfig, pixels: int, params: int) -> GPTConfig:
     widths = range(step, 64 * step + 1, step)
     return min((gpt_config(cfg, pixels, d) for d in widths),
                key=lambda c: abs(GPT(c).num_params() - params))
-
-
-def forward_flops(model: nn.Module, *inputs) -> int:
-    """FLOPs of one forward pass on ``inputs`` (torch's FLOP counter: matrix multiplies, convolutions, attention)."""
-    with torch.no_grad(), FlopCounterMode(display=False) as count:
-        model(*inputs)
-    return count.get_total_flops()
 
 
 def compute_matched_steps(teacher_flops_per_example: int, teacher: TrainConfig, ar_flops_per_example: int,
