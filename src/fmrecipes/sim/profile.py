@@ -1,8 +1,9 @@
 """Where a generator loss puts its weight over noise levels, in effect (issue 30's distance comparison).
 
 The weighting w(sigma) is not the whole story: for the same w, the pseudo-Huber and L2 distances give generator
-gradients whose size differs per noise level by a factor that grows with sigma (SIM notes A.2: PH normalises by
-||Delta||, which grows with sigma). So two runs that share w by name can spread their updates over noise levels
+gradients whose size differs per noise level by a factor that grows with sigma (SIM notes A.2: per sample, PH's
+loss is L2's times sigma^2 / (2 sqrt(||Delta||^2 + c^2 sigma^4)), and ||Delta|| shrinks as both denoisers tend to
+their means at large sigma). So two runs that share w by name can spread their updates over noise levels
 very differently. This module measures it where every score is exact: data x0 ~ N(0, s_d^2 I) in ``dim``
 dimensions (teacher denoiser s_d^2 / (s_d^2 + sigma^2) x), a generator x_g = mu + s_g z with its own exact
 denoiser as the fake score (parameters frozen, x_t live, as in the generator step, notes A.3), and the norm of
