@@ -86,7 +86,11 @@ def test_level_shares_follow_where_each_method_samples_sigma():
     loss = LossConfig("sim_phuber")
     grads = gradient_profile(loss, sigmas, PROBE, DIM)
     assert grads == gradient_profile(loss, sigmas, PROBE, DIM)
+    torch.manual_seed(123)
+    state = torch.get_rng_state()
     shares = level_shares(loss, EDM, sigmas, grads)
+    assert torch.equal(torch.get_rng_state(), state)  # the caller's random stream is left where it was
+    assert shares == level_shares(loss, EDM, sigmas, grads)  # seeded
     assert sum(shares) == pytest.approx(1.0) and shares[-1] == 0.0 and min(shares) >= 0
     lognormal = level_shares(LossConfig("diff_instruct"), EDM, sigmas, [1.0] * len(sigmas))
     assert sigmas[lognormal.index(max(lognormal))] == pytest.approx(0.4, rel=0.3)  # exp(P_mean) = 0.30

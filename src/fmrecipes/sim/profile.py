@@ -62,9 +62,11 @@ def gradient_profile(loss: LossConfig, sigmas: Sequence[float], probe: GaussianP
 def level_shares(loss: LossConfig, edm: EDMConfig, sigmas: Sequence[float], profile: Sequence[float],
                  draws: int = 20_000, seed: int = 0) -> list[float]:
     """Each probed level's share of the expected update: how often the method's generator step samples a sigma
-    nearest that level (in log sigma) times the level's gradient norm, normalised to sum to 1."""
-    torch.manual_seed(seed)
-    drawn = sample_generator_sigma(draws, loss, edm).double().log()
+    nearest that level (in log sigma) times the level's gradient norm, normalised to sum to 1. The draws are
+    seeded without touching the caller's global random state."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        drawn = sample_generator_sigma(draws, loss, edm).double().log()
     nearest = (drawn[:, None] - torch.tensor(sigmas, dtype=torch.float64).log()[None]).abs().argmin(1)
     often = torch.bincount(nearest, minlength=len(sigmas)).double() / draws
     mass = often * torch.tensor(profile, dtype=torch.float64)
