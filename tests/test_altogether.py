@@ -20,7 +20,7 @@ from fmrecipes.altogether.data import (
 from fmrecipes.altogether.evaluate import caption_metrics, cider_bleu, graph_counts
 from fmrecipes.altogether.losses import caption_loss
 from fmrecipes.altogether.model import Captioner
-from fmrecipes.core.gpt import GPTConfig
+from fmrecipes.core.gpt import GPT, GPTConfig
 from fmrecipes.core.tokenizer import load_tokenizer, train_bpe
 from fmrecipes.data.scene_config import SceneConfig
 from fmrecipes.data.scenes import make_scene
@@ -335,3 +335,155 @@ def test_copy_probe_tells_a_copier_from_a_captioner_that_ignores_the_prompt(tmp_
     assert oracle["p_true"] > 0.99 and oracle["p_swapped"] > 0.99  # read where the caption writes the word
     assert codec.prompts_seen == 0 and codec.targets_seen == 0  # the run's truncation counts are untouched
     assert copy_probe(_Stub(len(tokenizer), "copier"), codec, emb, ["x"], ["y"], words) == {}
+
+
+def test_the_tokenizer_gives_a_word_one_id_wherever_it_stands(tmp_path):
+    """With ``prefix_space`` a brand at the start of a text and inside it share one id; GPT-2's default splits
+    them (the reason stage 1's copy signal was halved)."""
+    texts = ["Brio red bag; red bag by Brio", "Brio shoes", "blue coat by Brio"] * 30
+    ids = {}
+    for prefix_space in (True, False):
+        train_bpe(texts, 300, tmp_path / str(prefix_space), prefix_space=prefix_space)
+        tok = load_tokenizer(tmp_path / str(prefix_space))  # as saved and read back
+        ids[prefix_space] = [tok(t, add_special_tokens=False)["input_ids"] for t in ("Brio", "bag by Brio")]
+    assert ids[True][0] == ids[True][1][-1:]
+    assert ids[False][0] != ids[False][1][-1:]
+    cfg = configlib.load(AltogetherConfig, SMOKE)
+    assert cfg.tokenizer_prefix_space
+
+
+class _LMStub(GPT):
+    """A GPT stand-in: ``copier`` puts its weight on every token before the next one, else uniform."""
+
+    def __init__(self, vocab: int, seq_len: int, kind: str):
+        super().__init__(GPTConfig(vocab_size=vocab, seq_len=seq_len, n_layer=1, n_head=1, d_model=8))
+        self.kind = kind
+
+    def forward(self, idx, pad_mask=None, **kwargs):
+        logits = torch.zeros(*idx.shape, self.config.vocab_size)
+        if self.kind == "copier":
+            for b in range(len(idx)):
+                for t in range(idx.shape[1]):
+                    logits[b, t, idx[b, : t + 1]] = 10.0
+        return logits
+
+
+@pytest.fixture(scope="module")
+def brand_tokenizer(tmp_path_factory):
+    from fmrecipes.data.scene_graph import BRANDS
+
+    out = tmp_path_factory.mktemp("brandtok")
+    texts = [f"{c} bag by {b}; {b} {c} coat" for b in BRANDS for c in ("red", "blue")] * 20
+    train_bpe(texts, 400, out, prefix_space=True)
+    return load_tokenizer(out)
+
+
+def test_the_decoder_copy_gate_measures_copying_from_earlier_mentions(brand_tokenizer):
+    """The gate reads the brand where it repeats an earlier mention; swapping the earlier mentions (and only
+    them) takes a copier's probability away and gives it to the swapped-in brand; a model that ignores the
+    context scores the same either way."""
+    from fmrecipes.altogether.copy_probe import word_ids
+    from fmrecipes.altogether.decoder_lm import copy_gate
+    from fmrecipes.data.scene_graph import BRANDS
+
+    b0, b1 = BRANDS[0], BRANDS[1]
+    docs = [f"red bag by {b0}; blue coat by {b0}", f"{b1} coat; red bag; {b1} red bag", "red bag; blue coat",
+            f"{b0} bag; {b1} coat"]  # the last two repeat no brand
+    vocab = len(brand_tokenizer)
+    ids = word_ids(brand_tokenizer, BRANDS)
+    assert len(ids) == len(BRANDS)
+    ignorer = copy_gate(_LMStub(vocab, 64, "uniform"), brand_tokenizer, docs)
+    assert ignorer["n"] == 2 and ignorer["p_true"] == pytest.approx(ignorer["p_swapped"]) == pytest.approx(1 / vocab)
+    copier = copy_gate(_LMStub(vocab, 64, "copier"), brand_tokenizer, docs)
+    assert copier["n"] == 2 and copier["p_true"] > 0.05 > 1e-3 > copier["p_swapped"]
+    assert copier["p_swapped_in"] == pytest.approx(copier["p_true"])  # the swapped-in brand takes its place
+    assert copy_gate(_LMStub(vocab, 4, "copier"), brand_tokenizer, docs) == {}  # repeats past its context: none
+
+
+def test_the_induction_gate_and_the_repeated_sequences():
+    from fmrecipes.altogether.decoder_lm import induction_gate, repeated_sequences
+
+    seq = repeated_sequences(50, 7, 30, eos=0, seed=1)
+    assert seq.shape == (50, 14) and torch.equal(seq[:, :7], seq[:, 7:]) and bool((seq != 0).all())
+    assert int(seq.max()) == 29 and torch.equal(seq, repeated_sequences(50, 7, 30, eos=0, seed=1))
+    copier = induction_gate(_LMStub(30, 64, "copier"), 50, 7, eos=0, seed=1)
+    ignorer = induction_gate(_LMStub(30, 64, "uniform"), 50, 7, eos=0, seed=1)
+    assert ignorer["p_first"] == pytest.approx(ignorer["p_second"]) == pytest.approx(1 / 30)
+    assert copier["p_second"] > 0.1 and copier["p_second"] > 3 * copier["p_first"]
+
+
+def test_the_decoder_pretrains_on_alt_text_documents_of_unused_scenes(tmp_path, monkeypatch):
+    """Decoder pre-training reads scenes after stage 1's and stage 2's (its gate the ones after those), each
+    document an image's alt-texts joined as the inference prompt, with the configured share of repeated random
+    sequences; both captioners of a pair (with and without alt-text) start from its weights."""
+    from fmrecipes.altogether import decoder_lm, experiment
+    from fmrecipes.core import dist
+    from fmrecipes.core.checkpoint import load_model
+    from fmrecipes.data.scene_pack import scene_pack
+
+    cfg = configlib.load(AltogetherConfig, SMOKE, [f"out={tmp_path}", "decoder_lm.induction_share=0.5"])
+    starts, real = [], decoder_lm.scene_pack
+
+    def spy(data_cfg, split, n, start=0, **kwargs):
+        starts.append((split, start, n, data_cfg.n_alt_texts))
+        return real(data_cfg, split, n, start=start, **kwargs)
+
+    monkeypatch.setattr(decoder_lm, "scene_pack", spy)
+    s = experiment.setup(cfg, dist.setup(cfg.run))
+    c = cfg.decoder_lm
+    first = cfg.n_pretrain + cfg.n_finetune
+    assert starts == [("train", first, c.n_docs, c.alts_per_doc), ("train", first + c.n_docs, c.n_gate,
+                                                                      c.alts_per_doc)]
+    docs = decoder_lm.corpus(cfg, s.codec.tokenizer, cfg.seed)
+    pack = scene_pack(SceneConfig(size=16, n_alt_texts=c.alts_per_doc), "train", c.n_docs, start=first)
+    written = {tuple(s.codec.tokenizer(inference_prompt(a), add_special_tokens=False)["input_ids"])
+               for a in pack.alt_texts if distinct_alts(a)}
+    text_docs = [d for d in docs if tuple(d) in written]
+    repeated = [d for d in docs if tuple(d) not in written]
+    assert len(text_docs) == len(written) and len(repeated) == len(text_docs)
+    assert all(len(d) == 2 * c.induction_len and d[: c.induction_len] == d[c.induction_len:] for d in repeated)
+    assert "decoder_lm.induction_gain" in s.gates
+    lm = load_model(s.cfg.captioner.decoder_init)
+    calls = []
+
+    def spy_train(model, data, *args, **kwargs):
+        calls.append([p.detach().clone() for p in model.decoder.parameters()])
+
+    monkeypatch.setattr(experiment, "train", spy_train)
+    monkeypatch.setattr(experiment, "load_model", lambda *a, **k: None)  # stage 2 starts from stage 1
+    for p_blank, name in ((0.5, "a"), (1.0, "b")):
+        experiment.captioner_pair(s.cfg, s.data, s.emb, s.codec, tmp_path, p_blank, name, s.env)
+    assert len(calls) == 4
+    for start in calls:
+        assert all(torch.equal(a, b) for a, b in zip(start, lm.parameters()))
+
+
+def test_decoder_init_errors(tmp_path):
+    from fmrecipes.altogether.decoder_lm import load_decoder
+    from fmrecipes.core.checkpoint import save_model
+
+    with pytest.raises(FmError, match="hf_decoder"):
+        configlib.load(AltogetherConfig, SMOKE, ["captioner.hf_decoder=x", "decoder_lm.enabled=true"]).validate()
+    with pytest.raises(FmError, match="induction_share"):
+        configlib.load(AltogetherConfig, SMOKE, ["decoder_lm.induction_share=1"]).validate()
+    save_model(GPT(GPTConfig(vocab_size=100, seq_len=64, n_layer=1, n_head=2, d_model=16)), tmp_path / "lm")
+    cfg = configlib.load(AltogetherConfig, SMOKE)
+    with pytest.raises(FmError, match="reads 100 ids"):
+        load_decoder(tmp_path / "lm", cfg, 300)
+
+
+def test_encoder_probes_read_the_main_object_of_each_scene():
+    """The probes label each scene by its object with the most visible pixels; an embedding that codes that
+    object's class reads ~100% class and majority-level colour."""
+    from fmrecipes.altogether.encoder import encoder_probes, main_object
+    from fmrecipes.data.fashion_mnist import CLASSES
+
+    graphs = [make_scene(SceneConfig(size=16, min_objects=2), "train", i).graph for i in range(200)]
+    assert all(main_object(g)["visible"] == max(o["visible"] for o in g["objects"]) for g in graphs)
+    labels = torch.tensor([CLASSES.index(main_object(g)["class"]) for g in graphs])
+    emb = torch.nn.functional.one_hot(labels, 10).float() + 0.01 * torch.randn(200, 10)
+    r = encoder_probes(emb[:150], graphs[:150], emb[150:], graphs[150:])
+    assert r["encoder_probe.class"] > 95 and r["encoder_probe.colour"] < r["encoder_probe.colour_majority"] + 15
+    first = torch.tensor([CLASSES.index(g["objects"][-1]["class"]) for g in graphs])  # another object's class
+    emb = torch.nn.functional.one_hot(first, 10).float() + 0.01 * torch.randn(200, 10)
+    assert encoder_probes(emb[:150], graphs[:150], emb[150:], graphs[150:])["encoder_probe.class"] < 80

@@ -20,6 +20,7 @@ def _pretrain(args: argparse.Namespace) -> int:
 
     cfg = _cfg(args)
     s = setup(cfg, dist.setup(cfg.run))
+    cfg = s.cfg  # with the pre-trained decoder, if decoder_lm is enabled
     model = new_captioner(cfg, s.emb["pretrain"].shape[1], s.codec)
     data = CaptionData(s.emb["pretrain"], s.data.pretrain.alt_texts, s.codec, "pretrain", cfg.captioner.p_blank)
     train_stage(model, data, cfg.pretrain, Path(cfg.out) / "altogether_stage1", None, cfg.seed, s.env)
@@ -38,6 +39,7 @@ def _finetune(args: argparse.Namespace) -> int:
     if not (stage1 / "checkpoints").is_dir():
         raise FmError(f"{stage1} has no checkpoint: run `fmrecipes altogether pretrain` with the same --out first")
     s = setup(cfg, dist.setup(cfg.run))
+    cfg = s.cfg
     model = new_captioner(cfg, s.emb["finetune"].shape[1], s.codec)
     data = CaptionData(s.emb["finetune"], s.data.finetune.alt_texts, s.codec, "finetune", cfg.captioner.p_blank,
                        s.data.finetune.realigned)
@@ -84,7 +86,8 @@ def _caption(args: argparse.Namespace) -> int:
 
 def register_cli(verbs) -> None:
     """The stages and captioning as verbs of ``fmrecipes altogether``."""
-    add_verb(verbs, "pretrain", "stage 0 encoder (if no encoder.path) and stage 1 on alt-text (resumes)", _pretrain)
+    add_verb(verbs, "pretrain", "stage 0 encoder (if no encoder.path), the decoder's LM pre-training (if decoder_lm."
+             "enabled) and stage 1 on alt-text (resumes)", _pretrain)
     add_verb(verbs, "finetune", "stage 2 on re-aligned captions, from stage 1 (resumes)", _finetune)
     v = verbs.add_parser("caption", help="caption an image-text index (FashionScenes export or a real set); resumes")
     v.add_argument("run", help="the --out directory of pretrain/finetune (or reproduce altogether)")

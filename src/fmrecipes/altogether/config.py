@@ -38,6 +38,29 @@ class CaptionerConfig:
     p_blank: float = 0.5        # the alt-text prompt is blanked with this probability in training
     decoder: GPTConfig = field(default_factory=lambda: GPTConfig(n_layer=3, n_head=4, d_model=128))
     hf_decoder: str = ""        # a local Hugging Face causal LM directory replaces the core GPT (with its tokenizer)
+    # a core GPT checkpoint (or its run directory) as the decoder's initial weights, as the paper starts from a
+    # pretrained OPT; `decoder_lm.enabled` trains one in OUT/decoder_lm and uses it when this is empty
+    decoder_init: str = ""
+
+
+@dataclass
+class DecoderLMConfig:
+    """Decoder pre-training before stages 1 and 2 (the paper's decoder is a pretrained LM, notes B.3): the core
+    GPT trained as a language model on alt-text documents, each one image's ``alts_per_doc`` alt-texts joined as
+    the inference prompt joins them, from ``n_docs`` scenes no other stage uses; ``induction_share`` of all
+    documents are instead a random token sequence of ``induction_len`` tokens written twice (to grow induction
+    heads). The gates measure copying on the next ``n_gate`` scenes' documents and on ``n_gate`` random
+    sequences (see :mod:`fmrecipes.altogether.decoder_lm`)."""
+
+    enabled: bool = False
+    n_docs: int = 3000
+    alts_per_doc: int = 10
+    induction_share: float = 0.0
+    induction_len: int = 24
+    n_gate: int = 300
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(
+        steps=400, batch_size=32, micro_batch_size=32, lr=2e-3, beta2=0.98, eps=1e-6, weight_decay=0.1,
+        warmup_steps=40, min_lr_ratio=0.1))
 
 
 @dataclass
@@ -76,9 +99,13 @@ class AltogetherConfig:
     pretrain_data: str | None = None
     finetune_data: str | None = None
     tokenizer_vocab: int = 1024
+    # the decoder's BPE reads a text's first word as if a space preceded it: a brand then has one id wherever it
+    # stands (without it, an alt-text that starts with the brand gives it another id, so copying it fails)
+    tokenizer_prefix_space: bool = True
     global_scale: tuple[float, float] = (0.7, 1.0)  # CLIP training crops (captioner images are never cropped)
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     captioner: CaptionerConfig = field(default_factory=CaptionerConfig)
+    decoder_lm: DecoderLMConfig = field(default_factory=DecoderLMConfig)
     # Official AdamW (notes B.4): lr 2e-4, betas (0.9, 0.98), eps 1e-6, wd 0.2, warmup then cosine to 0; small
     # models here take a larger lr. Stage 2 has its own schedule (the released code's shared one is a bug).
     pretrain: TrainConfig = field(default_factory=lambda: TrainConfig(
@@ -109,5 +136,10 @@ class AltogetherConfig:
         if not self.captioner.hf_decoder and self.captioner.decoder.seq_len < need:
             raise ConfigError(f"captioner.decoder.seq_len={self.captioner.decoder.seq_len} is shorter than "
                               f"prefix_len + prompt_len + target_len = {need}")
+        if self.captioner.hf_decoder and (self.captioner.decoder_init or self.decoder_lm.enabled):
+            raise ConfigError("captioner.hf_decoder is already pretrained: leave captioner.decoder_init empty and "
+                              "decoder_lm.enabled false")
+        if not 0.0 <= self.decoder_lm.induction_share < 1.0:
+            raise ConfigError(f"decoder_lm.induction_share={self.decoder_lm.induction_share} must be in [0, 1)")
         if not self.captioner.hf_decoder and self.captioner.decoder.vocab_size < self.tokenizer_vocab:
             raise ConfigError(f"captioner.decoder.vocab_size must be at least tokenizer_vocab={self.tokenizer_vocab}")

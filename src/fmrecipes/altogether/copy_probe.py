@@ -23,9 +23,9 @@ from .data import CaptionCodec
 KINDS: dict[str, tuple[str, ...]] = {"brand": BRANDS, "class": CLASSES, "colour": tuple(COLOURS)}
 
 
-def _word_ids(codec: CaptionCodec, words: tuple[str, ...]) -> dict[str, int]:
+def word_ids(tokenizer, words: tuple[str, ...]) -> dict[str, int]:
     """The words written as one token after a space (as inside a caption); the others cannot be probed."""
-    ids = {w: codec.tokenizer(" " + w, add_special_tokens=False)["input_ids"] for w in words}
+    ids = {w: tokenizer(" " + w, add_special_tokens=False)["input_ids"] for w in words}
     return {w: i[0] for w, i in ids.items() if len(i) == 1}
 
 
@@ -43,7 +43,7 @@ def copy_probe(model: nn.Module, codec: CaptionCodec, image_emb: torch.Tensor, p
                captions: list[str], words: tuple[str, ...], limit: int = 200) -> dict[str, float]:
     """``{"n", "p_true", "p_swapped", "p_swapped_in"}`` over at most ``limit`` images (see the module doc);
     an empty dict when no image qualifies."""
-    ids = _word_ids(codec, words)
+    ids = word_ids(codec.tokenizer, words)
     probe = CaptionCodec(codec.tokenizer, codec.prompt_len, codec.target_len)  # the run's counts stay as they are
     rows, true_prompts, swapped_prompts = [], [], []
     for i, (prompt, caption) in enumerate(zip(prompts, captions)):
@@ -80,7 +80,7 @@ def copy_probe(model: nn.Module, codec: CaptionCodec, image_emb: torch.Tensor, p
 
 
 def copy_probes(model: nn.Module, codec: CaptionCodec, image_emb: torch.Tensor, prompts: list[str],
-                captions: list[str]) -> dict[str, float]:
-    """``copy_probe.<kind>.<stat>`` for FashionScenes' brands, classes and colours."""
-    return {f"copy_probe.{kind}.{k}": round(v, 4) for kind, words in KINDS.items()
+                captions: list[str], name: str = "copy_probe") -> dict[str, float]:
+    """``<name>.<kind>.<stat>`` for FashionScenes' brands, classes and colours."""
+    return {f"{name}.{kind}.{k}": round(v, 4) for kind, words in KINDS.items()
             for k, v in copy_probe(model, codec, image_emb, prompts, captions, words).items()}

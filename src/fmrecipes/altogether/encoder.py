@@ -13,10 +13,13 @@ from ..core import dist
 from ..core.checkpoint import load_model, save_model
 from ..core.clip import CLIP, clip_loss_fn
 from ..core.dist import DistEnv
+from ..core.linear_probe import linear_probe
 from ..core.text_encoder import TextCodec
 from ..core.train import TrainConfig, train
 from ..core.vit import ViT
+from ..data.fashion_mnist import CLASSES
 from ..data.image_text_pairs import ImageTextData
+from ..data.scene_graph import COLOURS
 from ..data.scene_pack import ScenePack, to_float
 from .data import distinct_alts
 
@@ -63,3 +66,25 @@ def embed_images(vit: ViT, images: torch.Tensor, batch: int = 256) -> torch.Tens
             x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
         out.append(F.normalize(vit(x).cls[:, 0], dim=-1))
     return torch.cat(out)
+
+
+def main_object(graph: dict) -> dict:
+    """The scene's object with the most visible pixels."""
+    return max(graph["objects"], key=lambda o: o["visible"])
+
+
+def encoder_probes(train_emb: torch.Tensor, train_graphs: list[dict], test_emb: torch.Tensor,
+                   test_graphs: list[dict]) -> dict[str, float]:
+    """What the captioner can read from the frozen embedding: linear probes (percent correct on the test scenes)
+    for the class and the colour of each scene's main object, beside the majority class: ``encoder_probe.<attr>``
+    and ``encoder_probe.<attr>_majority``. A decoder cannot check an object against an image whose embedding
+    does not tell it (the bound on hallucination)."""
+    out: dict[str, float] = {}
+    for attr, names in (("class", list(CLASSES)), ("colour", list(COLOURS))):
+        def labels(graphs: list[dict]) -> torch.Tensor:
+            return torch.tensor([names.index(main_object(g)[attr]) for g in graphs])
+
+        r = linear_probe(train_emb, labels(train_graphs), test_emb, labels(test_graphs), len(names))
+        out[f"encoder_probe.{attr}"] = round(100 * r["accuracy"], 2)
+        out[f"encoder_probe.{attr}_majority"] = round(100 * r["majority"], 2)
+    return out

@@ -40,7 +40,8 @@ from .caption import capped_count, caption
 from .config import AltogetherConfig
 from .copy_probe import copy_probes
 from .data import CaptionCodec, CaptionData, inference_prompt, stage1_brand_share
-from .encoder import embed_images, image_encoder, random_alt_text, train_clip
+from .decoder_lm import load_decoder, pretrain_decoder
+from .encoder import embed_images, encoder_probes, image_encoder, random_alt_text, train_clip
 from .evaluate import caption_metrics
 from .losses import caption_loss
 from .model import Captioner
@@ -82,17 +83,21 @@ def caption_codec(cfg: AltogetherConfig, data: Corpus, out: Path) -> CaptionCode
     tok = out / "tokenizer"
     if not (tok / "tokenizer.json").is_file():
         texts = [a for alts in data.pretrain.alt_texts for a in alts] + data.finetune.realigned
-        train_bpe(texts, cfg.tokenizer_vocab, tok)
+        train_bpe(texts, cfg.tokenizer_vocab, tok, prefix_space=cfg.tokenizer_prefix_space)
     return CaptionCodec(load_tokenizer(tok), c.prompt_len, c.target_len)
 
 
 def new_captioner(cfg: AltogetherConfig, embed_dim: int, codec: CaptionCodec) -> Captioner:
+    """A captioner whose decoder is the Hugging Face one, the pre-trained GPT of ``captioner.decoder_init``, or a
+    new GPT; the mapper is initialised from ``cfg.seed``."""
     torch.manual_seed(cfg.seed)
     decoder = None
     if cfg.captioner.hf_decoder:
         from ..core.hf import load_causal_lm
 
         decoder = load_causal_lm(cfg.captioner.hf_decoder)
+    elif cfg.captioner.decoder_init:
+        decoder = load_decoder(cfg.captioner.decoder_init, cfg, len(codec.tokenizer))
     return Captioner(cfg.captioner, embed_dim, len(codec.tokenizer), decoder)
 
 
@@ -146,6 +151,7 @@ def downstream(cfg: AltogetherConfig, data: Corpus, captions: list[str], clip_co
 
 @dataclass
 class Setup:
+    cfg: AltogetherConfig  # with captioner.decoder_init set when decoder pre-training ran
     data: Corpus
     clip_codec: TextCodec
     make_clip: Any
@@ -153,11 +159,13 @@ class Setup:
     emb: dict[str, torch.Tensor]
     codec: CaptionCodec
     env: dist.DistEnv
+    gates: dict[str, float]  # the pre-trained decoder's (decoder_lm.*), when this run trained it
 
 
 def setup(cfg: AltogetherConfig, env: dist.DistEnv) -> Setup:
     """Scenes, the CLIP tokenizer, the frozen encoder (stage 0 if needed), image embeddings, the decoder's
-    tokenizer: what every verb needs, each built once in ``cfg.out``."""
+    tokenizer and, with ``decoder_lm.enabled``, the pre-trained decoder: what every verb needs, each built once in
+    ``cfg.out``."""
     out = ensure_dir(cfg.out)
     data = corpus(cfg)
     guard_inputs(out, data_sources(cfg), "an encoder, tokenizers and captioners")
@@ -174,11 +182,16 @@ def setup(cfg: AltogetherConfig, env: dist.DistEnv) -> Setup:
     codec = caption_codec(cfg, data, out)
     if env.is_main:  # what `altogether caption` reads, once the inputs have loaded
         dump_yaml(cfg, out / "config.yaml")
-    return Setup(data, clip_codec, make_clip, vit, emb, codec, env)
+    gates: dict[str, float] = {}
+    if cfg.decoder_lm.enabled and not cfg.captioner.decoder_init:
+        init, gates = pretrain_decoder(cfg, codec.tokenizer, out, env)
+        cfg = replace(cfg, captioner=replace(cfg.captioner, decoder_init=str(init)))
+    return Setup(cfg, data, clip_codec, make_clip, vit, emb, codec, env, gates)
 
 
 def run_experiment(cfg: AltogetherConfig, env: dist.DistEnv) -> dict[str, Any]:
     s = setup(cfg, env)
+    cfg = s.cfg
     out, data, emb, codec, clip_codec, make_clip = Path(cfg.out), s.data, s.emb, s.codec, s.clip_codec, s.make_clip
     systems = {"altogether": captioner_pair(cfg, data, emb, codec, out, cfg.captioner.p_blank, "altogether", env),
                "no_alt": captioner_pair(cfg, data, emb, codec, out, 1.0, "no_alt", env)}
@@ -191,7 +204,8 @@ def run_experiment(cfg: AltogetherConfig, env: dist.DistEnv) -> dict[str, Any]:
                                   out / "captions" / "altogether.jsonl", env.progress),
             "no_alt": caption(systems["no_alt"][1], codec, emb["test"], [""] * cfg.n_test, ids, cfg.sampling,
                               out / "captions" / "no_alt.jsonl", env.progress)}
-    summary: dict[str, Any] = {}
+    summary: dict[str, Any] = {**s.gates, **encoder_probes(emb["pretrain"], data.pretrain.graphs, emb["test"],
+                                                           data.test.graphs)}
     for system in SYSTEMS:
         metrics = caption_metrics(caps[system], data.test.realigned, data.test.graphs, data.test.alt_text_errors)
         summary.update({f"{m}.{system}": (round(v, 3) if v is not None else None) for m, v in metrics.items()})
@@ -200,6 +214,8 @@ def run_experiment(cfg: AltogetherConfig, env: dist.DistEnv) -> dict[str, Any]:
     summary["targets_truncated"] = codec.targets_truncated  # training targets cut at target_len (per draw)
     summary["targets_seen"] = codec.targets_seen
     summary.update(copy_probes(systems["altogether"][1], codec, emb["test"], prompts, data.test.realigned))
+    summary.update(copy_probes(systems["altogether"][0], codec, emb["test"], prompts, data.test.realigned,
+                               "copy_probe_stage1"))
     summary.update({k: round(v, 4) for k, v in stage1_brand_share(data.pretrain.alt_texts, BRANDS).items()})
     for system in ("stage1", "altogether", "no_alt"):  # generations cut at target_len tokens
         summary[f"captions_capped.{system}"] = capped_count(out / "captions" / f"{system}.jsonl")

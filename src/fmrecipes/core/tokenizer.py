@@ -14,13 +14,15 @@ BYTE_VOCAB = 257  # the byte-level BPE's 256 byte symbols + EOS: the smallest vo
 
 
 def train_bpe(texts: Iterable[str], vocab_size: int, out_dir: str | Path, special_tokens: tuple[str, ...] = (),
-              chat_template: str | None = None):
+              chat_template: str | None = None, prefix_space: bool = False):
     """Train a byte-level BPE of ``vocab_size`` on ``texts`` and save it to ``out_dir`` (HF layout), with
-    optional extra special tokens (e.g. chat role markers) and a Jinja chat template."""
+    optional extra special tokens (e.g. chat role markers) and a Jinja chat template. ``prefix_space``: a text's
+    first word is read as if a space preceded it, so a word has one id wherever it stands (GPT-2's default,
+    False, gives "Brio" at the start of a text another id than " Brio" inside it)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
     tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=prefix_space)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
