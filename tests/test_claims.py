@@ -72,3 +72,17 @@ def test_aggregate_means_spreads_and_per_seed_values():
     assert out["only0"] == 5.0 and out["per_seed.only0"] == [5.0, None, None] and "spread.only0" not in out
     single = aggregate({7: {"x": 1.5}})
     assert single == {"x": 1.5, "per_seed.x": [1.5]}  # one seed: no spread
+
+
+def test_a_claim_whose_ceiling_does_not_clear_its_floor_is_not_testable():
+    claim = Claim("seg", "a beats b", "75.9 vs 64.4", "miou.a", "miou.b", "higher",
+                  testable_if=("miou.ceiling", "miou.floor", 10.0))
+    reps = {s: {"miou.a": 12.0 + s, "miou.b": 8.0, "miou.ceiling": 30.0, "miou.floor": 8.0} for s in range(3)}
+    assert judge([claim], reps)["claims.seg.verdict"] == "holds"  # the ceiling clears the floor by 22
+    low = {s: {**r, "miou.ceiling": 8.0 + 9.0 + 0.5 * s} for s, r in reps.items()}  # mean gap 9.5 < 10
+    out = judge([claim], low)
+    assert out["claims.seg.verdict"] == "not testable" and out["claims.seg.mean"] == pytest.approx(5.0)
+    edge = {s: {**r, "miou.ceiling": 18.0} for s, r in reps.items()}  # a gap of exactly 10 is enough
+    assert judge([claim], edge)["claims.seg.verdict"] == "holds"
+    unmeasured = {s: {k: v for k, v in r.items() if k != "miou.ceiling"} for s, r in reps.items()}
+    assert judge([claim], unmeasured)["claims.seg.verdict"] == "holds"  # no ceiling run: judged as usual

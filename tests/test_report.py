@@ -40,6 +40,11 @@ def test_reproduce_all_opens_the_report_with_every_claim(smoke_all):
         for claim in recipe.claims:
             assert f"| {recipe.name} | {claim.statement} | {claim.paper} |" in claims_table
             verdict = summary[f"claims.{claim.id}.verdict"]
+            if claim.testable_if and claim.testable_if[0] in summary:  # a ceiling short of its floor: not testable
+                ceiling, floor, gap = claim.testable_if
+                if summary[ceiling] - summary[floor] < gap:
+                    assert verdict == "not testable"
+                    continue
             assert verdict == ("inconclusive" if summary[f"claims.{claim.id}.n_seeds"] < 3 else verdict)
     assert "(n=2) | **inconclusive** |" in claims_table  # sso's smoke runs two seeds: never decides
     assert "color:#8a6d00'>inconclusive</td>" in page

@@ -47,6 +47,32 @@ def test_dino_loss_by_hand():
     assert t.grad is None and s.grad is not None  # the teacher gets no gradient
 
 
+def test_dino_collapse_diagnostics_by_hand():
+    """Teacher entropy per image and of the batch mean, and KL(teacher || student), against hand values."""
+    from fmrecipes.tips.losses import dino_diagnostics
+
+    k = 4
+    flat = dino_diagnostics(torch.zeros(2, 3, k), torch.zeros(3, k), torch.zeros(k), 0.1, 0.04)
+    assert flat["teacher_entropy"].item() == pytest.approx(math.log(k))  # uniform collapse: log K
+    assert flat["teacher_batch_entropy"].item() == pytest.approx(math.log(k)) and flat["kl"].item() == pytest.approx(0)
+    one = torch.tensor([[50.0, 0, 0, 0]]).repeat(3, 1)  # every image on prototype 0: the batch entropy is 0
+    d = dino_diagnostics(torch.zeros(1, 3, k), one, torch.zeros(k), 0.1, 0.04)
+    assert d["teacher_entropy"].item() < 1e-6 and d["teacher_batch_entropy"].item() < 1e-6
+    assert d["kl"].item() == pytest.approx(math.log(k), rel=1e-4)  # a uniform student against a one-hot teacher
+    t = torch.tensor([[1.0, 0.0, 0.5, -1.0], [0.0, 2.0, 0.0, 0.0]])
+    s = torch.tensor([[[0.3, 0.1, 0.0, 0.2], [0.0, 0.4, 0.0, -0.1]]])
+    c = torch.tensor([0.1, 0.0, 0.0, 0.0])
+    q = torch.softmax((t - c) / 0.04, -1)
+    p = torch.softmax(s[0] / 0.1, -1)
+    kl = (q * (q.log() - p.log())).sum(-1).mean()
+    d = dino_diagnostics(s, t, c, 0.1, 0.04)
+    assert d["kl"].item() == pytest.approx(kl.item(), rel=1e-5)
+    assert d["kl"].item() == pytest.approx(dino_loss(s, t, c, 0.1, 0.04).item() - d["teacher_entropy"].item(),
+                                           rel=1e-5)
+    mean_q = q.mean(0)
+    assert d["teacher_batch_entropy"].item() == pytest.approx(-(mean_q * mean_q.log()).sum().item(), rel=1e-5)
+
+
 def test_koleo_by_hand_and_in_the_objective(tmp_path):
     """DINOv2's KoLeo: -mean log(distance to the nearest other L2-normalised row); its gradient spreads the two
     closest rows apart. Off by default (TIPS does not state it); ssl.koleo_weight adds it on the distilled [CLS]."""
@@ -381,6 +407,10 @@ def test_reproduce_smoke_and_cli(smoke_all, tmp_path):
     # dense probes on the EMA teacher too, and on an untrained tower: the floor they must clear
     assert "seg_miou_teacher.tips" in summary and "seg_miou_teacher.clip_alt" not in summary
     assert "seg_miou.random_init" in summary and "depth_rmse.random_init" in summary
+    # and on the supervised ceiling, which decides whether the dense claims are testable at all
+    assert "seg_miou.supervised" in summary and "zeroshot_acc.supervised" not in summary
+    assert summary["claims.ssl_segmentation.verdict"] == ("not testable" if summary["seg_miou.supervised"] -
+                                                          summary["seg_miou.random_init"] < 10 else "inconclusive")
     # the EMA teacher's share of its random init, from the schedule the run used (DINOv2's 0.994 would keep ~all)
     from fmrecipes.tips.ssl import teacher_init_share
 
@@ -389,6 +419,10 @@ def test_reproduce_smoke_and_cli(smoke_all, tmp_path):
     assert share == pytest.approx(teacher_init_share(summary["teacher_momentum_start.tips"], steps))
     assert share < 0.5 * teacher_init_share(0.994, steps)
     assert "teacher_init_share.dual_cls" not in summary
+    # the DINO collapse diagnostics at the last logged step, for the variants that distil
+    last = [r for r in map(json.loads, (exp / "tips" / "metrics.jsonl").read_text().splitlines()) if "dino_kl" in r][-1]
+    assert summary["dino_kl.tips"] == pytest.approx(last["dino_kl"], abs=1e-4) and "dino_kl.clip_alt" not in summary
+    assert 0 <= summary["dino_teacher_entropy.tips"] <= math.log(smoke_cfg(tmp_path).ssl.prototypes) + 1e-3
     # what max_len cuts is reported, not silent
     for texts in ("synthetic", "alt", "retrieval_queries", "retrieval_queries_realigned"):
         assert 0 <= summary[f"text_truncated_frac.{texts}"] <= 1
@@ -430,3 +464,66 @@ def test_two_processes_train_tips_as_one_does(tmp_path):
             assert a[key] == pytest.approx(b[key], abs=1e-4), (key, a["step"])
     w1, w2 = (load_file(str(tmp_path / run / "tips" / "vit" / "model.safetensors")) for run in ("one", "two"))
     assert max((w1[k] - w2[k]).abs().max().item() for k in w1) < 1e-4
+
+
+def test_the_dinov2_style_probe_reads_the_last_blocks_normed_and_batch_normalises():
+    """``layers`` concatenates the last blocks' patch tokens, each through the final LayerNorm (DINOv2's
+    get_intermediate_layers(n, norm=True)); the [CLS] stays the last block's; the probe batch-normalises its
+    input, so a feature on a far larger scale than the others does not dominate its steps."""
+    from fmrecipes.core.vit import ViT, ViTConfig
+    from fmrecipes.tips.config import ProbeConfig
+    from fmrecipes.tips.probes import PatchLinear, depth_probe
+
+    torch.manual_seed(0)
+    vit = ViT(ViTConfig(image_size=16, patch_size=4, width=8, depth=3, heads=2, n_cls=2)).eval()
+    x = torch.rand(2, 3, 16, 16)
+    hidden = []
+    handles = [b.register_forward_hook(lambda m, i, o: hidden.append(o)) for b in vit.blocks]
+    one, three = vit(x), vit(x, layers=3)
+    for h in handles:
+        h.remove()
+    expect = torch.cat([vit.norm(h[:, 2:]) for h in hidden[3:]], -1)  # the second call's three blocks
+    assert three.patches.shape == (2, 16, 24) and torch.allclose(three.patches, expect)
+    assert torch.equal(three.cls, one.cls) and torch.allclose(three.patches[..., -8:], one.patches)
+    with pytest.raises(ValueError, match="layers=4"):
+        vit(x, layers=4)
+    bn = PatchLinear(3, 1, batch_norm=True)
+    assert isinstance(bn.norm, torch.nn.BatchNorm1d) and isinstance(PatchLinear(3, 1).norm, torch.nn.Identity)
+    g = torch.Generator().manual_seed(0)
+    feats = torch.randn(256, 4, 3, generator=g)
+    depth = feats[..., 0].reshape(256, 2, 2)  # read off feature 0 ...
+    feats[..., 1] *= 1e4  # ... beside a huge, useless one
+    cfg = ProbeConfig(steps=200, lr=3e-2)
+    plain = depth_probe(feats[:200], depth[:200], feats[200:], depth[200:], cfg)
+    normed = depth_probe(feats[:200], depth[:200], feats[200:], depth[200:], ProbeConfig(steps=200, lr=3e-2,
+                                                                                          batch_norm=True))
+    assert normed < 0.2 < plain
+
+
+def test_the_supervised_ceiling_trains_on_each_scenes_own_masks_and_depth(tmp_path):
+    """The ceiling's batch pairs each image with its own mask and depth; its loss is the per-pixel cross-entropy
+    plus the squared depth error, the depth head predicting around the training mean; training lowers both."""
+    import torch.nn.functional as F
+
+    from fmrecipes.core import dist
+    from fmrecipes.data.scene_pack import scene_pack, to_float
+    from fmrecipes.tips.supervised import MaskData, SupervisedViT, supervised_loss, train_supervised
+
+    cfg = smoke_cfg(tmp_path, "train.steps=30", "train.lr=3e-3")
+    pack = scene_pack(cfg.data, "train", 24)
+    batch = MaskData(pack).batch(torch.tensor([5, 2]))
+    assert torch.equal(batch["image"], to_float(pack.images[[5, 2]]))
+    assert torch.equal(batch["semantic"], pack.semantic[[5, 2]]) and torch.equal(batch["depth"], pack.depth[[5, 2]])
+    torch.manual_seed(0)
+    model = SupervisedViT(cfg, 8.0)
+    logits, depth = model(batch["image"])
+    assert logits.shape == (2, 11, 16, 16) and depth.shape == (2, 16, 16)
+    raw = model.depth(model.vit(batch["image"]).patches, 16)[:, 0]
+    assert torch.allclose(depth, raw + 8.0)  # the depth head predicts around the training mean
+    loss, parts = supervised_loss(model, batch)
+    expect = F.cross_entropy(logits, batch["semantic"]) + ((depth - batch["depth"]) ** 2).mean()
+    assert loss.item() == pytest.approx(expect.item(), rel=1e-5)
+    vit = train_supervised(cfg, pack, tmp_path / "sup", dist.single_process())
+    records = [json.loads(line) for line in (tmp_path / "sup" / "metrics.jsonl").read_text().splitlines()]
+    assert records[-1]["seg_ce"] < records[0]["seg_ce"] and records[-1]["depth_mse"] < records[0]["depth_mse"]
+    assert (tmp_path / "sup" / "vit" / "config.json").is_file() and vit.cfg == cfg.vit

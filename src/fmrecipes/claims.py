@@ -11,6 +11,9 @@ metric ``b`` (what the paper compares it with), in a claimed direction. The rule
 * With ``n`` differences, mean ``m`` and standard error ``se = std(d, ddof=1) / sqrt(n)``: the verdict is
   ``holds`` when ``m`` lies in the claimed direction by more than ``2·se`` and ``n >= 3``; ``fails`` when it
   lies the other way by more than ``2·se`` and ``n >= 3``; ``inconclusive`` otherwise (always when ``n < 3``).
+* A claim may name a measurement that must be able to see its effect (``testable_if``: a ceiling that must clear
+  a floor by a gap, e.g. a supervised model's probe against an untrained one's). When the replicates' mean gap
+  falls short, the verdict is ``not testable`` whatever the differences say (their mean and spread are kept).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from typing import Any, Literal
 MIN_SEEDS = 3  # fewer paired replicates never decide a claim
 Z = 2.0        # standard errors the mean difference must clear
 
-Verdict = Literal["holds", "fails", "inconclusive"]
+Verdict = Literal["holds", "fails", "inconclusive", "not testable"]
 
 
 def is_number(value: Any) -> bool:
@@ -47,11 +50,23 @@ class Claim:
     # summary keys of measured numbers that say why the claim did not hold (a probe, a ceiling, a curve), shown
     # beside any verdict other than ``holds``
     diagnostics: tuple[str, ...] = ()
+    # (ceiling key, floor key, gap): testable only when the mean over replicates of ceiling - floor is >= gap
+    testable_if: tuple[str, str, float] | None = None
 
     def metric(self) -> str:
         """How the paired difference is formed, for the summary."""
         op = f"ln({self.a} / {self.b})" if self.scale == "log_ratio" else f"{self.a} - {self.b}"
         return op if not self.margin else f"{op} - {self.margin:.4g}"
+
+    def testable(self, replicates: Mapping[int, Mapping[str, Any]]) -> bool:
+        """False when ``testable_if``'s ceiling clears its floor by less than the gap, on average over the
+        replicates that have both; True otherwise (no condition, or no replicate measured it)."""
+        if self.testable_if is None:
+            return True
+        ceiling, floor, gap = self.testable_if
+        gaps = [r[ceiling] - r[floor] for r in replicates.values()
+                if is_number(r.get(ceiling)) and is_number(r.get(floor))]
+        return not gaps or fmean(gaps) >= gap
 
     def difference(self, replicate: Mapping[str, Any]) -> float | None:
         """This replicate's paired difference, or None when either side is censored, missing or not finite."""
@@ -89,6 +104,8 @@ def judge(claims: Sequence[Claim], replicates: Mapping[int, Mapping[str, Any]]) 
     for c in claims:
         diffs = [d for d in (c.difference(r) for r in replicates.values()) if d is not None]
         v, mean, se = verdict(diffs, c.direction)
+        if not c.testable(replicates):
+            v = "not testable"
         std = se * math.sqrt(len(diffs)) if se is not None else None
         out.update({f"claims.{c.id}.verdict": v, f"claims.{c.id}.mean": mean, f"claims.{c.id}.se": se,
                     f"claims.{c.id}.std": std, f"claims.{c.id}.n_seeds": len(diffs),

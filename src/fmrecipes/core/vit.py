@@ -74,9 +74,14 @@ class ViT(nn.Module):
         table = F.interpolate(table, size=(grid, grid), mode="bicubic", align_corners=False, antialias=grid < g)
         return table.permute(0, 2, 3, 1).reshape(1, grid * grid, -1)
 
-    def forward(self, images: torch.Tensor, mask: torch.Tensor | None = None) -> ViTOutput:
+    def forward(self, images: torch.Tensor, mask: torch.Tensor | None = None, layers: int = 1) -> ViTOutput:
         """``images`` [B, 3, H, W] (H = W, a multiple of the patch size); ``mask`` bool [B, N]: patches to
-        replace by the mask token."""
+        replace by the mask token. ``layers`` > 1: the patch tokens of the last ``layers`` blocks, each after the
+        final LayerNorm, concatenated along the channels [B, N, layers·D] (DINOv2's
+        ``get_intermediate_layers(n, norm=True)``, what its linear probes read); the [CLS] tokens stay the last
+        block's."""
+        if not 1 <= layers <= self.cfg.depth:
+            raise ValueError(f"layers={layers} must be between 1 and the depth {self.cfg.depth}")
         x = self.patch_embed(images)
         grid = x.shape[-1]
         x = x.flatten(2).transpose(1, 2)
@@ -86,11 +91,14 @@ class ViT(nn.Module):
             x = torch.where(mask[..., None], self.mask_token.to(x.dtype), x)
         x = x + self.positions(grid)
         x = torch.cat([self.cls_tokens.expand(len(x), -1, -1), x], dim=1)
+        hidden = []
         for block in self.blocks:
             x = block(x)
+            hidden.append(x)
         x = self.norm(x)
         n = self.cfg.n_cls
-        return ViTOutput(cls=x[:, :n], patches=x[:, n:])
+        patches = torch.cat([self.norm(h[:, n:]) for h in hidden[-layers:]], -1) if layers > 1 else x[:, n:]
+        return ViTOutput(cls=x[:, :n], patches=patches)
 
 
 def _init(module: nn.Module) -> None:

@@ -224,7 +224,9 @@ def _run_line(summary: dict[str, Any]) -> str:
 
 CLAIM_RULE = ("Verdicts from paired per-seed differences: `holds` when their mean lies in the claimed direction by "
               "more than 2 standard errors with n >= 3 seeds, `fails` when it lies the other way by that margin, "
-              "`inconclusive` otherwise (always with n < 3). Censored values are never compared.")
+              "`inconclusive` otherwise (always with n < 3); `not testable` when the claim's ceiling (e.g. a "
+              "supervised model's probe) does not clear its floor by the stated gap. Censored values are never "
+              "compared.")
 WHY = "why not (diagnostic)"
 CLAIM_HEADER = ["recipe", "claim", "paper", "ours (mean ± std of the paired difference, n)", "verdict", WHY,
                 "committed full preset (results/)", "same direction as full"]

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..claims import Claim, Z, claim_fields
 
-VERDICT_COLOUR = {"holds": "#1a7f37", "fails": "#b42318", "inconclusive": "#8a6d00"}
+VERDICT_COLOUR = {"holds": "#1a7f37", "fails": "#b42318", "inconclusive": "#8a6d00", "not testable": "#6e7781"}
 
 
 @dataclass(frozen=True)

@@ -75,6 +75,13 @@ class ProbeConfig:
     zeroshot_cls: Literal[1, 2] = 1   # TIPS' inference uses CLS1 for zero-shot (notes A.2)
     retrieval_cls: Literal[1, 2] = 1  # notes A.9: "COCO/Flickr R@1 via CLS1"; CLS2 is also reported
     random_baseline: bool = True      # also probe an untrained tower (`<metric>.random_init`): the floor
+    # what the dense probes read: the patch tokens of the last `layers` blocks (each after the final norm,
+    # concatenated), batch-normalised if `batch_norm`; DINOv2's linear probe: 4 and true; the plain one: 1, false
+    layers: int = 1
+    batch_norm: bool = False
+    # also train the same ViT supervised on the training scenes' masks and depth, with the variants' budget, and
+    # probe it alike (`<metric>.supervised`): the dense probes' ceiling at this size
+    supervised_ceiling: bool = False
 
 
 @dataclass
@@ -113,6 +120,8 @@ class TIPSConfig:
                               f"{self.tokenizer_vocab}")
         if self.data.size != self.vit.image_size:
             raise ConfigError(f"data.size={self.data.size} must equal vit.image_size={self.vit.image_size}")
+        if not 1 <= self.probe.layers <= self.vit.depth:
+            raise ConfigError(f"probe.layers={self.probe.layers} must be between 1 and vit.depth={self.vit.depth}")
         if self.ssl.local_size % self.vit.patch_size:
             raise ConfigError(f"ssl.local_size={self.ssl.local_size} must be a multiple of vit.patch_size")
         if not 0 < self.ssl.mask_ratio < 1:

@@ -20,6 +20,7 @@ from ..core import dist
 from ..core.checkpoint import latest_checkpoint, load_model, save_model
 from ..core.fileio import atomic_write_json, ensure_dir
 from ..core.fingerprint import digest, file_digest, guard_inputs
+from ..core.metrics import read_jsonl
 from ..core.retrieval import (
     class_embeddings,
     encode_texts,
@@ -28,6 +29,7 @@ from ..core.retrieval import (
 )
 from ..core.text_encoder import TextCodec, text_codec
 from ..core.train import train
+from ..core.vit import ViT
 from ..data.fashion_mnist import zeroshot_images
 from ..data.image_text import image_text_pack
 from ..data.scene_human import human_captions
@@ -40,9 +42,11 @@ from .losses import tips_loss
 from .model import TeacherHooks, TIPSModel
 from .probes import N_SEG_CLASSES, depth_probe, encode_images, iou_parts, mean_depth_rmse, segmentation_probe
 from .ssl import teacher_init_share
+from .supervised import train_supervised
 
 N_SHOWN = 4  # test scenes whose segmentation-probe predictions are kept for the plot
 RANDOM_INIT = "random_init"  # the untrained baseline's name in the summary
+SUPERVISED = "supervised"    # the dense probes' ceiling (tips.supervised)
 
 
 @dataclass
@@ -86,13 +90,20 @@ def evaluate(model: TIPSModel, codec: TextCodec, ev: EvalSet, cfg: TIPSConfig) -
         if n_cls == 2:
             out[f"i2t_r1{suffix}_cls2"], out[f"t2i_r1{suffix}_cls2"] = (
                 100 * r for r in retrieval_r1(test.cls[:, 1], texts))
-    out["depth_rmse_mean_predictor"] = mean_depth_rmse(ev.probe_train.depth, ev.test.depth)  # the probe's floor
-    towers = {"": (model.vit, test.patches)}  # the student; with self-supervision also the EMA teacher
+    towers = {"": model.vit}  # the student; with self-supervision also the EMA teacher
     if hasattr(model, "teacher"):
-        teacher = model.teacher["vit"]
-        towers["_teacher"] = (teacher, encode_images(teacher, to_float(ev.test.images)).patches)
-    for suffix, (vit, test_patches) in towers.items():
-        train_patches = encode_images(vit, to_float(ev.probe_train.images)).patches
+        towers["_teacher"] = model.teacher["vit"]
+    return {**out, **dense_probes(towers, ev, cfg)}
+
+
+def dense_probes(towers: dict[str, ViT], ev: EvalSet, cfg: TIPSConfig) -> dict[str, Any]:
+    """The segmentation and depth probes on each tower's frozen patch tokens (``<metric><suffix>`` for each
+    ``suffix: tower``), the mIoU's parts, the depth floor and the first test predictions (``seg_pred``)."""
+    p = cfg.probe
+    out: dict[str, Any] = {"depth_rmse_mean_predictor": mean_depth_rmse(ev.probe_train.depth, ev.test.depth)}
+    for suffix, vit in towers.items():
+        train_patches, test_patches = (encode_images(vit, to_float(s.images), layers=p.layers).patches
+                                       for s in (ev.probe_train, ev.test))
         miou, pred = segmentation_probe(train_patches, ev.probe_train.semantic, test_patches, ev.test.semantic, p)
         out[f"seg_miou{suffix}"] = 100 * miou
         for part, value in iou_parts(pred, ev.test.semantic, N_SEG_CLASSES).items():  # what the mIoU is made of
@@ -161,6 +172,13 @@ def run_experiment(cfg: TIPSConfig, env: dist.DistEnv) -> dict[str, Any]:
     if cfg.probe.random_baseline:  # the floor: the same probes on an untrained tower (the seed's initialisation)
         torch.manual_seed(cfg.seed)
         results[RANDOM_INIT] = evaluate(TIPSModel(cfg, "dual_cls").eval(), codec, ev, cfg)
+    if cfg.probe.supervised_ceiling:  # the ceiling: the same ViT trained on the masks and depth, probed alike
+        done = out / SUPERVISED / "probes.json"
+        if not done.is_file():
+            print(f"[tips] {SUPERVISED}", flush=True)
+            vit = train_supervised(cfg, pack, out / SUPERVISED, env)
+            atomic_write_json(done, dense_probes({"": vit}, ev, cfg))
+        results[SUPERVISED] = json.loads(done.read_text())
     from .paper import PAPER
     from .plots import ablation_bars, segmentation_grid
 
@@ -177,7 +195,18 @@ def run_experiment(cfg: TIPSConfig, env: dist.DistEnv) -> dict[str, Any]:
         if VARIANTS[variant]["distill"] or VARIANTS[variant]["mim"]:
             summary[f"teacher_momentum_start.{variant}"] = m0
             summary[f"teacher_init_share.{variant}"] = teacher_init_share(m0, cfg.train.steps)
+        if VARIANTS[variant]["distill"]:
+            summary.update(collapse_diagnostics(out / variant, variant))
     return summary
+
+
+def collapse_diagnostics(run_dir: Path, variant: str) -> dict[str, float]:
+    """The DINO teacher's entropies and the student-teacher KL at the last logged step (``dino_<name>.<variant>``;
+    every logged step is in ``metrics.jsonl``): a collapse shows as an entropy at 0 or log K."""
+    logged = [r for r in read_jsonl(run_dir / "metrics.jsonl") if "dino_kl" in r]
+    if not logged:
+        return {}
+    return {f"{k}.{variant}": round(v, 4) for k, v in logged[-1].items() if k.startswith("dino_")}
 
 
 __all__ = [

@@ -39,6 +39,22 @@ def dino_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, center
     return -(q[None] * log_p).sum(-1).mean()
 
 
+@torch.no_grad()
+def dino_diagnostics(student_logits: torch.Tensor, teacher_logits: torch.Tensor, center: torch.Tensor,
+                     student_temp: float, teacher_temp: float) -> dict[str, torch.Tensor]:
+    """What shows a collapse of self-distillation (DINO Sec. 5.3), in nats: ``teacher_entropy``, the mean entropy
+    of each image's teacher distribution (log K: uniform collapse); ``teacher_batch_entropy``, the entropy of the
+    batch's mean teacher distribution (0: every image on one prototype); ``kl``, the mean KL(teacher || student)
+    over local crops and images (the distillation loss minus the teacher entropy)."""
+    q = teacher_probs(teacher_logits, center, teacher_temp)
+    entropy = -(q * q.clamp_min(1e-30).log()).sum(-1)
+    mean_q = q.mean(0)
+    log_p = F.log_softmax(student_logits.float() / student_temp, dim=-1)
+    ce = -(q[None] * log_p).sum(-1)
+    return {"teacher_entropy": entropy.mean(), "kl": (ce - entropy[None]).mean(),
+            "teacher_batch_entropy": -(mean_q * mean_q.clamp_min(1e-30).log()).sum()}
+
+
 def ibot_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, mask: torch.Tensor,
               center: torch.Tensor, student_temp: float, teacher_temp: float) -> torch.Tensor:
     """iBOT's patch loss over masked patches only: per image the mean cross-entropy over its masked patches,
@@ -76,6 +92,8 @@ def tips_loss(model: nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, di
     temp = tips.teacher_temp()
     if flags["distill"]:
         distill = dino_loss(feats["student_local"], feats["teacher_global"], tips.center_cls, s.student_temp, temp)
+        metrics.update({f"dino_{k}": v for k, v in dino_diagnostics(
+            feats["student_local"], feats["teacher_global"], tips.center_cls, s.student_temp, temp).items()})
         update_center(tips.center_cls, feats["teacher_global"], s.center_momentum)
         loss = loss + s.distill_weight * distill
         metrics["distill"] = distill.detach()

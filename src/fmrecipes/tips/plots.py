@@ -16,8 +16,9 @@ METRICS = (("zeroshot_acc", "zero-shot acc. (%)"), ("i2t_r1", "image->text R@1 (
 
 
 def ablation_bars(results: dict[str, dict[str, Any]], paper: dict[str, float], path: Path) -> None:
-    """One panel per metric: ours per variant as bars, the paper's ViT-B value as a dot where it has one
-    (a different dataset and scale: compare the ordering, not the level)."""
+    """One panel per metric: ours per variant as bars (none where a variant lacks the metric: the supervised
+    ceiling has only the dense probes), the paper's ViT-B value as a dot where it has one (a different dataset and
+    scale: compare the ordering, not the level)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -27,7 +28,7 @@ def ablation_bars(results: dict[str, dict[str, Any]], paper: dict[str, float], p
     fig, axes = plt.subplots(1, len(METRICS), figsize=(3.2 * len(METRICS), 3.6))
     x = np.arange(len(variants))
     for ax, (metric, label) in zip(axes, METRICS):
-        ax.bar(x, [results[v][metric] for v in variants], color="tab:blue", label="ours")
+        ax.bar(x, [results[v].get(metric, np.nan) for v in variants], color="tab:blue", label="ours")
         ref = [(i, paper[f"paper.{metric}.{v}"]) for i, v in enumerate(variants) if f"paper.{metric}.{v}" in paper]
         if ref:
             twin = ax.twinx()

@@ -17,26 +17,31 @@ from .config import ProbeConfig
 
 
 @torch.no_grad()
-def encode_images(vit: ViT, images: torch.Tensor, batch: int = 256) -> ViTOutput:
-    """[CLS] tokens and patch tokens of float images [N, 3, H, W], in eval mode."""
+def encode_images(vit: ViT, images: torch.Tensor, batch: int = 256, layers: int = 1) -> ViTOutput:
+    """[CLS] tokens and patch tokens (of the last ``layers`` blocks, concatenated) of float images [N, 3, H, W], in
+    eval mode."""
     was = vit.training
     vit.eval()
-    outs = [vit(images[i:i + batch]) for i in range(0, len(images), batch)]
+    outs = [vit(images[i:i + batch], layers=layers) for i in range(0, len(images), batch)]
     vit.train(was)
     return ViTOutput(cls=torch.cat([o.cls for o in outs]), patches=torch.cat([o.patches for o in outs]))
 
 
 class PatchLinear(nn.Module):
-    """A linear map on each patch token, its [N, C, g, g] output upsampled bilinearly to the pixels."""
+    """A linear map on each patch token, its [N, C, g, g] output upsampled bilinearly to the pixels; with
+    ``batch_norm`` the tokens are batch-normalised first (DINOv2's linear segmentation head, a BN then a 1x1
+    convolution)."""
 
-    def __init__(self, dim: int, out: int):
+    def __init__(self, dim: int, out: int, batch_norm: bool = False):
         super().__init__()
+        self.norm = nn.BatchNorm1d(dim) if batch_norm else nn.Identity()
         self.linear = nn.Linear(dim, out)
 
     def forward(self, patches: torch.Tensor, size: int) -> torch.Tensor:
-        n, p, _ = patches.shape
+        n, p, d = patches.shape
         g = int(p ** 0.5)
-        logits = self.linear(patches).transpose(1, 2).reshape(n, -1, g, g)
+        tokens = self.norm(patches.reshape(n * p, d)).reshape(n, p, d)
+        logits = self.linear(tokens).transpose(1, 2).reshape(n, -1, g, g)
         return F.interpolate(logits, size=(size, size), mode="bilinear", align_corners=False)
 
 
@@ -46,7 +51,7 @@ def fit_probe(patches: torch.Tensor, target: torch.Tensor, out: int, loss: Calla
     around it with the last minibatches."""
     patches = patches.detach()
     torch.manual_seed(cfg.seed)
-    probe = PatchLinear(patches.shape[-1], out)
+    probe = PatchLinear(patches.shape[-1], out, cfg.batch_norm)
     opt = torch.optim.AdamW(probe.parameters(), lr=cfg.lr, weight_decay=1e-4)
     decay = torch.optim.lr_scheduler.LambdaLR(opt, lambda t: 0.5 * (1 + math.cos(math.pi * t / cfg.steps)))
     g = torch.Generator().manual_seed(cfg.seed)
