@@ -487,3 +487,39 @@ def test_encoder_probes_read_the_main_object_of_each_scene():
     first = torch.tensor([CLASSES.index(g["objects"][-1]["class"]) for g in graphs])  # another object's class
     emb = torch.nn.functional.one_hot(first, 10).float() + 0.01 * torch.randn(200, 10)
     assert encoder_probes(emb[:150], graphs[:150], emb[150:], graphs[150:])["encoder_probe.class"] < 80
+
+
+def test_diversity_by_hand():
+    from fmrecipes.altogether.evaluate import diversity
+    from fmrecipes.data.scene_graph import BRANDS
+
+    b0, b1, b2 = BRANDS[:3]
+    caps = ["a red bag", "a red bag", f"a {b0} coat"]
+    d = diversity(caps, [f"{b0} coat", f"{b1} bag; {b1}-style", "shirt"])
+    # bigrams: (a red) (red bag) x2, (a b0) (b0 coat): 4 distinct of 6; words: a red bag b0 coat
+    assert d["distinct2"] == pytest.approx(100 * 4 / 6) and d["vocabulary"] == 5
+    assert d["entity_survival"] == pytest.approx(50.0)  # b0 and b1 named by the prompts, b0 kept
+    assert diversity(caps, ["no brand", f"x{b2}"])["entity_survival"] is None  # not a whole word: none named
+
+
+def test_downstream_retrieval_queries_are_held_out_human_captions(tmp_path, monkeypatch):
+    """The CLIPs' headline text-to-image queries are the test scenes' human-style captions, which no captioner
+    or CLIP trained on; the re-aligned references are the second table (the captions' own phrasing)."""
+    from fmrecipes.altogether import experiment
+    from fmrecipes.core import dist
+    from fmrecipes.data.scene_human import human_captions
+
+    cfg = configlib.load(AltogetherConfig, SMOKE, [f"out={tmp_path}", "decoder_lm.enabled=false"])
+    s = experiment.setup(cfg, dist.setup(cfg.run))
+    queries, real = [], experiment.encode_texts
+
+    def spy(text, codec, texts):
+        queries.append(list(texts))
+        return real(text, codec, texts)
+
+    monkeypatch.setattr(experiment, "encode_texts", spy)
+    captions = [t[0] for t in s.data.pretrain.alt_texts]
+    out = experiment.downstream(cfg, s.data, captions, s.clip_codec, s.make_clip, tmp_path, s.env)
+    human = human_captions(s.data.test.graphs, "test")
+    assert human != s.data.test.realigned and queries == [human, s.data.test.realigned] * 3
+    assert {f"clip_t2i_r1{x}.{n}" for x in ("", "_realigned") for n in ("alt_text", "altogether", "mix15")} <= set(out)

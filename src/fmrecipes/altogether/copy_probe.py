@@ -11,14 +11,13 @@ and gives it to the swapped-in word; one that does not read the prompt for this 
 
 from __future__ import annotations
 
-import re
-
 import torch
 import torch.nn as nn
 
 from ..data.fashion_mnist import CLASSES
 from ..data.scene_graph import BRANDS, COLOURS
 from .data import CaptionCodec
+from .evaluate import has_word, whole_word
 
 KINDS: dict[str, tuple[str, ...]] = {"brand": BRANDS, "class": CLASSES, "colour": tuple(COLOURS)}
 
@@ -27,15 +26,6 @@ def word_ids(tokenizer, words: tuple[str, ...]) -> dict[str, int]:
     """The words written as one token after a space (as inside a caption); the others cannot be probed."""
     ids = {w: tokenizer(" " + w, add_special_tokens=False)["input_ids"] for w in words}
     return {w: i[0] for w, i in ids.items() if len(i) == 1}
-
-
-def _whole(word: str) -> re.Pattern:
-    """``word`` as a whole word ("red" not inside "shred", "shirt" not inside "t-shirt")."""
-    return re.compile(rf"(?<![\w-]){re.escape(word)}(?![\w-])")
-
-
-def _has(text: str, word: str) -> bool:
-    return _whole(word).search(text) is not None
 
 
 @torch.no_grad()
@@ -48,17 +38,17 @@ def copy_probe(model: nn.Module, codec: CaptionCodec, image_emb: torch.Tensor, p
     rows, true_prompts, swapped_prompts = [], [], []
     for i, (prompt, caption) in enumerate(zip(prompts, captions)):
         target = probe.tokenizer(caption, add_special_tokens=False)["input_ids"][: codec.target_len - 1]
-        shared = [w for w in ids if _has(prompt, w) and ids[w] in target]
+        shared = [w for w in ids if has_word(prompt, w) and ids[w] in target]
         if not shared:
             continue
         word = shared[0]
-        others = [w for w in ids if not _has(prompt, w) and not _has(caption, w)]
+        others = [w for w in ids if not has_word(prompt, w) and not has_word(caption, w)]
         if not others:
             continue
         other = others[(list(ids).index(word)) % len(others)]
         rows.append((i, target.index(ids[word]), ids[word], ids[other], caption))
         true_prompts.append(prompt)
-        swapped_prompts.append(_whole(word).sub(other, prompt))
+        swapped_prompts.append(whole_word(word).sub(other, prompt))
         if len(rows) == limit:
             break
     if not rows:

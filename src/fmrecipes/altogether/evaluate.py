@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from ..data.scene_graph import BRANDS
 from ..data.scene_text import kept_brands, parse_mentions
 
 _WORD = re.compile(r"[a-z0-9\-]+")
@@ -94,3 +95,27 @@ def caption_metrics(captions: list[str], references: list[str], graphs: list[dic
             "position_acc": pct("place_ok", "placed"), "hallucination": pct("hallucinated", "mentions"),
             "brand_retention": pct("retained", "kept_brands"), "brand_mention": pct("brand_named", "kept_brands"),
             "brand_hallucination": pct("invented", "brands")}
+
+
+def diversity(captions: list[str], prompts: list[str], n: int = 2) -> dict[str, float | None]:
+    """How much of web data's diversity a caption set keeps (the seed's comment on the paper: captioning from
+    scratch may lose it, re-aligning alt-text keeps it), over sets of equal size (every system captions the same
+    test images): ``distinct<n>``, unique word n-grams over all n-grams (percent); ``vocabulary``, distinct words;
+    ``entity_survival``, the share (percent) of the distinct brands the images' alt-texts (``prompts``) name that
+    the set names anywhere (None when they name none)."""
+    words = [tokens(c).split() for c in captions]
+    grams = [tuple(w[i:i + n]) for w in words for i in range(len(w) - n + 1)]
+    named = {b for p in prompts for b in BRANDS if has_word(p, b)}
+    kept = {b for b in named if any(has_word(c, b) for c in captions)}
+    return {f"distinct{n}": 100.0 * len(set(grams)) / max(len(grams), 1),
+            "vocabulary": float(len({t for w in words for t in w})),
+            "entity_survival": 100.0 * len(kept) / len(named) if named else None}
+
+
+def whole_word(word: str) -> re.Pattern:
+    """``word`` as a whole word ("red" not inside "shred", "shirt" not inside "t-shirt")."""
+    return re.compile(rf"(?<![\w-]){re.escape(word)}(?![\w-])")
+
+
+def has_word(text: str, word: str) -> bool:
+    return whole_word(word).search(text) is not None

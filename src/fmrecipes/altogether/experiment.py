@@ -34,6 +34,7 @@ from ..core.vit import ViT
 from ..data.fashion_mnist import zeroshot_images
 from ..data.image_text import image_text_pack
 from ..data.scene_graph import BRANDS
+from ..data.scene_human import human_captions
 from ..data.scene_pack import ScenePack, scene_pack, to_float
 from ..data.scene_text import class_phrases
 from .caption import capped_count, caption
@@ -42,7 +43,7 @@ from .copy_probe import copy_probes
 from .data import CaptionCodec, CaptionData, inference_prompt, stage1_brand_share
 from .decoder_lm import load_decoder, pretrain_decoder
 from .encoder import embed_images, encoder_probes, image_encoder, random_alt_text, train_clip
-from .evaluate import caption_metrics
+from .evaluate import caption_metrics, diversity
 from .losses import caption_loss
 from .model import Captioner
 
@@ -127,7 +128,8 @@ def captioner_pair(cfg: AltogetherConfig, data: Corpus, emb: dict[str, torch.Ten
 
 def downstream(cfg: AltogetherConfig, data: Corpus, captions: list[str], clip_codec: TextCodec, make_clip,
                out: Path, env: dist.DistEnv) -> dict[str, float]:
-    """CLIPs on alt-text, on Altogether captions and on the 15% mix: zero-shot and text-to-image R@1."""
+    """CLIPs on alt-text, on Altogether captions and on the 15% mix: zero-shot and text-to-image R@1 (queries:
+    held-out human-style captions, and the re-aligned references)."""
     d = cfg.downstream
     alt = random_alt_text(data.pretrain)
 
@@ -143,9 +145,12 @@ def downstream(cfg: AltogetherConfig, data: Corpus, captions: list[str], clip_co
                           out / f"clip_{name}", cfg.seed, env)
         classes = class_embeddings(clip.text, clip_codec, class_phrases())
         result[f"clip_zeroshot.{name}"] = 100 * zeroshot_accuracy(clip.encode_images(fashion), classes, labels)
-        t2i = retrieval_r1(clip.encode_images(to_float(data.test.images)),
-                           encode_texts(clip.text, clip_codec, data.test.realigned))[1]
-        result[f"clip_t2i_r1.{name}"] = 100 * t2i
+        # headline queries: held-out human-style captions, which no captioner and no CLIP trained on (as in tips);
+        # "_realigned": the re-aligned references, the phrasing the Altogether captions were trained to write
+        images = clip.encode_images(to_float(data.test.images))
+        for suffix, queries in (("", human_captions(data.test.graphs, "test")), ("_realigned", data.test.realigned)):
+            t2i = retrieval_r1(images, encode_texts(clip.text, clip_codec, queries))[1]
+            result[f"clip_t2i_r1{suffix}.{name}"] = 100 * t2i
     return result
 
 
@@ -207,7 +212,8 @@ def run_experiment(cfg: AltogetherConfig, env: dist.DistEnv) -> dict[str, Any]:
     summary: dict[str, Any] = {**s.gates, **encoder_probes(emb["pretrain"], data.pretrain.graphs, emb["test"],
                                                            data.test.graphs)}
     for system in SYSTEMS:
-        metrics = caption_metrics(caps[system], data.test.realigned, data.test.graphs, data.test.alt_text_errors)
+        metrics = {**caption_metrics(caps[system], data.test.realigned, data.test.graphs, data.test.alt_text_errors),
+                   **diversity(caps[system], prompts)}
         summary.update({f"{m}.{system}": (round(v, 3) if v is not None else None) for m, v in metrics.items()})
     summary["prompts_truncated"] = codec.prompts_truncated
     summary["prompts_seen"] = codec.prompts_seen

@@ -6,11 +6,27 @@ from ..claims import Claim
 
 NOT_RETRIEVED = "direction only: the paper's numbers were not retrieved (notes B.7)"
 
+SEED_COMMENT = "beyond the paper: the seed's comment (web data's strength is its diversity; re-aligning keeps it)"
+# whether anything can copy a brand: the pre-trained decoder's gate, and the copy probe after each stage
+COPYING = ("decoder_lm.copy_gain", "copy_probe_stage1.brand.p_true", "copy_probe_stage1.brand.p_swapped",
+           "copy_probe.brand.p_true", "copy_probe.brand.p_swapped", "brand_mention.altogether")
+# whether the frozen embedding tells the decoder what is in the image
+ENCODER = ("encoder_probe.class", "encoder_probe.class_majority", "encoder_probe.colour",
+           "encoder_probe.colour_majority")
+
 CLAIMS = (
     Claim("keeps_brands", "re-aligned captions keep the alt-text's brands (against the same captioner never shown "
-          "alt-text)", NOT_RETRIEVED, "brand_retention.altogether", "brand_retention.no_alt", "higher"),
+          "alt-text)", NOT_RETRIEVED, "brand_retention.altogether", "brand_retention.no_alt", "higher",
+          diagnostics=COPYING),
     Claim("fewer_hallucinations", "re-aligned captions hallucinate less than the alt-text they re-align",
-          NOT_RETRIEVED, "hallucination.altogether", "hallucination.alt_text", "lower"),
+          NOT_RETRIEVED, "hallucination.altogether", "hallucination.alt_text", "lower", diagnostics=ENCODER),
+    Claim("diversity_vs_no_alt", "re-aligned captions are more diverse than captions written without alt-text "
+          "(distinct word bigrams over the same test images)", SEED_COMMENT, "distinct2.altogether",
+          "distinct2.no_alt", "higher", diagnostics=("distinct2.alt_text", "vocabulary.altogether",
+                                                     "vocabulary.no_alt", "vocabulary.alt_text")),
+    Claim("entities_vs_no_alt", "re-aligned captions keep more of the alt-texts' specific entities (distinct "
+          "brands named anywhere in the caption set) than captions written without alt-text", SEED_COMMENT,
+          "entity_survival.altogether", "entity_survival.no_alt", "higher", diagnostics=COPYING[:1]),
     Claim("alt_text_helps", "reading the alt-text brings captions closer to the re-aligned references (CIDEr-D)",
           NOT_RETRIEVED + "; ablation with/without the alt-text prompt", "cider.altogether", "cider.no_alt",
           "higher"),
