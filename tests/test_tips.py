@@ -335,6 +335,34 @@ def test_retrieval_headline_queries_are_the_held_out_human_captions(tmp_path, mo
     assert queries == [ev.human, ev.test.realigned] and {"i2t_r1", "t2i_r1_realigned"} <= set(out)
 
 
+def test_evaluate_probes_the_test_scenes_with_the_probes_layers_from_one_encoding(tmp_path, monkeypatch):
+    """evaluate encodes the test scenes once, with ``probe.layers``: its dense probes equal dense_probes on their
+    own (which encodes them itself), and its retrieval reads the last block's [CLS] as with one layer."""
+    from fmrecipes.core.text_encoder import text_codec
+    from fmrecipes.data.scene_pack import pack_texts, scene_pack
+    from fmrecipes.tips import experiment
+    from fmrecipes.tips.model import TIPSModel
+
+    cfg = smoke_cfg(tmp_path, "vit.depth=2", "probe.layers=2", "probe.batch_norm=true")
+    ev = experiment.eval_set(cfg)
+    pack = scene_pack(cfg.data, "train", 16)
+    codec = text_codec(cfg.text, cfg.tokenizer_vocab, pack_texts(pack), tmp_path / "tok")
+    torch.manual_seed(0)
+    model = TIPSModel(cfg, "clip_alt").eval()
+    calls = []
+    real = experiment.encode_images
+    monkeypatch.setattr(experiment, "encode_images", lambda vit, x, **kw: calls.append(kw) or real(vit, x, **kw))
+    out = experiment.evaluate(model, codec, ev, cfg)
+    # Fashion-MNIST and the one-object scenes ([CLS] only), then the test scenes once and the probe's training
+    # scenes, both with the probe's layers
+    assert calls == [{}, {}, {"layers": 2}, {"layers": 2}]
+    alone = experiment.dense_probes({"": model.vit}, ev, cfg)
+    for key, value in alone.items():
+        assert out[key] == value, key
+    one = experiment.evaluate(model, codec, ev, smoke_cfg(tmp_path, "vit.depth=2"))
+    assert out["t2i_r1"] == one["t2i_r1"] and out["i2t_r1_realigned"] == one["i2t_r1_realigned"]
+
+
 def test_probes_measure_what_they_should():
     from fmrecipes.core.retrieval import retrieval_r1
     from fmrecipes.tips.config import ProbeConfig

@@ -81,7 +81,7 @@ def evaluate(model: TIPSModel, codec: TextCodec, ev: EvalSet, cfg: TIPSConfig) -
         "zeroshot_scene_acc": 100 * zeroshot_accuracy(encode_images(model.vit, to_float(ev.single.images)).cls[:, zc],
                                                       classes, torch.tensor([l[0] for l in ev.single.labels])),
     }
-    test = encode_images(model.vit, to_float(ev.test.images))
+    test = encode_images(model.vit, to_float(ev.test.images), layers=p.layers)  # [CLS]: the last block's
     # headline: held-out human-style queries; "_realigned": the dense-caption templates (in distribution for
     # models trained on synthetic captions, unseen phrasing for alt-text models)
     for suffix, queries in (("", ev.human), ("_realigned", ev.test.realigned)):
@@ -93,17 +93,22 @@ def evaluate(model: TIPSModel, codec: TextCodec, ev: EvalSet, cfg: TIPSConfig) -
     towers = {"": model.vit}  # the student; with self-supervision also the EMA teacher
     if hasattr(model, "teacher"):
         towers["_teacher"] = model.teacher["vit"]
-    return {**out, **dense_probes(towers, ev, cfg)}
+    return {**out, **dense_probes(towers, ev, cfg, test_patches={"": test.patches})}
 
 
-def dense_probes(towers: dict[str, ViT], ev: EvalSet, cfg: TIPSConfig) -> dict[str, Any]:
+def dense_probes(towers: dict[str, ViT], ev: EvalSet, cfg: TIPSConfig,
+                 test_patches: dict[str, torch.Tensor] | None = None) -> dict[str, Any]:
     """The segmentation and depth probes on each tower's frozen patch tokens (``<metric><suffix>`` for each
-    ``suffix: tower``), the mIoU's parts, the depth floor and the first test predictions (``seg_pred``)."""
+    ``suffix: tower``), the mIoU's parts, the depth floor and the first test predictions (``seg_pred``).
+    ``test_patches``: a tower's test-scene patch tokens already encoded with ``probe.layers`` (by suffix)."""
     p = cfg.probe
+    encoded = test_patches or {}
     out: dict[str, Any] = {"depth_rmse_mean_predictor": mean_depth_rmse(ev.probe_train.depth, ev.test.depth)}
     for suffix, vit in towers.items():
-        train_patches, test_patches = (encode_images(vit, to_float(s.images), layers=p.layers).patches
-                                       for s in (ev.probe_train, ev.test))
+        train_patches = encode_images(vit, to_float(ev.probe_train.images), layers=p.layers).patches
+        test_patches = encoded.get(suffix)
+        if test_patches is None:
+            test_patches = encode_images(vit, to_float(ev.test.images), layers=p.layers).patches
         miou, pred = segmentation_probe(train_patches, ev.probe_train.semantic, test_patches, ev.test.semantic, p)
         out[f"seg_miou{suffix}"] = 100 * miou
         for part, value in iou_parts(pred, ev.test.semantic, N_SEG_CLASSES).items():  # what the mIoU is made of
