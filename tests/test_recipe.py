@@ -105,6 +105,7 @@ def test_run_writes_means_spreads_verdicts_and_resumes(tmp_path):
     CALLS.clear()
     summary = TOY.run(cfg)
     assert CALLS == [2]  # the finished replicates are reused, the killed one is redone
+    assert summary["reused_seeds"] == [0, 1]  # and the wall time says it does not count them
     values = [1.0 + 0.1 * ((s * 7919) % 5 - 2) for s in (0, 1, 2)]
     assert summary["per_seed.score.a"] == pytest.approx(values)
     assert summary["score.a"] == pytest.approx(sum(values) / 3) and "spread.score.a" in summary
@@ -115,7 +116,7 @@ def test_run_writes_means_spreads_verdicts_and_resumes(tmp_path):
     assert json.loads((tmp_path / "toy" / "summary.json").read_text()) == summary
     CALLS.clear()
     worse = TOY.run(dataclasses.replace(cfg, gain=-1.0, seeds=[0, 1]))
-    assert CALLS == [0, 1]  # a changed config re-runs its replicates
+    assert CALLS == [0, 1] and worse["reused_seeds"] == []  # a changed config re-runs its replicates
     assert worse["claims.a_beats_b.verdict"] == "inconclusive"  # two seeds never decide
     worse = TOY.run(dataclasses.replace(cfg, gain=-1.0))
     assert worse["claims.a_beats_b.verdict"] == "fails"

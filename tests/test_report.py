@@ -144,3 +144,13 @@ def test_a_claim_that_does_not_hold_shows_its_diagnostics_and_one_that_holds_doe
     assert claim_rows(summary, [claim])[0]["why"] == "probe = 0.25 ± 0.01; ceiling = not measured"
     summary["claims.c.verdict"] = "holds"
     assert claim_rows(summary, [claim])[0]["why"] == ""
+
+
+def test_the_run_line_says_which_seeds_its_wall_time_leaves_out():
+    """A run that reused finished replicates times only itself: the report says which seeds it did not count."""
+    from fmrecipes.report import _run_line
+
+    base = {"preset": "full", "seeds": [0, 1, 2], "wall_time_s": 4.6, "machine": "m"}
+    assert _run_line(base) == "Preset full, seeds [0, 1, 2], wall time 4.6 s, machine: m."
+    line = _run_line({**base, "reused_seeds": [0, 2]})
+    assert "wall time 4.6 s (not counting seeds [0, 2], finished by an earlier command)" in line

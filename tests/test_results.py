@@ -40,7 +40,7 @@ def _claims_summary(name, diffs, preset="full"):
         for c in recipe.claims:
             reps[s][c.a], reps[s][c.b] = (1.0 + d, 1.0) if c.scale == "difference" else (2.0 ** d, 1.0)
     return {**aggregate(reps), **judge(recipe.claims, reps), "seeds": list(reps), "preset": preset,
-            "wall_time_s": 1.0, "machine": "test"}, reps
+            "wall_time_s": 1.0, "reused_seeds": [1], "machine": "test"}, reps
 
 
 def _run_dir(tmp_path, name, diffs, preset="full"):
@@ -64,6 +64,7 @@ def test_publish_copies_summaries_and_provenance_not_checkpoints(tmp_path):
     prov = provenance("sso", tmp_path / "res")
     assert prov["commit"] == "abc123" and prov["command"].startswith("fmrecipes reproduce sso") and prov["seeds"] == [
         0, 1, 2]
+    assert prov["wall_time_s"] == 1.0 and prov["reused_seeds"] == [1]  # the wall time leaves seed 1 out
     quick = _run_dir(tmp_path / "q", "sso", [0.1], preset="quick")
     with pytest.raises(FmError, match="preset 'quick'"):
         publish("sso", quick, "x", "abc", root=tmp_path / "res")

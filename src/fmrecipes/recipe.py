@@ -67,13 +67,18 @@ class Recipe:
         env = dist.setup(cfg.run)  # once, at the entry point; every replicate runs in it
         t0 = time.perf_counter()
         out = ensure_dir(cfg.out)
-        replicates = {}
+        replicates, reused = {}, []
         with run_lock(out, env.is_main):  # one run per output directory
             for i, seed in enumerate(seeds, 1):
                 print(f"[{self.name}] replicate seed {seed} ({i} of {len(seeds)})", flush=True)
-                replicates[seed] = run_replicate(self, replicate(cfg, seed), env)
+                rep = replicate(cfg, seed)
+                if finished(rep):
+                    reused.append(seed)
+                replicates[seed] = run_replicate(self, rep, env)
+            # wall_time_s is this command's; a reused replicate's time is not in it (`reused_seeds`)
             summary = {**aggregate(replicates), **judge(self.claims, replicates), **self.paper_numbers,
-                       "seeds": seeds, "wall_time_s": round(time.perf_counter() - t0, 1), "machine": machine(env)}
+                       "seeds": seeds, "reused_seeds": reused, "wall_time_s": round(time.perf_counter() - t0, 1),
+                       "machine": machine(env)}
             if env.is_main:  # under torchrun every rank computes, rank 0 writes; the config only once it ran
                 atomic_write_json(out / SUMMARY, summary)
                 configlib.dump_yaml(cfg, out / "config.yaml")
@@ -103,14 +108,20 @@ def replicate(cfg: Any, seed: int) -> Any:
     return dataclasses.replace(reseed(cfg), seeds=[seed], out=str(Path(cfg.out) / f"seed{seed}"))
 
 
+def finished(cfg: Any) -> bool:
+    """Whether the replicate in ``cfg.out`` has finished with this config (``run_replicate`` then reuses it)."""
+    done, saved = Path(cfg.out) / SUMMARY, Path(cfg.out) / "config.yaml"
+    return done.is_file() and saved.is_file() and saved.read_text() == configlib.to_yaml(cfg)
+
+
 def run_replicate(recipe: Recipe, cfg: Any, env: DistEnv) -> dict[str, Any]:
     """One replicate in ``cfg.out``; reuses its ``summary.json`` when its ``config.yaml`` is unchanged. Both are
     written after the experiment succeeds (summary first), so a command that fails leaves them as they were."""
+    if finished(cfg):
+        return json.loads((Path(cfg.out) / SUMMARY).read_text())
     out = ensure_dir(cfg.out)
     text = configlib.to_yaml(cfg)
     done, saved = out / SUMMARY, out / "config.yaml"
-    if done.is_file() and saved.is_file() and saved.read_text() == text:
-        return json.loads(done.read_text())
     dist.barrier(env)  # every rank has decided before rank 0 touches the files
     result = recipe.run_experiment(cfg, env)
     if env.is_main:

@@ -73,5 +73,6 @@ def publish(name: str, run_dir: str | Path, command: str, commit: str | None = N
     atomic_write_json(dest / PROVENANCE, {
         "commit": commit or head_commit(), "command": command, "machine": summary.get("machine"),
         "preset": "full", "seeds": summary["seeds"], "wall_time_s": summary.get("wall_time_s"),
+        "reused_seeds": summary.get("reused_seeds", []),
         "published": f"{datetime.now(timezone.utc):%Y-%m-%d}"})
     return dest

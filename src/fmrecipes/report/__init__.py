@@ -31,7 +31,7 @@ from ..recipes import all_recipes
 from ..results import reference
 from .forest import VERDICT_COLOUR, forest_plot, points
 
-META_KEYS = ("preset", "wall_time_s", "machine", "seeds")
+META_KEYS = ("preset", "wall_time_s", "machine", "seeds", "reused_seeds")
 DERIVED = ("claims.", "spread.", "per_seed.", "paper.")  # shown through the keys they belong to
 
 
@@ -216,10 +216,16 @@ def _config_text(out_dir: Path, name: str) -> str:
     return p.read_text() if p.is_file() else ""
 
 
+def wall_time_text(summary: dict[str, Any]) -> str:
+    """"wall time N s", and which seeds it does not count (replicates an earlier command finished)."""
+    reused = summary.get("reused_seeds")
+    return f"wall time {summary.get('wall_time_s')} s" + (
+        f" (not counting seeds {reused}, finished by an earlier command)" if reused else "")
+
+
 def _run_line(summary: dict[str, Any]) -> str:
     how = f"Preset {summary['preset']}" if "preset" in summary else "Run with a config (`run`)"
-    return (f"{how}, seeds {summary.get('seeds')}, wall time {summary.get('wall_time_s')} s, "
-            f"machine: {summary.get('machine')}.")
+    return f"{how}, seeds {summary.get('seeds')}, {wall_time_text(summary)}, machine: {summary.get('machine')}."
 
 
 CLAIM_RULE = ("Verdicts from paired per-seed differences: `holds` when their mean lies in the claimed direction by "

@@ -15,7 +15,7 @@ from ..core.fileio import atomic_write_text
 from ..errors import FmError
 from ..recipes import all_recipes, get
 from ..results import REPO, RESULTS, provenance, reference
-from . import FOREST, WHY, claim_rows, md_table, tables
+from . import FOREST, WHY, claim_rows, md_table, tables, wall_time_text
 from .bench import bench_block
 from .forest import forest_plot, points
 
@@ -50,7 +50,7 @@ def recipe_block(name: str, root: Path = RESULTS) -> str:
                 f"--out runs/full`, then `fmrecipes results publish {name} --from runs/full`.")
     prov = provenance(name, root)
     lines = [f"From `{prov.get('command', '?')}` at commit `{str(prov.get('commit', '?'))[:10]}`, seeds "
-             f"{summary.get('seeds')}, wall time {summary.get('wall_time_s')} s, on {prov.get('machine', '?')} "
+             f"{summary.get('seeds')}, {wall_time_text(summary)}, on {prov.get('machine', '?')} "
              f"(`results/{name}/`).", ""]
     lines += md_table(["claim", "paper", "ours (mean ± std of the paired difference, n)", "verdict", WHY],
                     [[r["claim"], r["paper"], r["ours"], f"**{r['verdict']}**", r["why"]]

@@ -72,4 +72,10 @@ CLAIMS = (
 TABLES = (
     ReportTable("image task: one step against the teacher", ("fd", "precision", "recall", "classes", "label_acc"),
                 {"fd": "cifar10_fid"}),
+    # the budget curve in numbers: FD at half the run and over its second half, the images seen until one step
+    # first reaches the teacher's FD ("> N": never in the run), the power-law extrapolation to 1.2x the teacher's
+    # 35-NFE FD, and each run's share of its update above sigma = 1 (the gradient profile)
+    ReportTable("budget: one step against the teacher, by images seen",
+                ("fd_mid", "fd_tail", "images_to_teacher_fd_nfe18", "images_to_teacher_fd_nfe35",
+                 "images_to_1.2x_teacher_fd_nfe35_extrapolated", "grad_share_above_sigma1")),
 )
