@@ -102,18 +102,17 @@ def dense_probes(towers: dict[str, ViT], ev: EvalSet, cfg: TIPSConfig,
     ``suffix: tower``), the mIoU's parts, the depth floor and the first test predictions (``seg_pred``).
     ``test_patches``: a tower's test-scene patch tokens already encoded with ``probe.layers`` (by suffix)."""
     p = cfg.probe
-    encoded = test_patches or {}
     out: dict[str, Any] = {"depth_rmse_mean_predictor": mean_depth_rmse(ev.probe_train.depth, ev.test.depth)}
     for suffix, vit in towers.items():
-        train_patches = encode_images(vit, to_float(ev.probe_train.images), layers=p.layers).patches
-        test_patches = encoded.get(suffix)
-        if test_patches is None:
-            test_patches = encode_images(vit, to_float(ev.test.images), layers=p.layers).patches
-        miou, pred = segmentation_probe(train_patches, ev.probe_train.semantic, test_patches, ev.test.semantic, p)
+        train_tokens = encode_images(vit, to_float(ev.probe_train.images), layers=p.layers).patches
+        test_tokens = (test_patches or {}).get(suffix)
+        if test_tokens is None:
+            test_tokens = encode_images(vit, to_float(ev.test.images), layers=p.layers).patches
+        miou, pred = segmentation_probe(train_tokens, ev.probe_train.semantic, test_tokens, ev.test.semantic, p)
         out[f"seg_miou{suffix}"] = 100 * miou
         for part, value in iou_parts(pred, ev.test.semantic, N_SEG_CLASSES).items():  # what the mIoU is made of
             out[f"seg_iou_{part}{suffix}"] = 100 * value
-        out[f"depth_rmse{suffix}"] = depth_probe(train_patches, ev.probe_train.depth, test_patches, ev.test.depth, p)
+        out[f"depth_rmse{suffix}"] = depth_probe(train_tokens, ev.probe_train.depth, test_tokens, ev.test.depth, p)
         if not suffix:
             out["seg_pred"] = pred[:N_SHOWN].tolist()
     return out
