@@ -11,6 +11,7 @@ import torch
 from conftest import ROOT, run_cli
 
 from fmrecipes.core.dist import DistEnv, RunConfig
+from fmrecipes.core.train import example_generator
 from fmrecipes.sim.config import DistillConfig
 from fmrecipes.sim.distill import distill, one_step
 from fmrecipes.sim.edm import DDPMEpsDenoiser, EDMConfig, EDMPrecond, edm_loss, karras_sigmas, sample_nfe
@@ -18,7 +19,7 @@ from fmrecipes.sim.gmm import make_toy, ring
 from fmrecipes.sim.losses import LossConfig, sample_generator_sigma
 from fmrecipes.sim.nets import NetConfig
 from fmrecipes.sim.quality import class_coverage, energy_distance, frechet_distance, precision_recall, toy_metrics
-from fmrecipes.sim.teacher import TensorData, build_denoiser, train_denoiser
+from fmrecipes.sim.teacher import NoisedData, TensorData, build_denoiser, train_denoiser
 
 SMOKE = ROOT / "configs" / "sim" / "smoke.yaml"
 EDM = EDMConfig()
@@ -53,6 +54,24 @@ def test_edm_loss_matches_hand_computation():
     weight = (sigma ** 2 + 0.25) / (sigma * 0.5) ** 2
     expected = (weight * (model(x, sigma.flatten()) - x0) ** 2).mean()
     torch.testing.assert_close(loss, expected)
+
+
+def test_teacher_noise_is_drawn_per_example_sigma_first_then_noise():
+    """NoisedData: example i's sigma and noise come from its own stream (core.train.example_generator), the
+    sigma's normal first, so a batch's rows do not depend on which other examples share it (N processes = one)."""
+    data = NoisedData(TensorData(torch.randn(6, 1, 2, 2)), EDM)
+    torch.manual_seed(11)
+    batch = data.batch(torch.tensor([4, 1, 4]))
+    torch.manual_seed(11)
+    alone = data.batch(torch.tensor([1]))
+    for row, i in enumerate((4, 1, 4)):
+        torch.manual_seed(11)
+        g = example_generator(i)
+        sigma = (EDM.P_mean + EDM.P_std * torch.randn(1, generator=g)).exp()
+        torch.testing.assert_close(batch["sigma"][row:row + 1], sigma, rtol=0, atol=0)
+        torch.testing.assert_close(batch["noise"][row], torch.randn(1, 2, 2, generator=g), rtol=0, atol=0)
+    torch.testing.assert_close(alone["noise"][0], batch["noise"][1], rtol=0, atol=0)
+    assert batch["sigma"].shape == (3,) and batch["x"].shape == (3, 1, 2, 2)
 
 
 def test_karras_sigmas_endpoints():

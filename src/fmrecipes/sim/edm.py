@@ -61,7 +61,12 @@ class EDMPrecond(nn.Module):
 def sample_training_sigma(n: int, cfg: EDMConfig, device: torch.device | str = "cpu",
                           generator: torch.Generator | None = None) -> torch.Tensor:
     """sigma = exp(P_mean + P_std * N(0, 1)) (EDM Eq. in Table 1, "training")."""
-    return (cfg.P_mean + cfg.P_std * torch.randn(n, device=device, generator=generator)).exp()
+    return training_sigma(torch.randn(n, device=device, generator=generator), cfg)
+
+
+def training_sigma(normal: torch.Tensor, cfg: EDMConfig) -> torch.Tensor:
+    """The training sigma of standard normal draws ``normal``: exp(P_mean + P_std * normal) (EDM Table 1)."""
+    return (cfg.P_mean + cfg.P_std * normal).exp()
 
 
 def edm_loss(denoiser: Denoiser, x0: torch.Tensor, cfg: EDMConfig, class_labels: torch.Tensor | None = None,

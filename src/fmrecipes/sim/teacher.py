@@ -12,7 +12,7 @@ import torch.nn as nn
 from ..core import dist
 from ..core.train import TrainConfig, example_generator, train
 from .config import ImageConfig
-from .edm import EDMConfig, EDMPrecond, edm_loss, sample_training_sigma
+from .edm import EDMConfig, EDMPrecond, edm_loss, training_sigma
 from .nets import NetConfig, build_net
 
 
@@ -59,7 +59,9 @@ class NoisedData:
     def batch(self, indices) -> dict[str, torch.Tensor | None]:
         out = self.data.batch(indices)
         streams = [example_generator(int(i)) for i in indices]
-        out["sigma"] = torch.cat([sample_training_sigma(1, self.edm, generator=g) for g in streams])
+        # each stream's first draw is its sigma's normal, then its noise; the sigmas are computed in one op
+        # (a per-example sample_training_sigma(1) gives the same values at several times the cost)
+        out["sigma"] = training_sigma(torch.cat([torch.randn(1, generator=g) for g in streams]), self.edm)
         out["noise"] = torch.stack([torch.randn(out["x"].shape[1:], generator=g) for g in streams])
         return out
 
