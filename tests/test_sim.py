@@ -12,13 +12,27 @@ from conftest import ROOT, run_cli
 
 from fmrecipes.core.dist import DistEnv, RunConfig
 from fmrecipes.core.train import example_generator
+from fmrecipes.errors import ConfigError
 from fmrecipes.sim.config import DistillConfig
 from fmrecipes.sim.distill import distill, one_step
-from fmrecipes.sim.edm import DDPMEpsDenoiser, EDMConfig, EDMPrecond, edm_loss, karras_sigmas, sample_nfe
+from fmrecipes.sim.edm import (
+    DDPMEpsDenoiser,
+    EDMConfig,
+    EDMPrecond,
+    edm_loss,
+    karras_sigmas,
+    sample_nfe,
+)
 from fmrecipes.sim.gmm import make_toy, ring
 from fmrecipes.sim.losses import LossConfig, sample_generator_sigma
-from fmrecipes.sim.nets import NetConfig
-from fmrecipes.sim.quality import class_coverage, energy_distance, frechet_distance, precision_recall, toy_metrics
+from fmrecipes.sim.nets import NetConfig, scaled
+from fmrecipes.sim.quality import (
+    class_coverage,
+    energy_distance,
+    frechet_distance,
+    precision_recall,
+    toy_metrics,
+)
 from fmrecipes.sim.teacher import NoisedData, TensorData, build_denoiser, train_denoiser
 
 SMOKE = ROOT / "configs" / "sim" / "smoke.yaml"
@@ -72,6 +86,15 @@ def test_teacher_noise_is_drawn_per_example_sigma_first_then_noise():
         torch.testing.assert_close(batch["noise"][row], torch.randn(1, 2, 2, generator=g), rtol=0, atol=0)
     torch.testing.assert_close(alone["noise"][0], batch["noise"][1], rtol=0, atol=0)
     assert batch["sigma"].shape == (3,) and batch["x"].shape == (3, 1, 2, 2)
+
+
+def test_scaled_networks_multiply_every_width():
+    unet = NetConfig(kind="unet", channels=[16, 32, 64], layers_per_block=2)
+    assert scaled(unet, 0.5) == NetConfig(kind="unet", channels=[8, 16, 32], layers_per_block=2)
+    assert scaled(unet, 1.5).channels == [24, 48, 96]
+    assert scaled(NetConfig(hidden=256, depth=3), 0.5) == NetConfig(hidden=128, depth=3)
+    with pytest.raises(ConfigError, match="must be positive"):
+        scaled(unet, 0)
 
 
 def test_karras_sigmas_endpoints():
@@ -483,6 +506,16 @@ def test_reproduce_smoke_writes_summary_and_plots(smoke_run):
     assert summary["grad_share_above_sigma1.sim_l2_wmatched"] == pytest.approx(
         summary["grad_share_above_sigma1.sim_phuber"], rel=1e-6)
     assert summary["distill_ema_halflife_images"] > 0
+    # the size sweep: the main run is the 1x row, the 2x row a teacher of twice the width and SIM-PH from it
+    assert summary["fd_sim_phuber.size_x1"] == summary["fd.sim_phuber"]
+    assert summary["fd_teacher_nfe35.size_x1"] == summary["fd.teacher.nfe35"]
+    assert summary["params.size_x2"] > 2 * summary["params.size_x1"]
+    seed0 = json.loads((smoke_run / "summary.json").read_text())
+    last = json.loads((smoke_run / "images" / "size_x2" / "sim_phuber" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert seed0["fd_sim_phuber.size_x2"] == last["fd"] and last["step"] == 4
+    for size in ("size_x1", "size_x2"):
+        assert seed0[f"gap_log_ratio.{size}"] == pytest.approx(
+            math.log(seed0[f"fd_sim_phuber.{size}"] / seed0[f"fd_teacher_nfe35.{size}"]))
     # the pixel AR baseline: its FD on the same features, its size and compute beside the generator's and teacher's
     for key in ("fd.pixel_ar", "fd.real_test_quantised", "samples_per_s.pixel_ar",
                 "samples_per_s.one_step_beside_pixel_ar"):
@@ -533,6 +566,11 @@ def test_sample_cli_and_conditional_run(smoke_run, tmp_path):
     (["sim", "run", "--config", str(SMOKE), "images.resolution=2"], "images.resolution=2 must be at least 4"),
     (["sim", "run", "--config", str(SMOKE), "toy.distill.loss.huber_c=0"], "toy.distill.loss.huber_c=0.0 must"),
     (["sim", "sample", "/nonexistent/run"], "is not a sim replicate directory"),
+    (["sim", "run", "--config", str(SMOKE), "images.size_sweep=[1]"], "images.size_sweep=[1.0] must list distinct"),
+    (["sim", "run", "--config", str(SMOKE), "images.size_sweep=[0.25]", "images.net.kind=unet",
+      "images.net.channels=[16]"], "images.size_sweep: width multiplier 0.25 gives unet channels [0]"),
+    (["sim", "run", "--config", str(SMOKE), "images.size_sweep=[2]", "methods=[sid]"],
+     "images.size_sweep distils SIM-PH at each size"),
     (["sim", "run", "--config", str(SMOKE), "seeds=[1,1]"], "seeds=[1, 1] must be a non-empty list of distinct"),
 ])
 def test_bad_input_gives_one_line_errors(args, message):

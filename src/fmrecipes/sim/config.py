@@ -11,7 +11,7 @@ from ..core.train import TrainConfig
 from ..errors import ConfigError
 from .edm import EDMConfig
 from .losses import METHODS, LossConfig
-from .nets import NetConfig
+from .nets import NetConfig, scaled
 
 TEACHER_FD_TARGET = 1.2  # one step "matches" the teacher when its FD is within this ratio of the teacher's
 
@@ -177,6 +177,10 @@ class ImageConfig:
     # one SIM step against a pixel-level autoregressive model of about the generator's size and the teacher's
     # training compute (sim.pixel_ar)
     pixel_ar: PixelARConfig = field(default_factory=PixelARConfig)
+    # the gap one step leaves to its teacher against the generator's size (the generator is the teacher's network):
+    # per multiplier m, a teacher whose widths are m x net's (sim.nets.scaled) trained here, and SIM-PH distilled
+    # from it with the same distill config; the main run is m = 1. [] skips it
+    size_sweep: list[float] = field(default_factory=list)
     nfe: list[int] = field(default_factory=lambda: [1, 2, 4, 8, 18, 35])
     n_eval: int = 1000                # generated samples per evaluation
     n_reference: int = 2000           # real (train) images for the reference statistics
@@ -244,9 +248,26 @@ class SimConfig:
         if probe.levels < 2:
             raise ConfigError(f"images.profile.levels={probe.levels} must be at least 2")
         self.images.pixel_ar.validate()
+        self._validate_size_sweep()
         if self.images.pixel_ar.enabled and self.images.conditional:
             raise ConfigError("images.pixel_ar.enabled=true compares unconditional models: set "
                               "images.conditional=false, or disable the pixel AR baseline")
         if self.images.pixel_ar.enabled and self.images.teacher_path and self.images.pixel_ar.steps is None:
             raise ConfigError("images.pixel_ar.steps=null matches the teacher's training compute, unknown for "
                               "images.teacher_path: set images.pixel_ar.steps")
+
+    def _validate_size_sweep(self) -> None:
+        sweep = self.images.size_sweep
+        if not sweep:
+            return
+        if 1 in sweep or len(set(sweep)) < len(sweep):
+            raise ConfigError(f"images.size_sweep={sweep} must list distinct width multipliers other than 1 (the "
+                              "main run is 1)")
+        if self.images.teacher_path:
+            raise ConfigError("images.size_sweep trains a teacher per size here: it cannot scale "
+                              "images.teacher_path; set images.size_sweep=[]")
+        if "sim_phuber" not in self.methods:
+            raise ConfigError("images.size_sweep distils SIM-PH at each size: add sim_phuber to methods")
+        for m in sweep:
+            scaled(self.images.net, m, "images.size_sweep:")
+

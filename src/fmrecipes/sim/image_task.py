@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +20,20 @@ from ..core.timing import interleaved_medians
 from ..errors import ConfigError
 from .classifier import FeatureClassifier, classify, rotations, train_classifier
 from .config import TEACHER_FD_TARGET, SimConfig, distill_runs, run_settings
-from .distill import curve, distill, ema_halflife, extrapolated_images, final_metrics, images_to_reach, one_step
+from .distill import (
+    Evaluator,
+    LatentSampler,
+    curve,
+    distill,
+    ema_halflife,
+    extrapolated_images,
+    final_metrics,
+    images_to_reach,
+    one_step,
+)
 from .edm import sample_nfe
 from .images import load_images, num_classes
+from .nets import scaled
 from .pixel_ar import (
     compute_matched_steps,
     sample_pixel_ar,
@@ -136,22 +147,29 @@ def teacher_quality(cfg: SimConfig, teacher: torch.nn.Module, scorer: Scorer, da
         grids[f"teacher {nfe} NFE"] = images[:64]
 
 
+def latent_sampler(cfg: SimConfig, data: Images, device: torch.device) -> LatentSampler:
+    """The distillations' ``sample(n)``: latents z and, for a conditional model, uniform class labels."""
+    def sample(n: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        z = torch.randn(n, *data.shape, device=device)
+        return z, torch.randint(data.classes, (n,), device=device) if cfg.images.conditional else None
+    return sample
+
+
+def one_step_evaluator(scorer: Scorer, sigma_init: float) -> Evaluator:
+    """The distillations' ``evaluate(G_ema)``: the scorer's metrics of one-step samples from its fixed latents."""
+    return lambda generator: scorer.score_samples(lambda zb, lb: one_step(generator, zb, sigma_init, lb))[1]
+
+
 def distill_methods(cfg: SimConfig, teacher: torch.nn.Module, scorer: Scorer, data: Images, out: Path,
                     env: dist.DistEnv, summary: dict[str, float], grids: dict[str, torch.Tensor]
                     ) -> tuple[dict[str, Path], torch.nn.Module | None, dict[str, dict]]:
     """Phase 5: a one-step generator distilled by each method at equal budgets; its FD curve, end metrics, the
     budget at which it matches the teacher and samples, and where its loss puts its weight over noise levels (the
     exact-Gaussian probe). Returns the curves' files, the last generator and the probes."""
-    ic, device = cfg.images, env.device
+    ic = cfg.images
     top = max(ic.nfe)
     matched = sorted(ic.nfe)[-2:]  # the teacher's best two NFEs, whose FD one step is measured against
-
-    def sample_labels(n: int) -> torch.Tensor | None:
-        return torch.randint(data.classes, (n,), device=device) if ic.conditional else None
-
-    def evaluate(generator: torch.nn.Module) -> dict[str, float]:
-        return scorer.score_samples(lambda zb, lb: one_step(generator, zb, ic.distill.sigma_init, lb))[1]
-
+    sample, evaluate = latent_sampler(cfg, data, env.device), one_step_evaluator(scorer, ic.distill.sigma_init)
     curves, generator = {}, None
     runs = distill_runs(ic.distill, cfg.methods, ic.huber_c_ablation, ic.weighting_ablation)
     dim = math.prod(data.shape)
@@ -165,9 +183,7 @@ def distill_methods(cfg: SimConfig, teacher: torch.nn.Module, scorer: Scorer, da
         summary[f"grad_share_above_sigma1.{method}"] = probe["share_above_sigma1"]
     for method, dcfg in runs.items():
         print(f"[sim] images {ic.dataset}: {method}", flush=True)
-        generator = distill(teacher, teacher,
-                            lambda n: (torch.randn(n, *data.shape, device=device), sample_labels(n)),
-                            dcfg, cfg.edm, ensure_dir(out / method), env, evaluate)
+        generator = distill(teacher, teacher, sample, dcfg, cfg.edm, ensure_dir(out / method), env, evaluate)
         records = [r for r in curve(out / method) if "fd" in r]
         for k, v in final_metrics(out / method).items():
             summary[f"{k}.{method}"] = v
@@ -239,6 +255,33 @@ def pixel_ar_baseline(cfg: SimConfig, data: Images, teacher: torch.nn.Module, ge
             "samples_per_s.one_step_beside_pixel_ar": batch / seconds["one_step"]}
 
 
+def size_sweep(cfg: SimConfig, data: Images, teacher: torch.nn.Module, scorer: Scorer, out: Path,
+               env: dist.DistEnv, summary: dict[str, float]) -> None:
+    """Phase 8: the gap one step leaves to its own teacher against the generator's size (the generator is the
+    teacher's network). Per width multiplier of ``images.size_sweep``, a teacher of those widths trained as the
+    main one is, its FD at the top NFE, and SIM-PH distilled from it at the main run's settings; the main run is
+    the multiplier-1 row. ``gap_log_ratio`` is ln(FD of one step / the teacher's FD), the measure of the
+    one_step_vs_teacher claim; each row also gives the parameter count and both FDs."""
+    ic, top = cfg.images, max(cfg.images.nfe)
+    run = distill_runs(ic.distill, ["sim_phuber"], [], [])["sim_phuber"]
+    sample, evaluate = latent_sampler(cfg, data, env.device), one_step_evaluator(scorer, ic.distill.sigma_init)
+    rows = {1.0: (teacher, summary[f"fd.teacher.nfe{top}"], summary["fd.sim_phuber"])}
+    for m in ic.size_sweep:
+        run_dir = ensure_dir(out / f"size_x{m:g}")
+        sized = trained_teacher(replace(cfg, images=replace(ic, net=scaled(ic.net, m))), data, run_dir, env)
+        fd_teacher = scorer.score_samples(lambda zb, lb, t=sized: sample_nfe(t, zb, top, cfg.edm, lb))[1]["fd"]
+        print(f"[sim] images {ic.dataset}: sim_phuber at {m:g}x the widths", flush=True)
+        distill(sized, sized, sample, run, cfg.edm, ensure_dir(run_dir / "sim_phuber"), env, evaluate)
+        rows[m] = (sized, fd_teacher, final_metrics(run_dir / "sim_phuber")["fd"])
+    for m in sorted(rows):
+        net, fd_teacher, fd_one_step = rows[m]
+        size = f"size_x{m:g}"
+        summary[f"params.{size}"] = sum(p.numel() for p in net.parameters())
+        summary[f"fd_teacher_nfe{top}.{size}"] = fd_teacher
+        summary[f"fd_sim_phuber.{size}"] = fd_one_step
+        summary[f"gap_log_ratio.{size}"] = math.log(fd_one_step / fd_teacher)
+
+
 def run_images(cfg: SimConfig, out: Path, env: dist.DistEnv) -> tuple[dict[str, float], dict[str, Any]]:
     """The image task, phase by phase. Returns the summary entries and what the plots need (sample grids,
     curves)."""
@@ -258,6 +301,8 @@ def run_images(cfg: SimConfig, out: Path, env: dist.DistEnv) -> tuple[dict[str, 
     summary.update(sampling_speedup(cfg, generator, teacher, z, labels, device))
     if ic.pixel_ar.enabled:
         summary.update(pixel_ar_baseline(cfg, data, teacher, generator, scorer, out, env, grids))
+    if ic.size_sweep:
+        size_sweep(cfg, data, teacher, scorer, out, env, summary)
     matched = sorted(ic.nfe)[-2:]
     teacher_fd = {f"teacher, {nfe} NFE": summary[f"fd.teacher.nfe{nfe}"] for nfe in reversed(matched)}
     return summary, {"grids": grids, "curves": curves, "teacher_fd": teacher_fd, "probes": probes}

@@ -7,7 +7,7 @@ An MLP for 2-D data (SIM notes A.7.3: "an MLP conditioned on log sigma") and a s
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 import torch.nn as nn
@@ -31,6 +31,23 @@ class NetConfig:
             raise ConfigError(f"{prefix}.kind={self.kind!r} is unknown; choose mlp or unet")
         if self.kind == "unet" and not self.channels:
             raise ConfigError(f"{prefix}.channels must list at least one width")
+
+
+UNET_GROUPS = 8  # the UNet's group norm groups: every width is a multiple of it
+
+
+def scaled(cfg: NetConfig, multiplier: float, prefix: str = "net") -> NetConfig:
+    """``cfg`` with every width times ``multiplier``: the MLP's hidden width, or the UNet's channels rounded to a
+    multiple of its group norm's :data:`UNET_GROUPS` (depth, blocks and embeddings unchanged)."""
+    if multiplier <= 0:
+        raise ConfigError(f"{prefix} width multiplier {multiplier} must be positive")
+    if cfg.kind == "mlp":
+        return replace(cfg, hidden=max(1, round(cfg.hidden * multiplier)))
+    channels = [round(c * multiplier / UNET_GROUPS) * UNET_GROUPS for c in cfg.channels]
+    if min(channels) < UNET_GROUPS:
+        raise ConfigError(f"{prefix} width multiplier {multiplier} gives unet channels {channels}: each must be at "
+                          f"least the group norm's {UNET_GROUPS} groups")
+    return replace(cfg, channels=channels)
 
 
 # c_noise = ln(sigma) / 4 spans about [-1.6, 1.1]; scaled so that sinusoidal features with periods
@@ -83,7 +100,8 @@ class UNetNet(nn.Module):
         self.unet = UNet2DModel(
             sample_size=image_size, in_channels=in_channels, out_channels=in_channels,
             block_out_channels=tuple(cfg.channels), layers_per_block=cfg.layers_per_block,
-            down_block_types=tuple(down), up_block_types=tuple(up), norm_num_groups=8, dropout=cfg.dropout,
+            down_block_types=tuple(down), up_block_types=tuple(up), norm_num_groups=UNET_GROUPS,
+            dropout=cfg.dropout,
             num_class_embeds=num_classes or None, add_attention=cfg.attention, time_embedding_type="positional",
             flip_sin_to_cos=True, freq_shift=0)
 

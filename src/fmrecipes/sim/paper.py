@@ -78,4 +78,8 @@ TABLES = (
     ReportTable("budget: one step against the teacher, by images seen",
                 ("fd_mid", "fd_tail", "images_to_teacher_fd_nfe18", "images_to_teacher_fd_nfe35",
                  "images_to_1.2x_teacher_fd_nfe35_extrapolated", "grad_share_above_sigma1")),
+    # the gap against the generator's size (images.size_sweep): per width multiplier, the parameters, its own
+    # teacher's 35-NFE FD, one SIM-PH step's FD and ln(one step / teacher), the one_step_vs_teacher measure
+    ReportTable("generator size: one step against its own teacher",
+                ("params", "fd_teacher_nfe35", "fd_sim_phuber", "gap_log_ratio")),
 )
