@@ -5,12 +5,13 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import get_args
 
 import pytest
 from conftest import ROOT, run_cli
 
 from fmrecipes import config as configlib
-from fmrecipes.claims import Claim
+from fmrecipes.claims import Claim, Verdict
 from fmrecipes.core.dist import DistEnv, RunConfig
 from fmrecipes.errors import ConfigError
 from fmrecipes.recipe import Recipe, replicate
@@ -37,7 +38,7 @@ def test_every_recipe_declares_the_contract(name, smoke_all):
         assert claim.a in summary and claim.b in summary, (claim.id, claim.a, claim.b)
         for key in ("verdict", "mean", "se", "n_seeds", "paper"):
             assert f"claims.{claim.id}.{key}" in summary
-        assert summary[f"claims.{claim.id}.verdict"] in ("holds", "fails", "inconclusive", "not testable")
+        assert summary[f"claims.{claim.id}.verdict"] in get_args(Verdict)
     assert summary["seeds"] == configlib.load(recipe.config, ROOT / "configs" / name / "smoke.yaml").seeds
     assert (smoke_all / name / f"seed{summary['seeds'][0]}" / "summary.json").is_file()
     r = run_cli(name, "run", "--help")
