@@ -133,6 +133,19 @@ def test_a_declared_table_takes_its_keys_whatever_their_dots():
     assert [t.title for t in tables(summary)][0] == "results"  # undeclared: the shape rule alone
 
 
+def test_an_entity_prefix_keeps_a_tables_rows_and_leaves_the_rest_to_others():
+    """ReportTable.entity_prefix: a metric shared with other keys (params.generator) stays out of the table,
+    in the shape-rule tables; a spread that is float rounding of the value shows as 0."""
+    from fmrecipes.recipe import ReportTable
+    from fmrecipes.report import tables
+
+    summary = {"params.size_x0.5": 10, "params.size_x1": 40, "params.generator": 40, "gap.size_x0.5": 0.5,
+               "spread.gap.size_x0.5": 0.25, "gap.size_x1": 0.3, "spread.gap.size_x1": 3e-17}
+    first, *rest = tables(summary, (ReportTable("size", ("params", "gap"), entity_prefix="size_x"),))
+    assert first.rows == [["size_x0.5", "10", "0.5 ± 0.25"], ["size_x1", "40", "0.3 ± 0"]]
+    assert "generator" in [row[0] for t in rest for row in t.rows]
+
+
 def test_a_claim_that_does_not_hold_shows_its_diagnostics_and_one_that_holds_does_not():
     from fmrecipes.claims import Claim
     from fmrecipes.report import claim_rows

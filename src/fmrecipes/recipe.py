@@ -33,11 +33,14 @@ SUMMARY = "summary.json"  # the one summary file name: OUT/summary.json, and OUT
 class ReportTable:
     """A table a recipe declares for its report: one row per entity, one column per metric of ``metrics``; the
     summary key ``<metric>.<entity>`` fills a cell (the entity may hold dots: ``fd.teacher.nfe35``). ``paper`` maps
-    a metric to the name of the paper's numbers beside it (``paper.<name>.<entity>``; default: the metric's)."""
+    a metric to the name of the paper's numbers beside it (``paper.<name>.<entity>``; default: the metric's).
+    ``entity_prefix`` keeps the rows whose entity starts with it (a metric name other tables share, such as
+    ``params``, then shows only this table's entities)."""
 
     title: str
     metrics: tuple[str, ...]
     paper: Mapping[str, str] = field(default_factory=dict)
+    entity_prefix: str = ""
 
 
 @dataclass(frozen=True)

@@ -35,9 +35,16 @@ META_KEYS = ("preset", "wall_time_s", "machine", "seeds", "reused_seeds")
 DERIVED = ("claims.", "spread.", "per_seed.", "paper.")  # shown through the keys they belong to
 
 
+SPREAD_FLOOR = 1e-9  # a spread below this fraction of the value is float rounding (thread counts), shown as 0
+
+
 def _fmt(value: Any, spread: Any = None) -> str:
     text = f"{value:.4g}" if isinstance(value, float) else ("" if value is None else str(value))
-    return f"{text} ± {spread:.2g}" if isinstance(spread, float) and text else text
+    if not (isinstance(spread, float) and text):
+        return text
+    if isinstance(value, (int, float)) and abs(spread) <= SPREAD_FLOOR * abs(value):
+        spread = 0.0
+    return f"{text} ± {spread:.2g}"
 
 
 def _same_direction(run: dict[str, Any], committed: dict[str, Any]) -> str:
@@ -106,6 +113,8 @@ def declared_table(summary: dict[str, Any], spec: ReportTable) -> tuple[Table, s
                 if not key.startswith(prefix) or (prefix == f"{metric}." and key.startswith(DERIVED)):
                     continue
                 entity = key[len(prefix):]
+                if not entity.startswith(spec.entity_prefix):
+                    continue
                 rows += [entity] if entity not in rows else []
                 cols += [col] if col not in cols else []
                 spread = summary.get(f"spread.{key}") if col == metric else None

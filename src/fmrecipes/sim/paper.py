@@ -81,5 +81,5 @@ TABLES = (
     # the gap against the generator's size (images.size_sweep): per width multiplier, the parameters, its own
     # teacher's 35-NFE FD, one SIM-PH step's FD and ln(one step / teacher), the one_step_vs_teacher measure
     ReportTable("generator size: one step against its own teacher",
-                ("params", "fd_teacher_nfe35", "fd_sim_phuber", "gap_log_ratio")),
+                ("params", "fd_teacher_nfe35", "fd_sim_phuber", "gap_log_ratio"), entity_prefix="size_x"),
 )
