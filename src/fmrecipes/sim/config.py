@@ -270,4 +270,3 @@ class SimConfig:
             raise ConfigError("images.size_sweep distils SIM-PH at each size: add sim_phuber to methods")
         for m in sweep:
             scaled(self.images.net, m, "images.size_sweep:")
-
