@@ -571,6 +571,8 @@ def test_sample_cli_and_conditional_run(smoke_run, tmp_path):
       "images.net.channels=[16]"], "images.size_sweep: width multiplier 0.25 gives unet channels [0]"),
     (["sim", "run", "--config", str(SMOKE), "images.size_sweep=[2]", "methods=[sid]"],
      "images.size_sweep distils SIM-PH at each size"),
+    (["sim", "run", "--config", str(SMOKE), "images.teacher_path=/your/ddpm"],
+     "images.size_sweep trains a teacher per size here: it cannot scale images.teacher_path"),
     (["sim", "run", "--config", str(SMOKE), "seeds=[1,1]"], "seeds=[1, 1] must be a non-empty list of distinct"),
 ])
 def test_bad_input_gives_one_line_errors(args, message):
