@@ -249,6 +249,28 @@ def test_config_errors(tmp_path):
             configlib.load(AltogetherConfig, SMOKE, [override]).validate()
 
 
+def test_auto_encoders_are_the_pair_that_differs_in_image_self_supervision_alone(tmp_path, capsys):
+    from fmrecipes.altogether.experiment import compare_paths
+    from fmrecipes.altogether.paper import CLAIMS
+    from fmrecipes.tips.config import VARIANTS
+
+    out = tmp_path / "runs" / "altogether" / "seed1"
+    cfg = configlib.load(AltogetherConfig, SMOKE, [f"out={out}", "compare_encoders=[auto]"])
+    assert compare_paths(cfg) == [] and "no tips run" in capsys.readouterr().out
+    for variant in ("tips", "clip_alt_distill_mim", "clip_alt"):
+        (tmp_path / "runs" / "tips" / "seed1" / variant / "vit").mkdir(parents=True)
+        (tmp_path / "runs" / "tips" / "seed1" / variant / "vit" / "config.json").write_text("{}")
+    paths = compare_paths(cfg)
+    assert [p.parent.name for p in paths] == ["clip_alt_distill_mim", "clip_alt"]
+    assert all(p.parent.parent.name == "seed1" for p in paths)  # the same seed's replicate
+    ssl, clip_only = (VARIANTS[p.parent.name] for p in paths)
+    assert {k for k in ssl if ssl[k] != clip_only[k]} == {"distill", "mim"}
+    claims = {c.id: c for c in CLAIMS if c.id.startswith("ssl_encoder")}
+    assert {(c.a.split(".")[0], c.direction) for c in claims.values()} == {
+        ("cider", "higher"), ("brand_retention", "higher"), ("hallucination", "lower")}
+    assert all(c.a.endswith(".enc_clip_alt_distill_mim") and c.b.endswith(".enc_clip_alt") for c in claims.values())
+
+
 def test_reproduce_smoke_caption_cli_and_bad_input(tmp_path):
     from fmrecipes.altogether.experiment import run_experiment
     from fmrecipes.core import dist
@@ -262,6 +284,7 @@ def test_reproduce_smoke_caption_cli_and_bad_input(tmp_path):
     cfg = configlib.load(AltogetherConfig, SMOKE, [f"out={out}", f"compare_encoders=[{tmp_path / 'tips' / 'vit'}]"])
     summary = run_experiment(cfg, dist.setup(cfg.run))
     assert "cider.enc_tips" in summary and "hallucination.enc_tips" in summary
+    assert 0 <= summary["encoder_probe.class.enc_tips"] <= 100 and "encoder_probe.colour_majority.enc_tips" in summary
     for metric in ("cider", "bleu4", "object_recall", "object_precision", "hallucination", "brand_retention",
                    "brand_mention", "brand_hallucination"):
         for system in ("alt_text", "no_alt", "stage1", "altogether", "gold"):

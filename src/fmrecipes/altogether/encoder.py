@@ -74,17 +74,18 @@ def main_object(graph: dict) -> dict:
 
 
 def encoder_probes(train_emb: torch.Tensor, train_graphs: list[dict], test_emb: torch.Tensor,
-                   test_graphs: list[dict]) -> dict[str, float]:
+                   test_graphs: list[dict], name: str = "") -> dict[str, float]:
     """What the captioner can read from the frozen embedding: linear probes (percent correct on the test scenes)
     for the class and the colour of each scene's main object, beside the majority class: ``encoder_probe.<attr>``
-    and ``encoder_probe.<attr>_majority``. A decoder cannot check an object against an image whose embedding
-    does not tell it (the bound on hallucination)."""
+    and ``encoder_probe.<attr>_majority`` (``.<name>`` appended for a compared encoder). A decoder cannot check an
+    object against an image whose embedding does not tell it (the bound on hallucination)."""
     out: dict[str, float] = {}
+    tail = f".{name}" if name else ""
     for attr, names in (("class", list(CLASSES)), ("colour", list(COLOURS))):
         def labels(graphs: list[dict]) -> torch.Tensor:
             return torch.tensor([names.index(main_object(g)[attr]) for g in graphs])
 
         r = linear_probe(train_emb, labels(train_graphs), test_emb, labels(test_graphs), len(names))
-        out[f"encoder_probe.{attr}"] = round(100 * r["accuracy"], 2)
-        out[f"encoder_probe.{attr}_majority"] = round(100 * r["majority"], 2)
+        out[f"encoder_probe.{attr}{tail}"] = round(100 * r["accuracy"], 2)
+        out[f"encoder_probe.{attr}_majority{tail}"] = round(100 * r["majority"], 2)
     return out

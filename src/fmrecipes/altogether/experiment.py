@@ -48,6 +48,9 @@ from .losses import caption_loss
 from .model import Captioner
 
 SYSTEMS = ("alt_text", "no_alt", "stage1", "altogether", "gold")
+# tips variants that differ in the image self-supervision alone (distillation + MIM, row C2, vs contrastive on
+# alt-text only, row A): the pair the self-supervised-encoder claims compare
+AUTO_ENCODERS = ("clip_alt_distill_mim", "clip_alt")
 
 
 @dataclass
@@ -243,13 +246,18 @@ def run_experiment(cfg: AltogetherConfig, env: dist.DistEnv) -> dict[str, Any]:
 
 
 def compare_paths(cfg: AltogetherConfig) -> list[Path]:
-    """``compare_encoders`` with "auto" expanded to the tips and clip_alt encoders of the same seed's replicate of a
-    ``reproduce tips`` run beside this one (``OUT/tips/seed<k>/<variant>/vit``)."""
+    """``compare_encoders`` with "auto" expanded to the encoders of :data:`AUTO_ENCODERS` from the same seed's
+    replicate of a ``reproduce tips`` run beside this one (``OUT/tips/seed<k>/<variant>/vit``); a line says when
+    there is none."""
     paths: list[Path] = []
     for entry in cfg.compare_encoders:
         if entry == "auto":
             tips = Path(cfg.out).parent.parent / "tips" / Path(cfg.out).name
-            paths += [tips / v / "vit" for v in ("tips", "clip_alt") if (tips / v / "vit" / "config.json").is_file()]
+            found = [tips / v / "vit" for v in AUTO_ENCODERS if (tips / v / "vit" / "config.json").is_file()]
+            if not found:
+                print(f"[altogether] compare_encoders=[auto]: no tips run at {tips} (run `reproduce tips` with the "
+                      "same --out first); the encoder claims stay unmeasured", flush=True)
+            paths += found
         else:
             paths.append(Path(entry))
     return paths
@@ -264,6 +272,7 @@ def encoder_comparison(cfg: AltogetherConfig, s: Setup, out: Path) -> dict[str, 
         name = f"enc_{path.parent.name}"
         vit = load_model(path, expect=ViT).eval()
         emb = {k: embed_images(vit, getattr(s.data, k).images) for k in ("pretrain", "finetune", "test")}
+        result.update(encoder_probes(emb["pretrain"], s.data.pretrain.graphs, emb["test"], s.data.test.graphs, name))
         model = captioner_pair(cfg, s.data, emb, s.codec, out, cfg.captioner.p_blank, name, s.env)[1]
         caps = caption(model, s.codec, emb["test"], prompts, [f"test-{i:06d}" for i in range(cfg.n_test)],
                        cfg.sampling, out / "captions" / f"{name}.jsonl", s.env.progress)

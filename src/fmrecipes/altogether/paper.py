@@ -14,6 +14,12 @@ COPYING = ("decoder_lm.copy_gain", "copy_probe_stage1.brand.p_true", "copy_probe
 ENCODER = ("encoder_probe.class", "encoder_probe.class_majority", "encoder_probe.colour",
            "encoder_probe.colour_majority")
 
+# the seed's comment: image self-supervised objectives for image-text generative models; the same captioner on a
+# self-supervised encoder (tips row C2: contrastive + distillation + MIM) and on the contrastive-only one (row A)
+SSL_COMMENT = "beyond the paper: the seed's comment (image self-supervision for image-text generative models)"
+SSL, CLIP_ONLY = "enc_clip_alt_distill_mim", "enc_clip_alt"
+SSL_PROBES = tuple(f"encoder_probe.{attr}.{enc}" for attr in ("class", "colour") for enc in (SSL, CLIP_ONLY))
+
 CLAIMS = (
     Claim("keeps_brands", "re-aligned captions keep the alt-text's brands (against the same captioner never shown "
           "alt-text)", NOT_RETRIEVED, "brand_retention.altogether", "brand_retention.no_alt", "higher",
@@ -33,4 +39,13 @@ CLAIMS = (
     Claim("downstream_zeroshot", "a CLIP trained on alt-text mixed with 15% Altogether captions beats one on "
           "alt-text at zero-shot classification", "stated in the abstract; MetaCLIP 1.2 syn_ratio 0.15 (notes B.6)",
           "clip_zeroshot.mix15", "clip_zeroshot.alt_text", "higher"),
+    Claim("ssl_encoder_cider", "a self-supervised image encoder (contrastive + distillation + MIM) gives captions "
+          "closer to the re-aligned references (CIDEr-D) than the contrastive-only encoder", SSL_COMMENT,
+          f"cider.{SSL}", f"cider.{CLIP_ONLY}", "higher", diagnostics=SSL_PROBES),
+    Claim("ssl_encoder_brands", "a self-supervised image encoder lets the captioner keep more of the alt-text's "
+          "brands on the right object than the contrastive-only encoder", SSL_COMMENT,
+          f"brand_retention.{SSL}", f"brand_retention.{CLIP_ONLY}", "higher", diagnostics=SSL_PROBES + COPYING),
+    Claim("ssl_encoder_hallucination", "a self-supervised image encoder lets the captioner hallucinate less than "
+          "the contrastive-only encoder", SSL_COMMENT, f"hallucination.{SSL}", f"hallucination.{CLIP_ONLY}",
+          "lower", diagnostics=SSL_PROBES),
 )
