@@ -9,7 +9,7 @@ from ..recipe import Recipe
 from .cli import register_cli
 from .config import VARIANTS, TIPSConfig
 from .experiment import run_experiment
-from .paper import CLAIMS, PAPER
+from .paper import CLAIMS, PAPER, TABLES
 
 RECIPE = Recipe(
     name="tips",
@@ -20,6 +20,7 @@ RECIPE = Recipe(
     claims=CLAIMS,
     paper_numbers=PAPER,
     register_cli=register_cli,
+    tables=TABLES,
 )
 
 __all__ = ["RECIPE", "VARIANTS", "TIPSConfig", "register_cli", "run_experiment"]

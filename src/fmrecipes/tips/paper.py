@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..claims import Claim
+from ..recipe import ReportTable
 
 # The paper's ViT-B ablation (Table 1, notes A.7): Flickr R@1 I->T / T->I (%), PASCAL mIoU (%), NYU RMSE (m).
 PAPER = {
@@ -41,4 +42,20 @@ CLAIMS = (
           "depth_rmse.clip_alt_distill", "lower",
           diagnostics=("depth_rmse_mean_predictor.clip_alt_distill_mim", "depth_rmse.clip_alt", DEPTH_CEILING[1]),
           testable_if=DEPTH_CEILING),
+)
+
+# The report's tables (the remaining keys, e.g. text_truncated_frac, are laid out by their shape): retrieval with
+# the paper's Flickr R@1 beside ours, the dense probes with their floor (random_init) and ceiling (supervised)
+# rows, and the EMA teacher's probes beside the DINO collapse diagnostics.
+TABLES = (
+    ReportTable("retrieval (held-out human-style queries; _realigned: the re-aligned captions) and zero-shot",
+                ("t2i_r1", "i2t_r1", "t2i_r1_cls2", "i2t_r1_cls2", "t2i_r1_realigned", "i2t_r1_realigned",
+                 "t2i_r1_realigned_cls2", "i2t_r1_realigned_cls2", "zeroshot_acc", "zeroshot_scene_acc")),
+    ReportTable("dense probes on frozen patch tokens (random_init: the floor; supervised: the ceiling)",
+                ("seg_miou", "seg_iou_background", "seg_iou_classes", "seg_iou_foreground", "depth_rmse",
+                 "depth_rmse_mean_predictor")),
+    ReportTable("the EMA teacher: its dense probes and the DINO collapse diagnostics",
+                ("seg_miou_teacher", "seg_iou_background_teacher", "seg_iou_classes_teacher",
+                 "seg_iou_foreground_teacher", "depth_rmse_teacher", "dino_teacher_entropy",
+                 "dino_teacher_batch_entropy", "dino_kl", "teacher_momentum_start", "teacher_init_share")),
 )
