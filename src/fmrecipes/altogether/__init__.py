@@ -9,7 +9,7 @@ from ..recipe import Recipe
 from .cli import register_cli
 from .config import AltogetherConfig
 from .experiment import run_experiment
-from .paper import CLAIMS
+from .paper import CLAIMS, TABLES
 
 RECIPE = Recipe(
     name="altogether",
@@ -19,6 +19,7 @@ RECIPE = Recipe(
     run_experiment=run_experiment,
     claims=CLAIMS,
     register_cli=register_cli,
+    tables=TABLES,
 )
 
 __all__ = ["RECIPE", "AltogetherConfig", "register_cli", "run_experiment"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..claims import Claim
+from ..recipe import ReportTable
 
 NOT_RETRIEVED = "direction only: the paper's numbers were not retrieved (notes B.7)"
 
@@ -48,4 +49,15 @@ CLAIMS = (
     Claim("ssl_encoder_hallucination", "a self-supervised image encoder lets the captioner hallucinate less than "
           "the contrastive-only encoder", SSL_COMMENT, f"hallucination.{SSL}", f"hallucination.{CLIP_ONLY}",
           "lower", diagnostics=SSL_PROBES),
+)
+
+# The report's tables, one row per captioning system (alt_text, no_alt, stage1, altogether, gold, enc_<encoder>) or
+# downstream CLIP; the remaining keys (copy probes, encoder probes, gates) are laid out by their shape.
+TABLES = (
+    ReportTable("captions of the test images against their re-aligned references",
+                ("cider", "bleu4", "object_recall", "object_precision", "colour_acc", "position_acc",
+                 "hallucination", "brand_retention", "brand_mention", "brand_hallucination")),
+    ReportTable("diversity of each caption set (the same test images)", ("distinct2", "vocabulary", "entity_survival")),
+    ReportTable("downstream CLIPs (zero-shot on Fashion-MNIST; text-to-image R@1, held-out human-style queries)",
+                ("clip_zeroshot", "clip_t2i_r1", "clip_t2i_r1_realigned")),
 )
