@@ -363,6 +363,34 @@ def test_evaluate_probes_the_test_scenes_with_the_probes_layers_from_one_encodin
     assert out["t2i_r1"] == one["t2i_r1"] and out["i2t_r1_realigned"] == one["i2t_r1_realigned"]
 
 
+def test_teacher_probes_read_the_ema_tower_and_only_when_asked(tmp_path):
+    """A distilled variant's ``<metric>_teacher`` probes the EMA teacher's ViT (not the student's), the same
+    probes as ``dense_probes`` on that tower; ``probe.teacher=false`` drops them and leaves the student's as
+    they were."""
+    from fmrecipes.core.text_encoder import text_codec
+    from fmrecipes.data.scene_pack import pack_texts, scene_pack
+    from fmrecipes.tips import experiment
+    from fmrecipes.tips.model import TIPSModel
+
+    cfg = smoke_cfg(tmp_path)
+    ev = experiment.eval_set(cfg)
+    pack = scene_pack(cfg.data, "train", 16)
+    codec = text_codec(cfg.text, cfg.tokenizer_vocab, pack_texts(pack), tmp_path / "tok")
+    torch.manual_seed(0)
+    model = TIPSModel(cfg, "clip_alt_distill").eval()
+    with torch.no_grad():  # the teacher differs from the student, as after training
+        for p in model.teacher["vit"].parameters():
+            p.add_(0.5 * torch.randn_like(p))
+    out = experiment.evaluate(model, codec, ev, cfg)
+    teacher = experiment.dense_probes({"": model.teacher["vit"]}, ev, cfg)
+    student = experiment.dense_probes({"": model.vit}, ev, cfg)
+    assert out["depth_rmse_teacher"] == teacher["depth_rmse"] != student["depth_rmse"]
+    assert out["seg_miou_teacher"] == teacher["seg_miou"]
+    without = experiment.evaluate(model, codec, ev, smoke_cfg(tmp_path, "probe.teacher=false"))
+    assert not any(k.endswith("_teacher") for k in without)
+    assert without["depth_rmse"] == out["depth_rmse"] == student["depth_rmse"]
+
+
 def test_probes_measure_what_they_should():
     from fmrecipes.core.retrieval import retrieval_r1
     from fmrecipes.tips.config import ProbeConfig

@@ -90,8 +90,8 @@ def evaluate(model: TIPSModel, codec: TextCodec, ev: EvalSet, cfg: TIPSConfig) -
         if n_cls == 2:
             out[f"i2t_r1{suffix}_cls2"], out[f"t2i_r1{suffix}_cls2"] = (
                 100 * r for r in retrieval_r1(test.cls[:, 1], texts))
-    towers = {"": model.vit}  # the student; with self-supervision also the EMA teacher
-    if hasattr(model, "teacher"):
+    towers = {"": model.vit}  # the student; with self-supervision (and probe.teacher) also the EMA teacher
+    if hasattr(model, "teacher") and p.teacher:
         towers["_teacher"] = model.teacher["vit"]
     return {**out, **dense_probes(towers, ev, cfg, test_patches={"": test.patches})}
 
