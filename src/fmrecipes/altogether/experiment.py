@@ -46,11 +46,9 @@ from .encoder import embed_images, encoder_probes, image_encoder, random_alt_tex
 from .evaluate import caption_metrics, diversity
 from .losses import caption_loss
 from .model import Captioner
+from .paper import AUTO_ENCODERS, compared
 
 SYSTEMS = ("alt_text", "no_alt", "stage1", "altogether", "gold")
-# tips variants that differ in the image self-supervision alone (distillation + MIM, row C2, vs contrastive on
-# alt-text only, row A): the pair the self-supervised-encoder claims compare
-AUTO_ENCODERS = ("clip_alt_distill_mim", "clip_alt")
 
 
 @dataclass
@@ -269,7 +267,7 @@ def encoder_comparison(cfg: AltogetherConfig, s: Setup, out: Path) -> dict[str, 
     result: dict[str, Any] = {}
     prompts = [inference_prompt(a) for a in s.data.test.alt_texts]
     for path in compare_paths(cfg):
-        name = f"enc_{path.parent.name}"
+        name = compared(path.parent.name)
         vit = load_model(path, expect=ViT).eval()
         emb = {k: embed_images(vit, getattr(s.data, k).images) for k in ("pretrain", "finetune", "test")}
         result.update(encoder_probes(emb["pretrain"], s.data.pretrain.graphs, emb["test"], s.data.test.graphs, name))

@@ -16,9 +16,19 @@ ENCODER = ("encoder_probe.class", "encoder_probe.class_majority", "encoder_probe
            "encoder_probe.colour_majority")
 
 # the seed's comment: image self-supervised objectives for image-text generative models; the same captioner on a
-# self-supervised encoder (tips row C2: contrastive + distillation + MIM) and on the contrastive-only one (row A)
+# self-supervised encoder (tips row C2: contrastive + distillation + MIM) and on the contrastive-only one (row A).
+# AUTO_ENCODERS: those two tips variants, which differ in the image self-supervision alone (`compare_encoders:
+# [auto]` takes them); a compared encoder's metrics are keyed by `compared(<its tips variant>)`.
 SSL_COMMENT = "beyond the paper: the seed's comment (image self-supervision for image-text generative models)"
-SSL, CLIP_ONLY = "enc_clip_alt_distill_mim", "enc_clip_alt"
+AUTO_ENCODERS = ("clip_alt_distill_mim", "clip_alt")
+
+
+def compared(variant: str) -> str:
+    """The system name of the captioner trained on the encoder of tips variant ``variant``."""
+    return f"enc_{variant}"
+
+
+SSL, CLIP_ONLY = (compared(v) for v in AUTO_ENCODERS)
 SSL_PROBES = tuple(f"encoder_probe.{attr}.{enc}" for attr in ("class", "colour") for enc in (SSL, CLIP_ONLY))
 
 CLAIMS = (

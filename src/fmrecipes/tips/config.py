@@ -82,7 +82,7 @@ class ProbeConfig:
     # also train the same ViT supervised on the training scenes' masks and depth, with the variants' budget, and
     # probe it alike (`<metric>.supervised`): the dense probes' ceiling at this size
     supervised_ceiling: bool = False
-    # also probe the distilled variants' EMA teacher tower (`<metric>_teacher.<variant>`), a diagnostic beside the
+    # also probe the self-supervised variants' EMA teacher tower (`<metric>_teacher.<variant>`), a diagnostic beside the
     # DINO collapse numbers; the claims read the student
     teacher: bool = True
 
