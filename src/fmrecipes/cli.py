@@ -108,7 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("reproduce", help="run a recipe's small-scale paper comparison (or all, plus the report)")
     p.add_argument("recipe", choices=[*RECIPES, "all"])
-    p.add_argument("--preset", choices=PRESETS, default="quick", help="smoke: seconds; quick: demo; full: real")
+    p.add_argument("--preset", default="quick", help=f"{', '.join(PRESETS)} (smoke: seconds; quick: demo; full: "
+                   "real), or a recipe's own preset in configs/<recipe>/ (tips: long)")
     p.add_argument("--out", default="runs/reproduce", help="output directory (default: runs/reproduce)")
     p.set_defaults(func=_reproduce)
 
