@@ -21,14 +21,19 @@ def test_committed_tables_are_what_the_committed_summaries_give():
 
 
 def test_committed_results_carry_every_seed_and_their_provenance():
-    for summary_path in RESULTS.glob("*/summary.json"):
-        name = summary_path.parent.name
-        summary, prov = reference(name), provenance(name)
-        assert summary["preset"] == "full" and len(summary["seeds"]) >= 3
+    """results/<recipe>/ holds the full preset, results/<recipe>/<preset>/ a recipe's own preset (never smoke or
+    quick): each with every seed's summary, three or more seeds, and the provenance of the run."""
+    found = [(p.parent.name, "full") for p in RESULTS.glob("*/summary.json")]
+    found += [(p.parent.parent.name, p.parent.name) for p in RESULTS.glob("*/*/summary.json")
+              if not p.parent.name.startswith("seed")]
+    for name, preset in found:
+        summary, prov = reference(name, preset=preset), provenance(name, preset=preset)
+        where = RESULTS / name if preset == "full" else RESULTS / name / preset
+        assert summary["preset"] == prov["preset"] == preset not in ("smoke", "quick") and len(summary["seeds"]) >= 3
         for s in summary["seeds"]:
-            assert (RESULTS / name / f"seed{s}" / "summary.json").is_file()
+            assert (where / f"seed{s}" / "summary.json").is_file()
         assert prov["commit"] and prov["command"] and prov["machine"] == summary["machine"]
-        assert not list((RESULTS / name).rglob("*.safetensors"))  # no checkpoints
+        assert not list(where.rglob("*.safetensors"))  # no checkpoints
 
 
 def _claims_summary(name, diffs, preset="full"):
@@ -71,6 +76,42 @@ def test_publish_copies_summaries_and_provenance_not_checkpoints(tmp_path):
     (run / "sso" / "seed2" / "summary.json").unlink()
     with pytest.raises(FmError, match=r"seeds \[2\]"):
         publish("sso", run, "x", "abc", root=tmp_path / "res")
+
+
+def test_a_recipes_own_preset_is_published_beside_full_and_rendered_in_its_own_block(tmp_path):
+    """A preset of a recipe's own (tips long) goes to results/<recipe>/<preset>/ and leaves the full results as
+    they were; its block ``<recipe>/<preset>`` renders it, and its default command names the preset."""
+    res = tmp_path / "res"
+    publish("sso", _run_dir(tmp_path / "f", "sso", [0.3, 0.2, 0.25]), "cmd-full", "abc", root=res)
+    long_run = _run_dir(tmp_path / "l", "sso", [-0.3, -0.2, -0.25], preset="long")
+    dest = publish("sso", long_run, None, "def", root=res)
+    assert dest == res / "sso" / "long" and reference("sso", res, "long")["preset"] == "long"
+    assert reference("sso", res)["preset"] == "full" and provenance("sso", res)["command"] == "cmd-full"
+    assert provenance("sso", res, "long")["command"] == f"fmrecipes reproduce sso --preset long --out {long_run}"
+    claim = get("sso").claims[0]
+    assert reference("sso", res)[f"claims.{claim.id}.verdict"] == "holds"
+    assert reference("sso", res, "long")[f"claims.{claim.id}.verdict"] == "fails"
+    doc = "<!-- results:sso/long -->\n<!-- /results:sso/long -->\n<!-- results:sso -->\n<!-- /results:sso -->\n"
+    out = render_text(doc, res)
+    long_block, full_block = out.split("<!-- results:sso -->")
+    assert "at commit `def`" in long_block and "`results/sso/long/`" in long_block and "**fails**" in long_block
+    assert "at commit `abc`" in full_block and "`results/sso/`" in full_block and "**holds**" in full_block
+    assert "No long-preset results are committed for `stability`" in render_text(
+        "<!-- results:stability/long -->\n<!-- /results:stability/long -->\n", res)
+    with pytest.raises(FmError, match="unknown results block"):
+        render_text("<!-- results:nope/long -->\n<!-- /results:nope/long -->", res)
+
+
+def test_reproduce_takes_a_recipes_own_preset_only_for_that_recipe(tmp_path, monkeypatch):
+    from fmrecipes import reproduce as rep
+
+    ran = []
+    monkeypatch.setattr(rep, "run_recipe", lambda name, preset, out: ran.append((name, preset)) or {"wall_time_s": 0})
+    assert rep.reproduce("tips", "long", tmp_path) == 0 and ran == [("tips", "long")]
+    for target, preset in (("sso", "long"), ("all", "long"), ("tips", "nope")):
+        with pytest.raises(FmError, match=f"--preset '{preset}' is unknown"):
+            rep.reproduce(target, preset, tmp_path)
+    assert ran == [("tips", "long")]
 
 
 def test_blocks_are_rendered_from_the_summaries_and_stale_ones_replaced(tmp_path):

@@ -53,8 +53,7 @@ def _report(args: argparse.Namespace) -> int:
 def _results_publish(args: argparse.Namespace) -> int:
     from .results import publish
 
-    command = args.command_line or f"fmrecipes reproduce {args.recipe} --preset full --out {args.source}"
-    print(f"published: {publish(args.recipe, args.source, command, args.commit)}")
+    print(f"published: {publish(args.recipe, args.source, args.command_line, args.commit)}")
     return 0
 
 
@@ -119,9 +118,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     results = sub.add_parser("results", help="committed full-preset results (results/) and the tables made from them")
     verbs = results.add_subparsers(dest="verb", required=True, metavar="<verb>", parser_class=Parser)
-    p = verbs.add_parser("publish", help="copy a full run's summaries (no checkpoints) to results/<recipe>/")
+    p = verbs.add_parser("publish", help="copy a full run's summaries (no checkpoints) to results/<recipe>/ (a "
+                         "recipe's own preset P: results/<recipe>/P/)")
     p.add_argument("recipe", choices=RECIPES)
-    p.add_argument("--from", dest="source", required=True, help="the --out directory of `reproduce --preset full`")
+    p.add_argument("--from", dest="source", required=True,
+                   help="the --out directory of `reproduce --preset full` (or P)")
     p.add_argument("--commit", default=None, help="the commit that produced the run (default: the checkout's HEAD)")
     p.add_argument("--command-line", default=None, help="the command that produced the run, as recorded")
     p.set_defaults(func=_results_publish)

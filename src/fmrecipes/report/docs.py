@@ -1,6 +1,7 @@
 """The documentation's generated tables: README.md and ``docs/*.md`` hold blocks between
-``<!-- results:NAME -->`` and ``<!-- /results:NAME -->`` (``claims``: every committed claim; ``<recipe>``: that
-recipe's provenance, claims and tables; ``bench``: the committed ``make bench`` runs), rendered from the committed
+``<!-- results:NAME -->`` and ``<!-- /results:NAME -->`` (``claims``: every committed full-preset claim;
+``<recipe>``: that recipe's provenance, claims and tables; ``<recipe>/<preset>``: the same for a preset of the
+recipe's own; ``bench``: the committed ``make bench`` runs), rendered from the committed
 summaries (:mod:`fmrecipes.results`) by the report's own code. ``fmrecipes results docs`` writes them; ``--check``
 (and a test) fails when a committed table differs from what the summaries give, so no number in a generated block
 is typed by hand.
@@ -14,12 +15,13 @@ from pathlib import Path
 from ..core.fileio import atomic_write_text
 from ..errors import FmError
 from ..recipes import all_recipes, get
-from ..results import REPO, RESULTS, provenance, reference
+from ..results import REPO, RESULTS, provenance, reference, result_dir
 from . import FOREST, WHY, claim_rows, md_table, tables, wall_time_text
 from .bench import bench_block
 from .forest import forest_plot, points
 
-BLOCK = re.compile(r"(<!-- results:(?P<name>[a-z_]+) -->\n)(?P<body>.*?)(<!-- /results:(?P=name) -->)", re.S)
+BLOCK = re.compile(r"(<!-- results:(?P<name>[a-z_]+(?:/[a-z_]+)?) -->\n)(?P<body>.*?)(<!-- /results:(?P=name) -->)",
+                   re.S)
 
 
 def claims_block(root: Path = RESULTS) -> str:
@@ -42,16 +44,18 @@ def claims_block(root: Path = RESULTS) -> str:
     return "\n".join(lines)
 
 
-def recipe_block(name: str, root: Path = RESULTS) -> str:
-    """Recipe ``name``'s committed results: provenance, claims and the report's tables of its summary."""
-    summary = reference(name, root)
+def recipe_block(name: str, root: Path = RESULTS, preset: str = "full") -> str:
+    """Recipe ``name``'s committed results of ``preset``: provenance, claims and the report's tables of its
+    summary."""
+    summary = reference(name, root, preset)
     if summary is None:
-        return (f"No full-preset results are committed for `{name}` yet: `fmrecipes reproduce {name} --preset full "
-                f"--out runs/full`, then `fmrecipes results publish {name} --from runs/full`.")
-    prov = provenance(name, root)
+        return (f"No {preset}-preset results are committed for `{name}` yet: `fmrecipes reproduce {name} --preset "
+                f"{preset} --out runs/{preset}`, then `fmrecipes results publish {name} --from runs/{preset}`.")
+    prov = provenance(name, root, preset)
+    where = result_dir(name, preset, Path("results"))
     lines = [f"From `{prov.get('command', '?')}` at commit `{str(prov.get('commit', '?'))[:10]}`, seeds "
              f"{summary.get('seeds')}, {wall_time_text(summary)}, on {prov.get('machine', '?')} "
-             f"(`results/{name}/`).", ""]
+             f"(`{where}/`).", ""]
     lines += md_table(["claim", "paper", "ours (mean ± std of the paired difference, n)", "verdict", WHY],
                     [[r["claim"], r["paper"], r["ours"], f"**{r['verdict']}**", r["why"]]
                      for r in claim_rows(summary, get(name).claims)])
@@ -61,16 +65,17 @@ def recipe_block(name: str, root: Path = RESULTS) -> str:
 
 
 def render_block(block: str, root: Path = RESULTS) -> str:
-    """The generated text of block ``block`` (``claims``, ``bench`` or a recipe's name)."""
+    """The generated text of block ``block`` (``claims``, ``bench``, a recipe's name, or ``<recipe>/<preset>``)."""
     if block == "claims":
         return claims_block(root)
     if block == "bench":
         return bench_block(root / "bench")
+    name, _, preset = block.partition("/")
     try:
-        return recipe_block(get(block).name, root)
+        return recipe_block(get(name).name, root, preset or "full")
     except FmError:
-        raise FmError(f"unknown results block '<!-- results:{block} -->'; use claims, bench or a recipe's name") \
-            from None
+        raise FmError(f"unknown results block '<!-- results:{block} -->'; use claims, bench, a recipe's name or "
+                      "<recipe>/<preset>") from None
 
 
 def render_text(text: str, root: Path = RESULTS) -> str:
