@@ -188,7 +188,7 @@ CASES = [
      r"--temperature: must be a finite number of at least 0"),
     # reproduce / report / data
     ("reproduce-recipe", ["reproduce", "stabilty", "--out", "{t}/o"], None, r"invalid choice: 'stabilty'"),
-    ("reproduce-preset", ["reproduce", "sim", "--preset", "huge", "--out", "{t}/o"], None, r"invalid choice: 'huge'"),
+    ("reproduce-preset", ["reproduce", "sim", "--preset", "huge", "--out", "{t}/o"], None, r"--preset 'huge' is unknown"),
     ("reproduce-out-file", ["reproduce", "sim", "--preset", "smoke", "--out", "{t}/f"], write("f", "x"), r"is a file"),
     ("report-out-file", ["report", "--out", "{t}/f"], write("f", "x"), r"report --out .*f is not a directory"),
     ("report-out-missing", ["report", "--out", "{t}/nope"], None, r"report --out .*nope is not a directory"),
