@@ -26,6 +26,7 @@ def test_committed_results_carry_every_seed_and_their_provenance():
     found = [(p.parent.name, "full") for p in RESULTS.glob("*/summary.json")]
     found += [(p.parent.parent.name, p.parent.name) for p in RESULTS.glob("*/*/summary.json")
               if not p.parent.name.startswith("seed")]
+    assert ("tips", "long") in found
     for name, preset in found:
         summary, prov = reference(name, preset=preset), provenance(name, preset=preset)
         where = RESULTS / name if preset == "full" else RESULTS / name / preset
